@@ -1,0 +1,209 @@
+"""Command line: ``python -m derive report``.
+
+main(argv) only parses and calls the library; errors become one line on stderr and
+an exit code here, in one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, DeriveError, InputError
+from .problem import BUILTIN_DATASETS, DTYPES, Training
+
+EXAMPLES = """\
+examples:
+  python -m derive report
+      the two-sample data of the original script, random initial values, HTML + PDF in reports/
+  python -m derive report --data single --init W=0.21318328,b=0.78609025 --format json,html,pdf
+      one sample, pinned initial values: dL/dW = -1.388673, dL/db = -0.420810
+  python -m derive report --data tf-examples --seed 7
+      the 17-point tutorial data, reproducible initial values
+  python -m derive report --x 3.3,1 --y 1.7,2 --dtype float64
+  python -m derive report --data points.csv --out handouts --name week3
+  python -m derive report --wrong-derivative drop-factor-2
+      show that a derivative without the factor 2 fails the check (exit code 1)
+
+exit codes: 0 every check passed, 1 a check failed, 2 bad input, 3 internal error
+"""
+
+
+def _init_values(text: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, number = item.partition("=")
+        name, number = name.strip(), number.strip()
+        if not sep or not name:
+            raise InputError("--init expects NAME=VALUE pairs such as W=0.2,b=0.7", item)
+        try:
+            values[name] = float(number)
+        except ValueError:
+            raise InputError(f"--init value for {name} is not a number", number or "empty") from None
+    return values
+
+
+def _formats(text: str) -> list[str]:
+    from .render import FORMATS
+
+    formats = [item.strip().lower() for item in text.split(",") if item.strip()]
+    if not formats:
+        raise InputError("--format is empty; choose from " + ",".join(FORMATS), text)
+    for item in formats:
+        if item not in FORMATS:
+            raise InputError("unknown format; choose from " + ",".join(FORMATS), item)
+    return list(dict.fromkeys(formats))
+
+
+def _stem(text: str) -> str:
+    if not text or text in {".", ".."} or re.search(r"[/\\\0]", text):
+        raise InputError("--name must be a file name without a path separator", text)
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse's own usage errors are bad input too: one line, exit 2.
+        raise InputError("invalid command line", message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m derive",
+        description="Explain, with proof, how tf.GradientTape arrives at its gradients.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    report = commands.add_parser(
+        "report",
+        help="derive, substitute and check the gradient; write HTML, PDF and JSON",
+        description="Derive dL/dW and dL/db with SymPy, evaluate them at TensorFlow's "
+        "initial values, check them against tf.GradientTape, and write the report.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+    )
+    data = report.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        default="seed",
+        metavar="NAME|FILE.csv",
+        help="built-in data set (" + ", ".join(BUILTIN_DATASETS) + "; default seed), "
+        "a CSV file with a header, or - for CSV on standard input",
+    )
+    data.add_argument("--x", metavar="X1,X2,...", help="inline x values (with --y)")
+    data.add_argument("--y", metavar="Y1,Y2,...", help="inline y values (with --x)")
+    data.add_argument(
+        "--columns", default="x,y", metavar="COLX,COLY", help="CSV columns to use (default x,y)"
+    )
+    setup = report.add_argument_group("initial values and arithmetic")
+    setup.add_argument(
+        "--init", metavar="W=VALUE,b=VALUE", help="pin the initial values (default: random)"
+    )
+    setup.add_argument(
+        "--seed", type=int, help="seed for the random initial values (default: drawn, recorded)"
+    )
+    setup.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    setup.add_argument(
+        "--wrong-derivative",
+        metavar="KIND",
+        help="demonstration: use a deliberately wrong derivative "
+        "(drop-factor-2, drop-mean, x-for-y) and watch the check fail",
+    )
+    output = report.add_argument_group("output")
+    output.add_argument(
+        "--format", default="html,pdf", help="comma-separated: html, pdf, json (default html,pdf)"
+    )
+    output.add_argument("--out", default="reports", help="output folder (default reports)")
+    output.add_argument("--name", help="file name stem (default: the data set's name)")
+    output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    return parser
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .datasets import parse_number_list, resolve_dataset
+    from .problem import make_problem
+    from .render import check_writable, render_all, write_atomically
+    from .report import explain
+
+    say = (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
+    formats = _formats(args.format)
+    if args.dtype not in DTYPES:
+        raise InputError("unknown dtype; choose " + " or ".join(DTYPES), args.dtype)
+    columns = tuple(part.strip() for part in args.columns.split(","))
+    if len(columns) != 2 or not all(columns):
+        raise InputError("--columns expects two names such as x,y", args.columns)
+    x = parse_number_list(args.x, "--x") if args.x is not None else None
+    y = parse_number_list(args.y, "--y") if args.y is not None else None
+    dataset = resolve_dataset(args.data, x, y, columns)  # type: ignore[arg-type]
+    init = _init_values(args.init) if args.init else None
+    problem = make_problem(
+        dataset, dtype=args.dtype, init=init, seed=args.seed, training=Training()
+    )
+    stem = _stem(args.name) if args.name is not None else _stem(problem.name)
+    if args.wrong_derivative is not None:
+        from .symbolic import WRONG_DERIVATIVES
+
+        if args.wrong_derivative not in WRONG_DERIVATIVES:
+            raise InputError(
+                "unknown kind of wrong derivative; choose " + ", ".join(WRONG_DERIVATIVES),
+                args.wrong_derivative,
+            )
+    out = Path(args.out)
+    check_writable(out)
+
+    started = time.perf_counter()
+    say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
+        + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
+        + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)"))
+    report = explain(problem, args.wrong_derivative)
+    contents = render_all(report, formats, lambda stage: None)
+    written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
+    for check in report.checks:
+        verdict = "pass" if check.ok else "FAIL"
+        say(f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
+            f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}")
+    for path in written:
+        say(f"  wrote {path}")
+    elapsed = time.perf_counter() - started
+    say(("all checks passed" if report.ok else "SOME CHECKS FAILED") + f" ({elapsed:.1f} s)")
+    return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_OK
+        return run_report(args)
+    except DeriveError as error:
+        if debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted (earlier report files are unchanged)", file=sys.stderr)
+        return 130
+    except Exception as error:  # the one place where unexpected errors become a message
+        if debug:
+            raise
+        print(
+            f"error: internal error: {type(error).__name__}: {error} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Compare the tape's numbers with exact references, with a tolerance from error analysis.
+
+The reference is exact (rational arithmetic at the float values the tape used), so
+the whole difference is the tape's rounding error. That error is bounded by
+
+    |tape - exact| <= gamma_k * M,   gamma_k = k u / (1 - k u),
+
+where u is the unit roundoff of the tape's dtype (2^-24 for float32), k the number
+of roundings on the longest chain of operations, and M the same computation done
+on absolute values (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+# Roundings on the longest chain for one gradient of the mean squared error, beyond
+# the n - 1 additions of the sum: 3 in the residual W*x_i + b - y_i (counted twice
+# where the residual is squared), 1 for the square or the product with x_i, 1 for
+# the division by n, 1 more for the product with x_i in the backward pass. Rounded
+# up, so the bound holds for the forward loss and both gradients.
+EXTRA_ROUNDINGS = 8
+
+PRECISION_BITS = {"float32": 24, "float64": 53}
+
+
+def unit_roundoff(dtype: str) -> Fraction:
+    return Fraction(1, 2 ** PRECISION_BITS[dtype])
+
+
+def ulp(value: float, dtype: str) -> float:
+    """Spacing of the dtype's floats at |value| (for 0, at the smallest normal number)."""
+    bits = PRECISION_BITS[dtype]
+    if value == 0 or not math.isfinite(value):
+        exponent = -125 if dtype == "float32" else -1021
+    else:
+        _, exponent = math.frexp(abs(value))
+    return math.ldexp(1.0, exponent - bits)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """gamma_k * magnitude, and the numbers it is made of."""
+
+    roundings: int  # k
+    unit_roundoff: float  # u
+    gamma: float  # k u / (1 - k u)
+    magnitude: float  # M: the computation on absolute values
+    value: float  # gamma * M, the tolerance
+
+
+def rounding_bound(n: int, dtype: str, magnitude: Fraction) -> Bound:
+    u = unit_roundoff(dtype)
+    k = n - 1 + EXTRA_ROUNDINGS
+    gamma = k * u / (1 - k * u) if k * u < 1 else Fraction(math.inf)
+    value = gamma * magnitude if k * u < 1 else math.inf
+    return Bound(k, float(u), float(gamma), float(magnitude), float(value))
+
+
+@dataclass(frozen=True)
+class Check:
+    """One number computed two ways, and whether they agree within the bound."""
+
+    quantity: str  # e.g. "dL/dW"
+    reference: float  # the exact value, rounded to float64 for display
+    tape: float
+    abs_error: float
+    rel_error: float | None  # None when the reference is 0
+    ulps: float  # |tape - reference| in ULPs of the tape's dtype at the reference
+    tolerance: float
+    bound: Bound
+    ok: bool
+
+
+def compare(
+    quantity: str,
+    reference: Fraction,
+    tape: float,
+    bound: Bound,
+    dtype: str,
+) -> Check:
+    """Exact difference between the tape and the reference, judged against the bound."""
+    if not math.isfinite(tape):
+        return Check(
+            quantity, float(reference), tape, math.inf, math.inf, math.inf,
+            bound.value, bound, False,
+        )
+    difference = abs(Fraction(tape) - reference)
+    rel_error = float(difference / abs(reference)) if reference else None
+    return Check(
+        quantity=quantity,
+        reference=float(reference),
+        tape=tape,
+        abs_error=float(difference),
+        rel_error=rel_error,
+        ulps=float(difference) / ulp(float(reference), dtype),
+        tolerance=bound.value,
+        bound=bound,
+        ok=difference <= Fraction(bound.value),
+    )

@@ -1,0 +1,109 @@
+"""The Report as JSON (schema: derive/schema/report.schema.json)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .check import Check
+    from .report import Report, SampleRow
+
+SCHEMA_ID = "derive-report/1"
+
+
+def _number(value: float | None) -> float | None:
+    """JSON has no NaN or infinity; those become null."""
+    if value is None or not math.isfinite(value):
+        return None
+    return value
+
+
+def check_to_dict(check: Check) -> dict[str, Any]:
+    return {
+        "quantity": check.quantity,
+        "reference": _number(check.reference),
+        "tape": _number(check.tape),
+        "abs_error": _number(check.abs_error),
+        "rel_error": _number(check.rel_error),
+        "ulps": _number(check.ulps),
+        "tolerance": _number(check.tolerance),
+        "bound": {
+            "roundings": check.bound.roundings,
+            "unit_roundoff": check.bound.unit_roundoff,
+            "gamma": _number(check.bound.gamma),
+            "magnitude": _number(check.bound.magnitude),
+        },
+        "ok": check.ok,
+    }
+
+
+def _row(row: SampleRow) -> dict[str, Any]:
+    return {
+        "i": row.i,
+        "x": row.x,
+        "y": row.y,
+        "prediction": row.prediction,
+        "residual": row.residual,
+        "loss_term": row.loss_term,
+        "shares": dict(row.shares),
+    }
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    problem = report.problem
+    loss_check, *gradient_checks = report.checks
+    return {
+        "schema": SCHEMA_ID,
+        "ok": report.ok,
+        "wrong_derivative": report.wrong_derivative,
+        "problem": {
+            "name": problem.name,
+            "source": problem.source,
+            "n": problem.n,
+            "dtype": problem.dtype,
+            "x": list(problem.x),
+            "y": list(problem.y),
+            "x_given": list(problem.x_given),
+            "y_given": list(problem.y_given),
+            "init": dict(problem.init),
+            "init_source": problem.init_source,
+            "seed": problem.seed,
+            "model": problem.model,
+            "loss": problem.loss,
+        },
+        "derivation": {
+            "loss": problem.loss_general,
+            "gradients": {
+                d.parameter: {
+                    "steps": [
+                        {"rule": s.rule, "latex": s.latex, "verified": s.verified}
+                        for s in d.steps
+                    ],
+                    "result": d.result,
+                    "written_out": d.written_out,
+                    "verified": d.verified,
+                }
+                for d in report.derivations
+            },
+        },
+        "initial": {
+            "reference_method": report.reference_method,
+            "loss": check_to_dict(loss_check),
+            "gradients": {
+                d.parameter: check_to_dict(c) for d, c in zip(report.derivations, gradient_checks)
+            },
+            "per_sample": [_row(row) for row in report.samples.rows if row is not None],
+            "per_sample_elided": report.samples.elided,
+            "mean": {
+                "loss_term": report.samples.mean_loss_term,
+                "shares": dict(report.samples.mean_shares),
+            },
+        },
+        "versions": dict(report.versions),
+    }
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"

@@ -1,0 +1,61 @@
+"""LaTeX to inline SVG that sits on the text baseline (ziamath, no TeX installation).
+
+ziamath puts the baseline at y = 0 of the viewBox, so the part below the baseline
+is ``viewBox.y + height``. Sizes are given in em, and the SVG is shifted down by
+that depth with ``vertical-align``, so a formula lines up with the text around it
+in the browser and in WeasyPrint alike.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import xml.etree.ElementTree as ET
+from functools import lru_cache
+
+import ziamath
+
+from .errors import RenderError
+
+# svg2=False writes glyphs as plain paths, without <symbol>/<use> ids that would
+# repeat across formulas on one page (invalid HTML) and slow rendering down.
+ziamath.config.svg2 = False
+
+FONT_SIZE_PX = 16.0  # ziamath's unit; converted to em below
+_VIEWBOX = re.compile(r'viewBox="([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+)"')
+_SIZE_ATTRIBUTES = re.compile(r' width="[-\d.]+" height="[-\d.]+"')
+_UNKNOWN_COMMAND = re.compile(r">\\[A-Za-z]+<")
+
+
+@lru_cache(maxsize=4096)
+def latex_to_svg(latex: str, label: str | None = None, display: bool = False) -> str:
+    """Inline SVG markup for `latex`, sized in em and aligned on the baseline.
+
+    `label` is the spoken form for screen readers and PDF alt text (the LaTeX if
+    not given). Raises RenderError for LaTeX that ziamath cannot read, including
+    commands it does not know (which it would otherwise print as literal text).
+    """
+    try:
+        math = ziamath.Latex(latex, size=FONT_SIZE_PX, title=label or latex)
+        mathml = ET.tostring(math.mathml, encoding="unicode")
+        svg = math.svg()
+    except Exception as error:  # ziamath signals malformed input with bare asserts
+        raise RenderError(f"cannot render formula {latex!r}: {error!r}") from error
+    unknown = _UNKNOWN_COMMAND.search(mathml)
+    if unknown:
+        raise RenderError(f"unknown LaTeX command {unknown.group(0)[1:-1]} in {latex!r}")
+    match = _VIEWBOX.search(svg)
+    if match is None:  # pragma: no cover - ziamath always writes a viewBox
+        raise RenderError(f"no viewBox in the SVG for {latex!r}")
+    _, top, width, height = (float(v) for v in match.groups())
+    depth = top + height
+    style = (
+        f"width:{width / FONT_SIZE_PX:.3f}em;height:{height / FONT_SIZE_PX:.3f}em;"
+        f"vertical-align:{-depth / FONT_SIZE_PX:.3f}em"
+    )
+    css_class = "math display" if display else "math"
+    attributes = (
+        f' class="{css_class}" role="img" aria-label="{html.escape(label or latex)}"'
+        f' style="{style}"'
+    )
+    return _SIZE_ATTRIBUTES.sub(lambda _: attributes, svg, count=1)

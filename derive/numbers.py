@@ -1,0 +1,37 @@
+"""How numbers are written in formulas and tables."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+SIGNIFICANT_DIGITS = 10
+
+
+def plain(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """A number with `digits` significant digits, no exponent for everyday magnitudes."""
+    value = float(value)
+    if value == 0:
+        return "0"
+    if not math.isfinite(value):
+        return str(value)
+    text = f"{value:.{digits}g}"
+    if "e" in text:
+        return text
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def latex_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """The number as LaTeX: 1.5e-07 becomes 1.5 \\times 10^{-7}."""
+    text = plain(value, digits)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = rf"{mantissa} \times 10^{{{int(exponent)}}}"
+    return text
+
+
+def exact_float(value: float) -> str:
+    """Enough digits to see what a float really is (3.3 in float32 is 3.2999999523162842)."""
+    return repr(float(value))

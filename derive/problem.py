@@ -1,0 +1,183 @@
+"""The problem a report explains: data, model, loss, initial values and dtype.
+
+A :class:`Problem` is validated once, here, and immutable afterwards. It keeps the
+data both as given and as the tape sees it (rounded to the tape's dtype), because
+an exact reference must use the values TensorFlow actually computed with.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .errors import InputError
+
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Named (x, y) samples, as the user gave them."""
+
+    name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    source: str  # where the samples came from, shown in the report
+
+
+BUILTIN_DATASETS: Mapping[str, Dataset] = {
+    "seed": Dataset(
+        "seed", (3.3, 1.0), (1.7, 2.0), "built-in: the two samples of the reference script"
+    ),
+    "single": Dataset("single", (3.3,), (1.7,), "built-in: one sample, x = 3.3, y = 1.7"),
+    "tf-examples": Dataset(
+        "tf-examples",
+        (3.3, 4.4, 5.5, 6.71, 6.93, 4.168, 9.779, 6.182, 7.59, 2.167,
+         7.042, 10.791, 5.313, 7.997, 5.654, 9.27, 3.1),
+        (1.7, 2.76, 2.09, 3.19, 1.694, 1.573, 3.366, 2.596, 2.53, 1.221,
+         2.827, 3.465, 1.65, 2.904, 2.42, 2.94, 1.3),
+        "built-in: the 17-point example data of the TensorFlow tutorials",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Initial:
+    """Initial parameter values as the tape holds them, and where they came from."""
+
+    values: Mapping[str, float]  # rounded to the dtype, as stored in tf.Variable
+    source: str  # "pinned" or "random"
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class Training:
+    steps: int = 1000
+    learning_rate: float = 0.01
+    display_step: int = 50
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything that determines a report. Built by :func:`make_problem`."""
+
+    name: str
+    dataset: Dataset
+    dtype: str
+    x: tuple[float, ...]  # as the tape sees them: rounded to dtype
+    y: tuple[float, ...]
+    initial: Initial
+    model: str = "linear"
+    loss: str = "mse"
+    training: Training = field(default_factory=Training)
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+    @property
+    def unit_roundoff(self) -> Fraction:
+        """u = 2^-p, half the distance from 1 to the next float of the tape's dtype."""
+        return Fraction(1, 2**24) if self.dtype == "float32" else Fraction(1, 2**53)
+
+    def exact(self, values: Sequence[float]) -> list[Fraction]:
+        """The dtype-rounded values as exact rationals (every float is one)."""
+        return [Fraction(v) for v in values]
+
+
+def round_to_dtype(values: Sequence[float], dtype: str, what: str) -> tuple[float, ...]:
+    """Round to the tape's dtype, refusing what the dtype cannot hold."""
+    array = np.asarray(values, dtype=np.float64)
+    for index, value in enumerate(array, start=1):
+        if not math.isfinite(value):
+            raise InputError(f"{what} value {index} is not a finite number", value)
+    with np.errstate(over="ignore"):
+        rounded = array.astype(dtype)
+    overflow = np.flatnonzero(~np.isfinite(rounded))
+    if overflow.size:
+        index = int(overflow[0])
+        raise InputError(f"{what} value {index + 1} overflows {dtype}", array[index])
+    return tuple(float(v) for v in rounded)
+
+
+def draw_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def initial_values(
+    parameters: Sequence[str],
+    dtype: str,
+    pinned: Mapping[str, float] | None,
+    seed: int | None,
+) -> Initial:
+    """Pinned values, or uniform in [0, 1) like ``np.random.random()`` in the reference script."""
+    if pinned:
+        unknown = sorted(set(pinned) - set(parameters))
+        if unknown:
+            raise InputError("unknown parameter in --init", unknown[0])
+        missing = [p for p in parameters if p not in pinned]
+        if missing:
+            raise InputError("--init needs a value for every parameter; missing", missing[0])
+        rounded = round_to_dtype([pinned[p] for p in parameters], dtype, "--init")
+        return Initial(dict(zip(parameters, rounded)), "pinned", seed)
+    if seed is None:
+        seed = draw_seed()
+    # The legacy generator, drawn in parameter order, as the reference script does.
+    generator = np.random.RandomState(seed)
+    drawn = [float(generator.random_sample()) for _ in parameters]
+    rounded = round_to_dtype(drawn, dtype, "random initial value")
+    return Initial(dict(zip(parameters, rounded)), "random", seed)
+
+
+def make_problem(
+    dataset: Dataset,
+    *,
+    dtype: str = "float32",
+    init: Mapping[str, float] | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+    training: Training | None = None,
+    model: str = "linear",
+    loss: str = "mse",
+) -> Problem:
+    """Validate the inputs and freeze them into a :class:`Problem`."""
+    from .models import get_loss, get_model
+
+    if dtype not in DTYPES:
+        raise InputError("unknown dtype; choose float32 or float64", dtype)
+    definition = get_model(model)
+    get_loss(loss)
+    if len(dataset.x) != len(dataset.y):
+        raise InputError(
+            "x and y have different lengths", f"{len(dataset.x)} x, {len(dataset.y)} y"
+        )
+    if not dataset.x:
+        raise InputError("no samples in the data", dataset.name)
+    if seed is not None and not 0 <= seed < 2**32:
+        raise InputError("--seed must be between 0 and 2**32 - 1", seed)
+    training = training or Training()
+    if not (math.isfinite(training.learning_rate) and training.learning_rate > 0):
+        raise InputError("--lr must be a positive number", training.learning_rate)
+    if training.steps < 0:
+        raise InputError("--steps must not be negative", training.steps)
+    if training.display_step < 1:
+        raise InputError("--display-step must be at least 1", training.display_step)
+    x = round_to_dtype(dataset.x, dtype, "x")
+    y = round_to_dtype(dataset.y, dtype, "y")
+    initial = initial_values(definition.parameters, dtype, init, seed)
+    return Problem(
+        name=name or dataset.name,
+        dataset=dataset,
+        dtype=dtype,
+        x=x,
+        y=y,
+        initial=initial,
+        model=model,
+        loss=loss,
+        training=training,
+    )
