@@ -1,0 +1,34 @@
+"""Shared fixtures. TensorFlow tests carry the `tensorflow` marker (see pyproject.toml)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The learner's case from the reference script: one sample and its random initial values.
+SINGLE_INIT = {"W": 0.21318328, "b": 0.78609025}
+
+
+@pytest.fixture(scope="session")
+def symbolic():
+    from derive.models import get_loss, get_model
+    from derive.symbolic import build_symbolic
+
+    return build_symbolic(get_model("linear"), get_loss("mse"))
+
+
+@pytest.fixture(scope="session")
+def single_report():
+    from derive.report import build_report
+
+    return build_report("single", init=SINGLE_INIT)
+
+
+@pytest.fixture(scope="session")
+def seed_report():
+    from derive.report import build_report
+
+    return build_report("seed", init=SINGLE_INIT)
