@@ -21,7 +21,9 @@ from .errors import RenderError
 # repeat across formulas on one page (invalid HTML) and slow rendering down.
 ziamath.config.svg2 = False
 
-FONT_SIZE_PX = 16.0  # ziamath's unit; converted to em below
+FONT_SIZE_PX = 16.0  # the size ziamath draws at; its units are converted to em below
+# STIX Two Math looks smaller than the text fonts at the same size; enlarge it slightly.
+MATH_SCALE = 1.08
 _VIEWBOX = re.compile(r'viewBox="([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+)"')
 _SIZE_ATTRIBUTES = re.compile(r' width="[-\d.]+" height="[-\d.]+"')
 _UNKNOWN_COMMAND = re.compile(r">\\[A-Za-z]+<")
@@ -49,9 +51,10 @@ def latex_to_svg(latex: str, label: str | None = None, display: bool = False) ->
         raise RenderError(f"no viewBox in the SVG for {latex!r}")
     _, top, width, height = (float(v) for v in match.groups())
     depth = top + height
+    em = MATH_SCALE / FONT_SIZE_PX
     style = (
-        f"width:{width / FONT_SIZE_PX:.3f}em;height:{height / FONT_SIZE_PX:.3f}em;"
-        f"vertical-align:{-depth / FONT_SIZE_PX:.3f}em"
+        f"width:{width * em:.3f}em;height:{height * em:.3f}em;"
+        f"vertical-align:{-depth * em:.3f}em"
     )
     css_class = "math display" if display else "math"
     attributes = (

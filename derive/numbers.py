@@ -29,7 +29,8 @@ def latex_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> s
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = rf"{mantissa} \times 10^{{{int(exponent)}}}"
-    return text
+    # Braces make the minus sign a sign, not a binary operator with spacing around it.
+    return "{" + text + "}" if text.startswith("-") else text
 
 
 def exact_float(value: float) -> str:

@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from .errors import OutputError, RenderError
 from .mathsvg import latex_to_svg
-from .numbers import exact_float, plain
+from .numbers import exact_float, latex_number, plain
 
 if TYPE_CHECKING:
     from .report import Report
@@ -52,6 +52,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["num"] = plain
     env.filters["exact"] = exact_float
+    env.filters["latexnum"] = latex_number
     env.filters["math"] = _math
     env.filters["displaymath"] = _display_math
     return env
