@@ -44,7 +44,9 @@ def _init_values(text: str) -> dict[str, float]:
         try:
             values[name] = float(number)
         except ValueError:
-            raise InputError(f"--init value for {name} is not a number", number or "empty") from None
+            raise InputError(
+                f"--init value for {name} is not a number", number or "empty"
+            ) from None
     return values
 
 
@@ -159,16 +161,20 @@ def run_report(args: argparse.Namespace) -> int:
     check_writable(out)
 
     started = time.perf_counter()
-    say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
+    say(
+        f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
         + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
-        + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)"))
+        + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)")
+    )
     report = explain(problem, args.wrong_derivative)
     contents = render_all(report, formats, lambda stage: None)
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     for check in report.checks:
         verdict = "pass" if check.ok else "FAIL"
-        say(f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
-            f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}")
+        say(
+            f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
+            f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}"
+        )
     for path in written:
         say(f"  wrote {path}")
     elapsed = time.perf_counter() - started

@@ -85,8 +85,15 @@ def compare(
     """Exact difference between the tape and the reference, judged against the bound."""
     if not math.isfinite(tape):
         return Check(
-            quantity, float(reference), tape, math.inf, math.inf, math.inf,
-            bound.value, bound, False,
+            quantity,
+            float(reference),
+            tape,
+            math.inf,
+            math.inf,
+            math.inf,
+            bound.value,
+            bound,
+            False,
         )
     difference = abs(Fraction(tape) - reference)
     rel_error = float(difference / abs(reference)) if reference else None

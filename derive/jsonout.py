@@ -78,8 +78,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "gradients": {
                 d.parameter: {
                     "steps": [
-                        {"rule": s.rule, "latex": s.latex, "verified": s.verified}
-                        for s in d.steps
+                        {"rule": s.rule, "latex": s.latex, "verified": s.verified} for s in d.steps
                     ],
                     "result": d.result,
                     "written_out": d.written_out,
@@ -92,7 +91,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "reference_method": report.reference_method,
             "loss": check_to_dict(loss_check),
             "gradients": {
-                d.parameter: check_to_dict(c) for d, c in zip(report.derivations, gradient_checks)
+                d.parameter: check_to_dict(c)
+                for d, c in zip(report.derivations, gradient_checks, strict=True)
             },
             "per_sample": [_row(row) for row in report.samples.rows if row is not None],
             "per_sample_elided": report.samples.elided,

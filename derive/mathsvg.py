@@ -53,8 +53,7 @@ def latex_to_svg(latex: str, label: str | None = None, display: bool = False) ->
     depth = top + height
     em = MATH_SCALE / FONT_SIZE_PX
     style = (
-        f"width:{width * em:.3f}em;height:{height * em:.3f}em;"
-        f"vertical-align:{-depth * em:.3f}em"
+        f"width:{width * em:.3f}em;height:{height * em:.3f}em;vertical-align:{-depth * em:.3f}em"
     )
     css_class = "math display" if display else "math"
     attributes = (

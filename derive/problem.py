@@ -37,10 +37,44 @@ BUILTIN_DATASETS: Mapping[str, Dataset] = {
     "single": Dataset("single", (3.3,), (1.7,), "built-in: one sample, x = 3.3, y = 1.7"),
     "tf-examples": Dataset(
         "tf-examples",
-        (3.3, 4.4, 5.5, 6.71, 6.93, 4.168, 9.779, 6.182, 7.59, 2.167,
-         7.042, 10.791, 5.313, 7.997, 5.654, 9.27, 3.1),
-        (1.7, 2.76, 2.09, 3.19, 1.694, 1.573, 3.366, 2.596, 2.53, 1.221,
-         2.827, 3.465, 1.65, 2.904, 2.42, 2.94, 1.3),
+        (
+            3.3,
+            4.4,
+            5.5,
+            6.71,
+            6.93,
+            4.168,
+            9.779,
+            6.182,
+            7.59,
+            2.167,
+            7.042,
+            10.791,
+            5.313,
+            7.997,
+            5.654,
+            9.27,
+            3.1,
+        ),
+        (
+            1.7,
+            2.76,
+            2.09,
+            3.19,
+            1.694,
+            1.573,
+            3.366,
+            2.596,
+            2.53,
+            1.221,
+            2.827,
+            3.465,
+            1.65,
+            2.904,
+            2.42,
+            2.94,
+            1.3,
+        ),
         "built-in: the 17-point example data of the TensorFlow tutorials",
     ),
 }
@@ -124,14 +158,14 @@ def initial_values(
         if missing:
             raise InputError("--init needs a value for every parameter; missing", missing[0])
         rounded = round_to_dtype([pinned[p] for p in parameters], dtype, "--init")
-        return Initial(dict(zip(parameters, rounded)), "pinned", seed)
+        return Initial(dict(zip(parameters, rounded, strict=True)), "pinned", seed)
     if seed is None:
         seed = draw_seed()
     # The legacy generator, drawn in parameter order, as the reference script does.
     generator = np.random.RandomState(seed)
     drawn = [float(generator.random_sample()) for _ in parameters]
     rounded = round_to_dtype(drawn, dtype, "random initial value")
-    return Initial(dict(zip(parameters, rounded)), "random", seed)
+    return Initial(dict(zip(parameters, rounded, strict=True)), "random", seed)
 
 
 def make_problem(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -100,6 +102,28 @@ def make_fetcher() -> OwnAssetsOnly:
     return _fetcher_class()()  # type: ignore[no-any-return]
 
 
+class _DropFontSubsetNotice(logging.Filter):
+    """WeasyPrint notes when it subsets fonts with fontTools instead of HarfBuzz; the
+    PDF is the same, so the notice is only noise for the user."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "HarfBuzz-Subset" not in record.getMessage()
+
+
+@contextmanager
+def _reproducible_fonts() -> Iterator[None]:
+    """Embedded font subsets carry a timestamp unless SOURCE_DATE_EPOCH is set; fix it,
+    so the same report gives the same bytes. An epoch set by the caller is kept."""
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        yield
+        return
+    os.environ["SOURCE_DATE_EPOCH"] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop("SOURCE_DATE_EPOCH", None)
+
+
 def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
     """The same HTML, printed by WeasyPrint with the print styles."""
     try:
@@ -107,10 +131,17 @@ def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
     except (ImportError, OSError) as error:
         raise RenderError(f"cannot load WeasyPrint to make the PDF: {error}") from error
     fetcher = fetcher or make_fetcher()
+    logger = logging.getLogger("weasyprint")
+    notice_filter = _DropFontSubsetNotice()
+    logger.addFilter(notice_filter)
     try:
-        return weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).write_pdf()
+        with _reproducible_fonts():
+            document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None)
+            return document.write_pdf()  # type: ignore[no-any-return]
     except Exception as error:
         raise RenderError(f"WeasyPrint could not make the PDF: {error}") from error
+    finally:
+        logger.removeFilter(notice_filter)
 
 
 @dataclass(frozen=True)
@@ -146,7 +177,9 @@ def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError("cannot create the output folder", f"{folder}: {error.strerror}")
+        raise OutputError(
+            "cannot create the output folder", f"{folder}: {error.strerror}"
+        ) from None
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError("cannot write to the output folder", folder)
 
@@ -174,7 +207,9 @@ def write_atomically(files: Mapping[Path, bytes]) -> list[Path]:
         for temporary, _ in staged:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-        raise OutputError("cannot write the report", f"{error.filename}: {error.strerror}")
+        raise OutputError(
+            "cannot write the report", f"{error.filename}: {error.strerror}"
+        ) from None
     except BaseException:
         for temporary, _ in staged:
             if os.path.exists(temporary):

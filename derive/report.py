@@ -6,7 +6,7 @@ over it. A Report shows itself as HTML in Jupyter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -23,8 +23,8 @@ from .problem import Dataset, Problem, Training, make_problem
 from .substitute import Substitution, substitute
 from .symbolic import (
     WRONG_DERIVATIVES,
-    N,
     Formula,
+    N,
     Symbolic,
     build_symbolic,
     evaluate_exact,
@@ -209,18 +209,25 @@ def _sample_table(
     )
 
 
-def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
-    """Derive, substitute and check: the whole explanation of one gradient evaluation."""
+def explain(
+    problem: Problem,
+    wrong_derivative: str | None = None,
+    tape: Callable[[Problem], TapeResult] = gradient_at,
+) -> Report:
+    """Derive, substitute and check: the whole explanation of one gradient evaluation.
+
+    `tape` computes the values under test; by default TensorFlow's GradientTape.
+    """
     symbolic = build_symbolic(get_model(problem.model), get_loss(problem.loss))
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
     formulas = {name: d.result for name, d in symbolic.derivations.items()}
     if wrong_derivative is not None:
         formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
-    tape: TapeResult = gradient_at(problem)
+    tape_result = tape(problem)
 
-    quantities = [("L", "L", symbolic.loss, tape.loss)] + [
-        (f"dL/d{name}", _gradient_lhs(name), formulas[name], tape.gradients[name])
+    quantities = [("L", "L", symbolic.loss, tape_result.loss)] + [
+        (f"dL/d{name}", _gradient_lhs(name), formulas[name], tape_result.gradients[name])
         for name in formulas
     ]
     substitutions = []
@@ -265,7 +272,7 @@ def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
         ),
         versions={
             "derive": __version__,
-            "tensorflow": tape.tensorflow_version,
+            "tensorflow": tape_result.tensorflow_version,
             "sympy": sp.__version__,
             "numpy": np.__version__,
         },
@@ -291,8 +298,5 @@ def build_report(
     True
     """
     dataset = resolve_dataset(data, x, y)
-    problem = make_problem(
-        dataset, dtype=dtype, init=init, seed=seed, name=name, training=training
-    )
+    problem = make_problem(dataset, dtype=dtype, init=init, seed=seed, name=name, training=training)
     return explain(problem, wrong_derivative)
-

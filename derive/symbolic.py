@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cached_property
+from functools import cache, cached_property
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -114,7 +114,7 @@ class Formula:
         return bracket_sum(self.coefficient_latex(n), self.term_latex, n)
 
 
-def shown_terms(n: int, show: int = 4) -> list[int | None]:
+def shown_terms(n: int, show: int = 3) -> list[int | None]:
     """Indices of the terms written out; None marks the elided middle."""
     if n <= show + 1:
         return list(range(1, n + 1))
@@ -171,9 +171,7 @@ def _one_over_n() -> sp.Expr:
     return sp.Pow(N, -1)
 
 
-def derive_parameter(
-    name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Loss
-) -> Derivation:
+def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Loss) -> Derivation:
     """d/d(symbol) of (1/n) sum outer(inner(prediction_i, y_i)), step by named step."""
     residual = loss.inner(prediction, Y_I)
     per_sample = loss.outer(residual)
@@ -234,7 +232,11 @@ def derive_parameter(
                 if inner_derivative == 1
                 else sp.Mul(outer_at_residual, inner_derivative, evaluate=False)
             ),
-            r"\frac{\partial " + latex(y_hat) + r"}{\partial " + latex(symbol) + "} = "
+            r"\frac{\partial "
+            + latex(y_hat)
+            + r"}{\partial "
+            + latex(symbol)
+            + "} = "
             + latex(model_derivative.subs(X_I, X_I)),
         ),
     ]
@@ -257,7 +259,9 @@ def derive_parameter(
     return Derivation(parameter=name, symbol=symbol, steps=steps, result=result)
 
 
+@cache
 def build_symbolic(model: Model, loss: Loss) -> Symbolic:
+    """The derivations for a model and loss (cached: verifying steps takes about a second)."""
     parameters = {name: sp.Symbol(name) for name in model.parameters}
     prediction = model.prediction(parameters, X_I)
     residual = loss.inner(prediction, Y_I)
@@ -298,7 +302,7 @@ def evaluate_exact(
     """The formula's exact value and each sample's summand, in rational arithmetic."""
     function = symbolic.sample_function(formula.summand)
     arguments = list(parameters.values())
-    terms = [Fraction(function(*arguments, x, y)) for x, y in zip(xs, ys)]
+    terms = [Fraction(function(*arguments, x, y)) for x, y in zip(xs, ys, strict=True)]
     coefficient = Fraction(str(formula.coefficient.subs(N, len(xs))))
     return coefficient * sum(terms, Fraction(0)), terms
 

@@ -1,0 +1,65 @@
+"""The checker: exact differences, ULPs, the rounding bound, and wrong derivatives flagged."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from derive.check import compare, rounding_bound, ulp
+from derive.problem import BUILTIN_DATASETS, make_problem
+from derive.report import explain
+from derive.symbolic import WRONG_DERIVATIVES
+from tests.conftest import SINGLE_INIT
+from tests.emulated_tape import emulated_tape
+
+
+def test_ulp_matches_numpy_spacing():
+    for value in (1.0, 1.3886, 0.0442, 3.3e5, 7e-8):
+        assert ulp(value, "float32") == float(np.spacing(np.float32(value)))
+        assert ulp(value, "float64") == float(np.spacing(np.float64(value)))
+
+
+def test_bound_is_gamma_k_times_magnitude():
+    bound = rounding_bound(2, "float32", Fraction(10))
+    k = bound.roundings
+    u = Fraction(1, 2**24)
+    assert bound.value == pytest.approx(float(k * u / (1 - k * u) * 10), rel=1e-12)
+
+
+def test_compare_counts_ulps_exactly():
+    reference = Fraction(1)
+    tape = float(np.nextafter(np.float32(1), np.float32(2)))  # one float32 ULP above 1
+    check = compare("x", reference, tape, rounding_bound(1, "float32", Fraction(1)), "float32")
+    assert check.ulps == pytest.approx(1.0)
+    assert check.ok
+
+
+def test_compare_flags_a_difference_beyond_the_bound():
+    bound = rounding_bound(1, "float32", Fraction(1))
+    check = compare("x", Fraction(1), 1.0 + 10 * bound.value, bound, "float32")
+    assert not check.ok
+
+
+@pytest.mark.parametrize("data", sorted(BUILTIN_DATASETS))
+def test_float32_computation_passes(data):
+    problem = make_problem(BUILTIN_DATASETS[data], init=SINGLE_INIT)
+    report = explain(problem, tape=emulated_tape)
+    assert report.ok, [c for c in report.checks if not c.ok]
+    # Agreement is far tighter than the bound in practice.
+    assert all(check.ulps < 64 for check in report.checks)
+
+
+@pytest.mark.parametrize("data", sorted(BUILTIN_DATASETS))
+@pytest.mark.parametrize("kind", sorted(WRONG_DERIVATIVES))
+def test_wrong_derivatives_are_flagged(data, kind):
+    problem = make_problem(BUILTIN_DATASETS[data], init=SINGLE_INIT)
+    report = explain(problem, wrong_derivative=kind, tape=emulated_tape)
+    loss, *gradients = report.checks
+    assert loss.ok  # the loss itself is not affected
+    if kind == "drop-mean" and problem.n == 1:
+        assert all(c.ok for c in gradients)  # with one sample, 1/n = 1: nothing to catch
+    else:
+        assert not report.ok
+        assert any(not c.ok for c in gradients)

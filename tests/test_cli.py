@@ -1,0 +1,124 @@
+"""The command line: bad input is one line and exit 2, and touches no file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from derive.__main__ import main
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+
+
+@pytest.fixture
+def out(tmp_path):
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "seed.html").write_text("an earlier report")
+    return folder
+
+
+def _csv(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "data.csv"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+BAD_INPUTS = [
+    # (arguments, words the message must contain, the offending value it must show)
+    (["--x", "1,2,3", "--y", "1,2"], "different lengths", "3 x, 2 y"),
+    (["--x", "", "--y", ""], "--x item 1 is not a number", "empty"),
+    (["--x", "1,abc", "--y", "1,2"], "--x item 2 is not a number", "abc"),
+    (["--x", "1,nan", "--y", "1,2"], "not a finite number", "nan"),
+    (["--x", "1,inf", "--y", "1,2"], "not a finite number", "inf"),
+    (["--x", "1,1e39", "--y", "1,2"], "x value 2 overflows float32", "1e+39"),
+    (["--x", "1,2"], "needs both --x and --y", "only one given"),
+    (["--data", "nosuchset"], "unknown data set", "nosuchset"),
+    (["--data", "missing.csv"], "data file not found", "missing.csv"),
+    (["--dtype", "float16"], "unknown dtype", "float16"),
+    (["--format", "html,docx"], "unknown format", "docx"),
+    (["--init", "W=0.2,c=0.7"], "unknown parameter in --init", "c"),
+    (["--init", "W=0.2"], "missing", "b"),
+    (["--init", "W=abc,b=1"], "--init value for W is not a number", "abc"),
+    (["--init", "W"], "NAME=VALUE", "W"),
+    (["--seed", "-1"], "--seed must be between", "-1"),
+    (["--seed", "x"], "invalid command line", "invalid int value"),
+    (["--name", "a/b"], "--name must be a file name", "a/b"),
+    (["--wrong-derivative", "typo"], "unknown kind of wrong derivative", "typo"),
+    (["--columns", "x"], "--columns expects two names", "x"),
+    (["--nonsense"], "invalid command line", "--nonsense"),
+]
+
+CSV_CASES = [
+    ("x,y\n1,2\n3,oops\n", "non-numeric value in column 'y'", "line 3: 'oops'"),
+    ("x,y\n1,2\nnan,3\n", "not a finite number", "line 3: 'nan'"),
+    ("a,b\n1,2\n", "column 'x' not found", "a, b"),
+    ("x,y\n", "no samples in the CSV data", "data.csv"),
+    ("", "no header row", "data.csv"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "what", "value"), BAD_INPUTS)
+def test_bad_input_is_one_line_and_exit_2(out, capsys, arguments, what, value):
+    before = _snapshot(out)
+    code = main(["report", "--out", str(out), *arguments])
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("error: ")
+    assert what in lines[0] and value in lines[0], lines[0]
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize(("text", "what", "value"), CSV_CASES)
+def test_bad_csv_is_one_line_and_exit_2(out, tmp_path, capsys, text, what, value):
+    before = _snapshot(out)
+    code = main(["report", "--out", str(out), "--data", _csv(tmp_path, text)])
+    message = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "\n" not in message and what in message and value in message, message
+    assert _snapshot(out) == before
+
+
+def test_output_folder_that_cannot_be_created(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(["report", "--out", str(blocker / "sub")])
+    assert code == 2
+    assert "cannot create the output folder" in capsys.readouterr().err
+
+
+def test_csv_variants_are_read(tmp_path):
+    from derive.datasets import read_csv
+
+    path = tmp_path / "semi.csv"
+    path.write_text("\ufeff# measured in class\nlen;weight\n\n3.3;1.7\n1;2\n", encoding="utf-8")
+    dataset = read_csv(str(path), ("len", "weight"))
+    assert dataset.x == (3.3, 1.0) and dataset.y == (1.7, 2.0)
+
+
+def test_help_has_examples():
+    result = subprocess.run(
+        [sys.executable, "-m", "derive", "report", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "examples:" in result.stdout and "--init W=0.21318328" in result.stdout
+
+
+def test_no_traceback_at_process_level(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "derive", "report", "--dtype", "float8", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "error: unknown dtype; choose float32 or float64 (float8)\n"
+    assert list(tmp_path.iterdir()) == []

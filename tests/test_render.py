@@ -1,0 +1,104 @@
+"""Rendering: self-contained HTML, math that renders, JSON that meets its schema, safe PDF."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from derive.errors import RenderError
+from derive.jsonout import to_json
+from derive.mathsvg import latex_to_svg
+from derive.problem import BUILTIN_DATASETS, make_problem
+from derive.render import make_fetcher, to_html, to_pdf
+from derive.report import explain
+from tests.conftest import SINGLE_INIT
+from tests.emulated_tape import emulated_tape
+
+
+@pytest.fixture(scope="module", params=sorted(BUILTIN_DATASETS))
+def report(request):
+    problem = make_problem(BUILTIN_DATASETS[request.param], init=SINGLE_INIT)
+    return explain(problem, tape=emulated_tape)
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return json.loads((resources.files("derive") / "schema" / "report.schema.json").read_text())
+
+
+def test_html_is_self_contained(report):
+    html = to_html(report)
+    assert "<script" not in html.lower()
+    # Nothing to load: no src or href attributes, no url() in the CSS, no @import.
+    assert not re.search(r"\b(src|href)\s*=", html, re.I)
+    assert "url(" not in html and "@import" not in html
+    assert "<svg" in html and 'role="img"' in html
+
+
+def test_formulas_carry_alt_text_and_baseline_alignment():
+    svg = latex_to_svg(r"\frac{\partial L}{\partial W}")
+    assert 'aria-label="\\frac{\\partial L}{\\partial W}"' in svg
+    assert "<title" in svg
+    depth = float(re.search(r"vertical-align:(-?[\d.]+)em", svg).group(1))
+    assert depth < 0  # the fraction reaches below the baseline
+
+
+def test_unknown_latex_is_an_error_not_literal_text():
+    with pytest.raises(RenderError, match="unknown LaTeX command"):
+        latex_to_svg(r"\notacommand{x}")
+
+
+def test_json_meets_its_schema(report, schema):
+    document = json.loads(to_json(report))
+    jsonschema.validate(document, schema)
+    assert document["problem"]["n"] == len(document["problem"]["x"])
+    assert document["initial"]["gradients"]["W"]["ok"] is True
+
+
+def test_user_text_is_escaped():
+    dataset = BUILTIN_DATASETS["seed"]
+    problem = make_problem(dataset, init=SINGLE_INIT, name='<script>alert("x")</script>')
+    html = to_html(explain(problem, tape=emulated_tape))
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+@pytest.mark.render
+def test_pdf_fetches_nothing():
+    html = (
+        "<html><body><p>x</p>"
+        '<img src="http://example.invalid/a.png">'
+        '<link rel="attachment" href="file:///etc/passwd">'
+        '<img src="file:///etc/hostname"></body></html>'
+    )
+    fetcher = make_fetcher()
+    pdf = to_pdf(html, fetcher)
+    assert pdf.startswith(b"%PDF")
+    assert b"root:" not in pdf
+    assert any(url.startswith("http://") for url in fetcher.refused)
+    assert any(url.startswith("file://") for url in fetcher.refused)
+
+
+@pytest.mark.render
+def test_pdf_of_a_report_stays_within_the_page(report):
+    import weasyprint
+
+    html = to_html(report)
+    assert to_pdf(html).startswith(b"%PDF")
+    document = weasyprint.HTML(string=html, url_fetcher=make_fetcher()).render()
+    assert 2 <= len(document.pages) <= 8
+    for page in document.pages:
+        right_edge = page.width - page._page_box.margin_right
+        for box in _descendants(page._page_box):
+            # Nothing may reach into the right margin: no formula or table cut at the edge.
+            assert box.position_x + box.margin_width() <= right_edge + 0.5, box
+
+
+def _descendants(box):
+    for child in getattr(box, "children", ()):
+        yield child
+        yield from _descendants(child)
