@@ -52,11 +52,16 @@ class Bound:
     value: float  # gamma * M, the tolerance
 
 
-def rounding_bound(n: int, dtype: str, magnitude: Fraction) -> Bound:
+def rounding_bound(n: int, dtype: str, magnitude: Fraction, exact_reference: bool = True) -> Bound:
+    """gamma_k * M; when the reference is not exact, plus its own error (2^-52 * M)."""
     u = unit_roundoff(dtype)
     k = n - 1 + EXTRA_ROUNDINGS
-    gamma = k * u / (1 - k * u) if k * u < 1 else Fraction(math.inf)
-    value = gamma * magnitude if k * u < 1 else math.inf
+    if k * u >= 1:
+        return Bound(k, PRECISION_BITS[dtype], float(u), math.inf, float(magnitude), math.inf)
+    gamma = k * u / (1 - k * u)
+    value = gamma * magnitude
+    if not exact_reference:
+        value += Fraction(1, 2**52) * magnitude
     return Bound(k, PRECISION_BITS[dtype], float(u), float(gamma), float(magnitude), float(value))
 
 

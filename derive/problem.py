@@ -127,16 +127,17 @@ class Problem:
 def round_to_dtype(values: Sequence[float], dtype: str, what: str) -> tuple[float, ...]:
     """Round to the tape's dtype, refusing what the dtype cannot hold."""
     array = np.asarray(values, dtype=np.float64)
-    for index, value in enumerate(array, start=1):
-        if not math.isfinite(value):
-            raise InputError(f"{what} value {index} is not a finite number", value)
+    not_finite = np.flatnonzero(~np.isfinite(array))
+    if not_finite.size:
+        index = int(not_finite[0])
+        raise InputError(f"{what} value {index + 1} is not a finite number", array[index])
     with np.errstate(over="ignore"):
         rounded = array.astype(dtype)
     overflow = np.flatnonzero(~np.isfinite(rounded))
     if overflow.size:
         index = int(overflow[0])
         raise InputError(f"{what} value {index + 1} overflows {dtype}", array[index])
-    return tuple(float(v) for v in rounded)
+    return tuple(rounded.astype(np.float64).tolist())
 
 
 def draw_seed() -> int:

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from . import __version__
+from . import __version__, reference
 from .check import Check, compare, rounding_bound
 from .datasets import resolve_dataset
 from .models import get_loss, get_model
 from .problem import Dataset, Problem, Training, make_problem
+from .reference import Samples, sample_values
 from .substitute import Substitution, substitute
 from .symbolic import (
     WRONG_DERIVATIVES,
@@ -27,8 +28,6 @@ from .symbolic import (
     N,
     Symbolic,
     build_symbolic,
-    evaluate_exact,
-    evaluate_magnitude,
     latex,
     verify_equal,
     wrong_formula,
@@ -37,6 +36,7 @@ from .tape import TapeResult, gradient_at
 
 MAX_TABLE_ROWS = 20  # beyond this, the per-sample table shows its ends only
 EDGE_ROWS = 5
+WRITTEN_OUT_CHECK_LIMIT = 200  # samples up to which the written-out formulas are verified
 
 
 @dataclass(frozen=True)
@@ -130,12 +130,12 @@ def _gradient_lhs(parameter: str) -> str:
 
 
 def _derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ...]:
-    written_loss = symbolic.loss.written_out(n)
+    # The formula for this n must be the derivative of the loss for this n. Checking
+    # very long written-out sums costs time (SymPy) and adds no insight.
+    written_loss = symbolic.loss.written_out(n) if n <= WRITTEN_OUT_CHECK_LIMIT else None
     facts = []
     for name, derivation in symbolic.derivations.items():
-        # The formula for this n must be the derivative of the loss for this n.
-        # Checking very long written-out sums adds time and no insight.
-        concrete_ok = n > 200 or verify_equal(
+        concrete_ok = written_loss is None or verify_equal(
             derivation.result.written_out(n),
             written_loss.diff(derivation.symbol),
         )
@@ -160,39 +160,42 @@ def _sample_table(
     symbolic: Symbolic,
     formulas: Mapping[str, Formula],
     parameters: Mapping[str, Fraction],
-    xs: Sequence[Fraction],
-    ys: Sequence[Fraction],
+    samples: Samples,
+    means: Mapping[str, Fraction],
 ) -> SampleTable:
-    n = len(xs)
-
-    def per_sample(expr: sp.Expr) -> list[Fraction]:
-        return evaluate_exact(symbolic, Formula(sp.Integer(1), expr), parameters, xs, ys)[1]
-
-    predictions = per_sample(symbolic.prediction)
-    residuals = per_sample(symbolic.residual)
-    loss_terms = evaluate_exact(symbolic, symbolic.loss, parameters, xs, ys)[1]
-    shares: dict[str, list[Fraction]] = {}
-    headers: dict[str, str] = {}
-    r_i = sp.Symbol("r_{i}")
-    for name, formula in formulas.items():
-        # A sample's share is n * coefficient * summand: the mean of the shares is the gradient.
-        scale = Fraction(str(formula.coefficient.subs(N, n) * n))
-        _, terms = evaluate_exact(symbolic, formula, parameters, xs, ys)
-        shares[name] = [scale * t for t in terms]
-        header = formula.coefficient * N * formula.summand.xreplace({symbolic.residual: r_i})
-        headers[name] = latex(header)
+    """The per-sample table; `means` holds the loss ("L") and each gradient, already known."""
+    n = samples.n
     indices: list[int | None] = list(range(n))
     elided = 0
     if n > MAX_TABLE_ROWS:
         indices = [*range(EDGE_ROWS), None, *range(n - EDGE_ROWS, n)]
         elided = n - 2 * EDGE_ROWS
+    shown = [k for k in indices if k is not None]
+
+    def at_shown(expr: sp.Expr) -> dict[int, Fraction]:
+        return dict(
+            zip(shown, sample_values(symbolic, expr, parameters, samples, shown), strict=True)
+        )
+
+    predictions = at_shown(symbolic.prediction)
+    residuals = at_shown(symbolic.residual)
+    loss_terms = at_shown(symbolic.loss.summand)
+    shares: dict[str, dict[int, Fraction]] = {}
+    headers: dict[str, str] = {}
+    r_i = sp.Symbol("r_{i}")
+    for name, formula in formulas.items():
+        # A sample's share is n * coefficient * summand: the mean of the shares is the gradient.
+        scale = Fraction(str(formula.coefficient.subs(N, n) * n))
+        shares[name] = {k: scale * v for k, v in at_shown(formula.summand).items()}
+        header = formula.coefficient * N * formula.summand.xreplace({symbolic.residual: r_i})
+        headers[name] = latex(header)
     rows = tuple(
         None
         if k is None
         else SampleRow(
             i=k + 1,
-            x=float(xs[k]),
-            y=float(ys[k]),
+            x=float(samples.x[k]),
+            y=float(samples.y[k]),
             prediction=float(predictions[k]),
             residual=float(residuals[k]),
             loss_term=float(loss_terms[k]),
@@ -204,8 +207,8 @@ def _sample_table(
         share_headers=headers,
         rows=rows,
         elided=elided,
-        mean_loss_term=float(sum(loss_terms, Fraction(0)) / n),
-        mean_shares={name: float(sum(v, Fraction(0)) / n) for name, v in shares.items()},
+        mean_loss_term=float(means["L"]),
+        mean_shares={name: float(means[name]) for name in formulas},
     )
 
 
@@ -219,26 +222,28 @@ def explain(
     `tape` computes the values under test; by default TensorFlow's GradientTape.
     """
     symbolic = build_symbolic(get_model(problem.model), get_loss(problem.loss))
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
+    samples = Samples.of(problem.x, problem.y)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
     formulas = {name: d.result for name, d in symbolic.derivations.items()}
     if wrong_derivative is not None:
         formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
     tape_result = tape(problem)
 
-    quantities = [("L", "L", symbolic.loss, tape_result.loss)] + [
-        (f"dL/d{name}", _gradient_lhs(name), formulas[name], tape_result.gradients[name])
+    quantities = [("L", "L", "L", symbolic.loss, tape_result.loss)] + [
+        (name, f"dL/d{name}", _gradient_lhs(name), formulas[name], tape_result.gradients[name])
         for name in formulas
     ]
     substitutions = []
     checks = []
-    for quantity, lhs, formula, tape_value in quantities:
-        substitution = substitute(symbolic, quantity, lhs, formula, parameters, xs, ys)
-        reference, _ = evaluate_exact(symbolic, formula, parameters, xs, ys)
-        magnitude = evaluate_magnitude(symbolic, formula, parameters, xs, ys)
-        bound = rounding_bound(problem.n, problem.dtype, magnitude)
-        substitutions.append(substitution)
-        checks.append(compare(quantity, reference, tape_value, bound, problem.dtype))
+    references: dict[str, Fraction] = {}
+    for key, quantity, lhs, formula, tape_value in quantities:
+        exact = references[key] = reference.value(symbolic, formula, parameters, samples)
+        substitutions.append(
+            substitute(symbolic, quantity, lhs, formula, parameters, samples, exact)
+        )
+        magnitude = reference.magnitude(symbolic, formula, parameters, samples)
+        bound = rounding_bound(problem.n, problem.dtype, magnitude, samples.exact)
+        checks.append(compare(quantity, exact, tape_value, bound, problem.dtype))
 
     model = get_model(problem.model)
     facts = ProblemFacts(
@@ -263,13 +268,10 @@ def explain(
         problem=facts,
         derivations=_derivation_facts(symbolic, problem.n),
         substitutions=tuple(substitutions),
-        samples=_sample_table(symbolic, formulas, parameters, xs, ys),
+        samples=_sample_table(symbolic, formulas, parameters, samples, references),
         checks=tuple(checks),
         wrong_derivative=WRONG_DERIVATIVES[wrong_derivative] if wrong_derivative else None,
-        reference_method=(
-            "exact rational arithmetic at the "
-            f"{problem.dtype} values the tape used (no rounding at all)"
-        ),
+        reference_method=reference.method(samples, problem.dtype),
         versions={
             "derive": __version__,
             "tensorflow": tape_result.tensorflow_version,

@@ -7,13 +7,14 @@ each term evaluated, and the value.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy as sp
 
 from .numbers import latex_number
+from .reference import Samples, sample_values
 from .symbolic import (
     Formula,
     I,
@@ -22,7 +23,6 @@ from .symbolic import (
     X,
     Y,
     bracket_sum,
-    evaluate_exact,
     shown_terms,
 )
 
@@ -78,21 +78,33 @@ def substitute(
     lhs: str,
     formula: Formula,
     parameters: Mapping[str, Fraction],
-    xs: Sequence[Fraction],
-    ys: Sequence[Fraction],
+    samples: Samples,
+    total_value: Fraction,
 ) -> Substitution:
-    n = len(xs)
-    value, term_values = evaluate_exact(symbolic, formula, parameters, xs, ys)
-    residual_values = evaluate_exact(
-        symbolic, Formula(sp.Integer(1), symbolic.residual), parameters, xs, ys
-    )[1]
+    """The working for one quantity; `total_value` is its reference value over all samples."""
+    n = samples.n
+    shown = [k for k in shown_terms(n) if k is not None]
+    indices = [k - 1 for k in shown]
+    term_values = dict(
+        zip(
+            shown,
+            sample_values(symbolic, formula.summand, parameters, samples, indices),
+            strict=True,
+        )
+    )
+    residual_values = dict(
+        zip(
+            shown,
+            sample_values(symbolic, symbolic.residual, parameters, samples, indices),
+            strict=True,
+        )
+    )
 
     def inputs(k: int) -> dict[sp.Basic, Fraction]:
         numbers: dict[sp.Basic, Fraction] = {
             symbolic.parameters[name]: v for name, v in parameters.items()
         }
-        numbers[X[k]] = xs[k - 1]
-        numbers[Y[k]] = ys[k - 1]
+        numbers[X[k]], numbers[Y[k]] = samples.fractions(k - 1)
         return numbers
 
     def with_residual(k: int) -> str:
@@ -101,21 +113,21 @@ def substitute(
         if term == placeholder:
             return ""
         numbers = inputs(k)
-        numbers[placeholder] = residual_values[k - 1]
-        return _NumberPrinter(numbers).doprint(term)
+        numbers[placeholder] = residual_values[k]
+        printed = _NumberPrinter(numbers).doprint(term)
+        return rf"\left({printed}\right)" if isinstance(term, sp.Add) else printed
 
     def term_value(k: int) -> str:
-        text = latex_number(term_values[k - 1])
-        return rf"\left({text}\right)" if term_values[k - 1] < 0 else text
+        text = latex_number(term_values[k])
+        return rf"\left({text}\right)" if term_values[k] < 0 else text
 
-    shown = [k for k in shown_terms(n) if k is not None]
     terms = tuple(
         Term(
             k=k,
             symbols=formula.term_latex(k),
             with_numbers=formula.term_latex(k, _NumberPrinter(inputs(k))),
             with_residual=with_residual(k),
-            value=latex_number(term_values[k - 1]),
+            value=latex_number(term_values[k]),
         )
         for k in shown
     )
@@ -126,5 +138,5 @@ def substitute(
         terms=terms,
         elided=n - len(shown),
         total=bracket_sum(formula.coefficient_latex(n), term_value, n),
-        value=float(value),
+        value=float(total_value),
     )

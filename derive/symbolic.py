@@ -60,9 +60,19 @@ def latex(expr: sp.Basic) -> str:
 
 
 def verify_equal(a: sp.Expr, b: sp.Expr) -> bool:
-    """True when SymPy proves a == b (after evaluating derivatives and finite sums)."""
-    difference = sp.simplify(sp.expand(a.doit() - b.doit()))
-    return difference == 0
+    """True when SymPy proves a == b.
+
+    Derivatives and substitutions are evaluated first; sums are left as sums (asking
+    SymPy for closed forms of sums with a symbolic bound is slow and not needed:
+    simplify combines sums over the same range and compares their summands).
+    """
+
+    def evaluated(expr: sp.Expr) -> sp.Expr:
+        return expr.replace(
+            lambda node: isinstance(node, (sp.Derivative, sp.Subs)), lambda node: node.doit()
+        )
+
+    return bool(sp.simplify(sp.expand(evaluated(a) - evaluated(b))) == 0)
 
 
 @dataclass(frozen=True)
@@ -325,22 +335,3 @@ def absolute_form(expr: sp.Expr) -> sp.Expr:
     if isinstance(expr, (sp.Symbol, sp.Indexed)):
         return expr
     raise NotImplementedError(f"no rounding-error bound for {expr!r}")
-
-
-def evaluate_magnitude(
-    symbolic: Symbolic,
-    formula: Formula,
-    parameters: Mapping[str, Fraction],
-    xs: Sequence[Fraction],
-    ys: Sequence[Fraction],
-) -> Fraction:
-    """|coefficient| * sum of the absolute form of the summand at |inputs|."""
-    magnitude = Formula(abs(formula.coefficient), absolute_form(formula.summand))
-    value, _ = evaluate_exact(
-        symbolic,
-        magnitude,
-        {name: abs(v) for name, v in parameters.items()},
-        [abs(x) for x in xs],
-        [abs(y) for y in ys],
-    )
-    return value

@@ -1,0 +1,115 @@
+"""Error-free float64 arithmetic on whole arrays, for references over many samples.
+
+A value is held as a list of float64 arrays whose *exact* sum is the value (an
+expansion). Sums concatenate lists; products use Dekker's TwoProduct, which splits
+a * b into hi + lo exactly. With no overflow or underflow, every per-sample term is
+therefore held exactly, and :func:`total` adds all components with ``math.fsum``,
+which returns the correctly rounded sum: the result is within half a float64 ULP
+(2^-53 relative) of the exact value, 2^29 times finer than a float32 ULP.
+
+This is what makes the reference fast for a million samples, where rational
+arithmetic would take minutes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+_SPLITTER = float(2**27 + 1)  # Dekker: splits a float64 into two 26-bit halves
+# Products of values up to this size cannot overflow in the splitting step.
+SAFE_MAGNITUDE = 2.0**500
+SAFE_SMALLEST = 2.0**-400  # nonzero values below this could underflow in products
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c = _SPLITTER * a
+    high = c - (c - a)
+    return high, a - high
+
+
+def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a * b = product + error, exactly (Dekker 1971)."""
+    product = a * b
+    a_high, a_low = _split(a)
+    b_high, b_low = _split(b)
+    error = ((a_high * b_high - product) + a_high * b_low + a_low * b_high) + a_low * b_low
+    return product, error
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """An array of values, each the exact sum of the corresponding entries of `parts`."""
+
+    parts: tuple[np.ndarray, ...]
+
+    @staticmethod
+    def of(values: Sequence[float] | np.ndarray | float) -> Expansion:
+        return Expansion((np.asarray(values, dtype=np.float64),))
+
+    def _coerce(self, other: object) -> Expansion:
+        if isinstance(other, Expansion):
+            return other
+        if isinstance(other, (int, float)) and not isinstance(other, bool):
+            return Expansion.of(float(other))
+        return NotImplemented  # type: ignore[return-value]
+
+    def __add__(self, other: object) -> Expansion:
+        other = self._coerce(other)
+        return Expansion(self.parts + other.parts)
+
+    __radd__ = __add__
+
+    def __neg__(self) -> Expansion:
+        return Expansion(tuple(-part for part in self.parts))
+
+    def __sub__(self, other: object) -> Expansion:
+        return self + (-self._coerce(other))
+
+    def __rsub__(self, other: object) -> Expansion:
+        return self._coerce(other) + (-self)
+
+    def __mul__(self, other: object) -> Expansion:
+        other = self._coerce(other)
+        parts: list[np.ndarray] = []
+        for a in self.parts:
+            for b in other.parts:
+                product, error = _two_product(a, b)
+                parts.append(product)
+                # Products of two float32 values are exact in float64: no error part.
+                if np.any(error):
+                    parts.append(error)
+        return Expansion(tuple(parts))
+
+    __rmul__ = __mul__
+
+    def __pow__(self, exponent: int) -> Expansion:
+        if not isinstance(exponent, int) or exponent < 1:
+            return NotImplemented
+        result = self
+        for _ in range(exponent - 1):
+            result = result * self
+        return result
+
+
+def total(value: Expansion, length: int) -> float:
+    """The correctly rounded float64 sum over all samples of the expansion."""
+    # One part at a time as Python floats: fsum's partial sums carry across parts.
+    return math.fsum(
+        itertools.chain.from_iterable(
+            np.broadcast_to(part, (length,)).tolist() for part in value.parts
+        )
+    )
+
+
+def is_safe(values: np.ndarray) -> bool:
+    """True when products of these values stay exact (no overflow or underflow)."""
+    magnitudes = np.abs(values[values != 0])
+    return bool(
+        magnitudes.size == 0
+        or (magnitudes.max() < SAFE_MAGNITUDE and magnitudes.min() > SAFE_SMALLEST)
+    )
