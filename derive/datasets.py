@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .errors import InputError
 from .problem import BUILTIN_DATASETS, Dataset
 
@@ -51,10 +53,29 @@ def read_csv_text(
                 f"column {column!r} not found in the CSV header", ", ".join(header) or "empty"
             )
         positions.append(header.index(column))
-    xs: list[float] = []
-    ys: list[float] = []
-    for (line_number, _), row in zip(lines[1:], reader, strict=True):
-        for column, position, target in zip(columns, positions, (xs, ys), strict=True):
+    rows = list(reader)
+    try:
+        # Fast path: NumPy parses whole columns; any problem falls back to the
+        # row-by-row reading below, which names the line and the column.
+        xs, ys = (np.array([row[p] for row in rows], dtype=np.float64) for p in positions)
+        if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+            raise ValueError("not finite")
+    except (ValueError, IndexError):
+        xs, ys = _read_cells(rows, [number for number, _ in lines[1:]], columns, positions)
+    if not xs.size:
+        raise InputError("no samples in the CSV data", source)
+    return Dataset(
+        name or Path(source).stem, tuple(xs.tolist()), tuple(ys.tolist()), f"CSV: {source}"
+    )
+
+
+def _read_cells(
+    rows: list[list[str]], line_numbers: list[int], columns: tuple[str, str], positions: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cell by cell; raises an InputError naming the first cell that is not a finite number."""
+    values: tuple[list[float], list[float]] = ([], [])
+    for line_number, row in zip(line_numbers, rows, strict=True):
+        for column, position, target in zip(columns, positions, values, strict=True):
             cell = row[position].strip() if position < len(row) else ""
             try:
                 value = float(cell)
@@ -69,9 +90,7 @@ def read_csv_text(
                     f"line {line_number}: {cell!r}",
                 )
             target.append(value)
-    if not xs:
-        raise InputError("no samples in the CSV data", source)
-    return Dataset(name or Path(source).stem, tuple(xs), tuple(ys), f"CSV: {source}")
+    return np.array(values[0]), np.array(values[1])
 
 
 def read_csv(path: str, columns: tuple[str, str] = ("x", "y")) -> Dataset:

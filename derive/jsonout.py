@@ -105,5 +105,11 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     }
 
 
+PRETTY_LIMIT = 1000  # samples; larger documents are written compactly
+
+
 def to_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+    """Indented for reading; compact for large data, where indenting would take seconds
+    (Python's fast C encoder only writes compact JSON)."""
+    indent = 2 if report.problem.n <= PRETTY_LIMIT else None
+    return json.dumps(report.to_dict(), indent=indent, allow_nan=False) + "\n"

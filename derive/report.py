@@ -60,6 +60,15 @@ class GradientDerivation:
 
 
 @dataclass(frozen=True)
+class DataRow:
+    i: int
+    x_given: float
+    x: float  # as the tape used it
+    y_given: float
+    y: float
+
+
+@dataclass(frozen=True)
 class ProblemFacts:
     name: str
     source: str
@@ -77,6 +86,14 @@ class ProblemFacts:
     prediction: str  # LaTeX of y_hat_i
     loss_general: str  # LaTeX of L for general n
     loss_written_out: str  # LaTeX of L for this n
+    data_rows: tuple[DataRow | None, ...]  # None marks elided rows
+
+
+def shown_rows(n: int) -> list[int | None]:
+    """0-based indices of the table rows shown: all up to MAX_TABLE_ROWS, else the ends."""
+    if n <= MAX_TABLE_ROWS:
+        return list(range(n))
+    return [*range(EDGE_ROWS), None, *range(n - EDGE_ROWS, n)]
 
 
 @dataclass(frozen=True)
@@ -165,11 +182,8 @@ def _sample_table(
 ) -> SampleTable:
     """The per-sample table; `means` holds the loss ("L") and each gradient, already known."""
     n = samples.n
-    indices: list[int | None] = list(range(n))
-    elided = 0
-    if n > MAX_TABLE_ROWS:
-        indices = [*range(EDGE_ROWS), None, *range(n - EDGE_ROWS, n)]
-        elided = n - 2 * EDGE_ROWS
+    indices = shown_rows(n)
+    elided = n - sum(k is not None for k in indices)
     shown = [k for k in indices if k is not None]
 
     def at_shown(expr: sp.Expr) -> dict[int, Fraction]:
@@ -263,6 +277,14 @@ def explain(
         prediction=latex(symbolic.prediction),
         loss_general=symbolic.loss.latex,
         loss_written_out=symbolic.loss.written_out_latex(problem.n),
+        data_rows=tuple(
+            None
+            if k is None
+            else DataRow(
+                k + 1, problem.dataset.x[k], problem.x[k], problem.dataset.y[k], problem.y[k]
+            )
+            for k in shown_rows(problem.n)
+        ),
     )
     return Report(
         problem=facts,
