@@ -1,0 +1,58 @@
+"""Property-based: on random problems the tape is within its bound, and wrong
+derivatives that differ from the truth by more than the bounds are always flagged."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from derive.problem import Dataset, make_problem
+from derive.report import explain
+from derive.symbolic import WRONG_DERIVATIVES
+
+pytestmark = pytest.mark.tensorflow
+
+values = st.floats(min_value=-100, max_value=100, allow_nan=False, allow_infinity=False)
+problems = st.fixed_dictionaries(
+    {
+        "data": st.lists(st.tuples(values, values), min_size=1, max_size=30),
+        "W": values,
+        "b": values,
+        "dtype": st.sampled_from(["float32", "float64"]),
+    }
+)
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _problem(case):
+    dataset = Dataset(
+        "random", tuple(p[0] for p in case["data"]), tuple(p[1] for p in case["data"]), "test"
+    )
+    return make_problem(dataset, dtype=case["dtype"], init={"W": case["W"], "b": case["b"]})
+
+
+@SETTINGS
+@given(case=problems)
+def test_the_tape_is_within_its_bound(case):
+    report = explain(_problem(case))
+    assert report.ok, [c for c in report.checks if not c.ok]
+
+
+@SETTINGS
+@given(case=problems, kind=st.sampled_from(sorted(WRONG_DERIVATIVES)))
+def test_wrong_derivatives_are_flagged_when_they_differ(case, kind):
+    problem = _problem(case)
+    right = explain(problem)
+    wrong = explain(problem, wrong_derivative=kind)
+    # Where the wrong value is further from the truth than both bounds together, the
+    # tape (within its bound of the truth) cannot be within the wrong value's bound.
+    differing = [
+        bad
+        for good, bad in zip(right.checks[1:], wrong.checks[1:], strict=True)
+        if abs(bad.reference - good.reference) > good.tolerance + bad.tolerance
+    ]
+    assume(differing)  # e.g. dropping 1/n changes nothing when n = 1
+    assert not wrong.ok
+    assert all(not check.ok for check in differing)
