@@ -129,7 +129,10 @@ def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
     try:
         import weasyprint
     except (ImportError, OSError) as error:
-        raise RenderError(f"cannot load WeasyPrint to make the PDF: {error}") from error
+        raise RenderError(
+            f"cannot load WeasyPrint to make the PDF: {error}; nothing was written "
+            "(--format html,json works without it)"
+        ) from error
     fetcher = fetcher or make_fetcher()
     logger = logging.getLogger("weasyprint")
     notice_filter = _DropFontSubsetNotice()
@@ -139,7 +142,9 @@ def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
             document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None)
             return document.write_pdf()  # type: ignore[no-any-return]
     except Exception as error:
-        raise RenderError(f"WeasyPrint could not make the PDF: {error}") from error
+        raise RenderError(
+            f"WeasyPrint could not make the PDF: {error}; nothing was written"
+        ) from error
     finally:
         logger.removeFilter(notice_filter)
 

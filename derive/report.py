@@ -229,7 +229,7 @@ def _sample_table(
 def explain(
     problem: Problem,
     wrong_derivative: str | None = None,
-    tape: Callable[[Problem], TapeResult] = gradient_at,
+    tape: Callable[[Problem], TapeResult] | None = None,
 ) -> Report:
     """Derive, substitute and check: the whole explanation of one gradient evaluation.
 
@@ -241,7 +241,7 @@ def explain(
     formulas = {name: d.result for name, d in symbolic.derivations.items()}
     if wrong_derivative is not None:
         formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
-    tape_result = tape(problem)
+    tape_result = (tape or gradient_at)(problem)
 
     quantities = [("L", "L", "L", symbolic.loss, tape_result.loss)] + [
         (name, f"dL/d{name}", _gradient_lhs(name), formulas[name], tape_result.gradients[name])

@@ -122,3 +122,63 @@ def test_no_traceback_at_process_level(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "error: unknown dtype; choose float32 or float64 (float8)\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def no_tensorflow(monkeypatch):
+    """Run the command line on the float32 emulation instead of TensorFlow."""
+    from tests.emulated_tape import emulated_tape
+
+    monkeypatch.setattr("derive.report.gradient_at", emulated_tape)
+
+
+def test_a_failing_pdf_step_changes_nothing(out, capsys, monkeypatch, no_tensorflow):
+    from derive.errors import RenderError
+
+    (out / "seed.pdf").write_bytes(b"%PDF an earlier report")
+    before = _snapshot(out)
+
+    def broken_pdf(html, fetcher=None):
+        raise RenderError("WeasyPrint could not make the PDF: no Pango; nothing was written")
+
+    monkeypatch.setattr("derive.render.to_pdf", broken_pdf)
+    code = main(["report", "--out", str(out), "--seed", "1"])
+    message = capsys.readouterr().err.strip()
+    assert code != 0
+    assert message.startswith("error: WeasyPrint could not make the PDF") and "\n" not in message
+    assert _snapshot(out) == before
+
+
+def test_an_interrupted_write_leaves_earlier_files(out, monkeypatch, no_tensorflow):
+    before = _snapshot(out)
+
+    def interrupted(descriptor):
+        raise KeyboardInterrupt  # as if Ctrl-C arrived while a file was being written
+
+    monkeypatch.setattr("derive.render.os.fsync", interrupted)
+    code = main(["report", "--out", str(out), "--seed", "1", "--format", "html,json"])
+    assert code == 130
+    assert _snapshot(out) == before  # no temporary files left behind either
+
+
+def test_an_unexpected_error_is_one_line_and_exit_3(out, capsys, monkeypatch, no_tensorflow):
+    def crash(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr("derive.render.to_html", crash)
+    code = main(["report", "--out", str(out), "--seed", "1"])
+    message = capsys.readouterr().err.strip()
+    assert code == 3
+    assert message == (
+        "error: internal error: ZeroDivisionError: boom (run again with --debug for the traceback)"
+    )
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "report", "--out", str(out), "--seed", "1"])
+
+
+def test_report_writes_all_formats(out, capsys, no_tensorflow):
+    code = main(["report", "--out", str(out), "--seed", "3", "--format", "html,json", "--quiet"])
+    assert code == 0
+    assert capsys.readouterr().out == ""
+    assert (out / "seed.json").is_file() and (out / "seed.html").read_text() != "an earlier report"
+    assert sorted(p.name for p in out.iterdir()) == ["seed.html", "seed.json"]
