@@ -23,8 +23,8 @@ from .problem import Dataset, Problem, Training, make_problem
 from .substitute import Substitution, substitute
 from .symbolic import (
     WRONG_DERIVATIVES,
-    N,
     Formula,
+    N,
     Symbolic,
     build_symbolic,
     evaluate_exact,
