@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from . import __version__
+from .backward import BackwardFacts, explain_backward
 from .check import Check, compare, rounding_bound
 from .datasets import resolve_dataset
 from .models import get_loss, get_model
@@ -109,10 +110,12 @@ class Report:
     wrong_derivative: str | None  # what was made wrong on purpose, if anything
     reference_method: str
     versions: Mapping[str, str]
+    backward: BackwardFacts | None = None  # the tape's backward pass, node by node
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
+        backward_ok = self.backward is None or self.backward.ok
+        return all(check.ok for check in self.checks) and backward_ok
 
     def to_dict(self) -> dict[str, Any]:
         from .jsonout import report_to_dict
@@ -209,7 +212,9 @@ def _sample_table(
     )
 
 
-def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
+def explain(
+    problem: Problem, wrong_derivative: str | None = None, *, backward: bool = True
+) -> Report:
     """Derive, substitute and check: the whole explanation of one gradient evaluation."""
     symbolic = build_symbolic(get_model(problem.model), get_loss(problem.loss))
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
@@ -233,6 +238,9 @@ def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
         substitutions.append(substitution)
         checks.append(compare(quantity, reference, tape_value, bound, problem.dtype))
 
+    backward_facts = (
+        explain_backward(problem, symbolic, formulas, tape) if backward else None
+    )
     model = get_model(problem.model)
     facts = ProblemFacts(
         name=problem.name,
@@ -269,6 +277,7 @@ def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
             "sympy": sp.__version__,
             "numpy": np.__version__,
         },
+        backward=backward_facts,
     )
 
 
@@ -283,6 +292,7 @@ def build_report(
     name: str | None = None,
     training: Training | None = None,
     wrong_derivative: str | None = None,
+    backward: bool = True,
 ) -> Report:
     """Explain ``tape.gradient(loss, [W, b])`` for a data set; see the README for the fields.
 
@@ -294,5 +304,5 @@ def build_report(
     problem = make_problem(
         dataset, dtype=dtype, init=init, seed=seed, name=name, training=training
     )
-    return explain(problem, wrong_derivative)
+    return explain(problem, wrong_derivative, backward=backward)
 
