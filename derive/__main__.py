@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="demonstration: use a deliberately wrong derivative "
         "(drop-factor-2, drop-mean, x-for-y) and watch the check fail",
     )
+    setup.add_argument(
+        "--no-backward",
+        action="store_true",
+        help="leave out the tape's backward pass, node by node (shown by default)",
+    )
     output = report.add_argument_group("output")
     output.add_argument(
         "--format", default="html,pdf", help="comma-separated: html, pdf, json (default html,pdf)"
@@ -164,13 +169,18 @@ def run_report(args: argparse.Namespace) -> int:
     say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
         + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
         + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)"))
-    report = explain(problem, args.wrong_derivative)
+    report = explain(problem, args.wrong_derivative, backward=not args.no_backward)
     contents = render_all(report, formats, lambda stage: None)
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     for check in report.checks:
         verdict = "pass" if check.ok else "FAIL"
         say(f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
             f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}")
+    if report.backward is not None:
+        nodes = report.backward.checked
+        failed = sum(not node.ok for node in nodes)
+        say(f"  backward: {len(nodes)} nodes, adjoints from the tape vs the chain rule  "
+            + ("pass" if report.backward.ok else f"FAIL ({failed} nodes)"))
     for path in written:
         say(f"  wrote {path}")
     elapsed = time.perf_counter() - started

@@ -460,7 +460,7 @@ class BroadcastSum:
     via: str  # the node whose adjoints are summed
     general: str  # LaTeX: dL/db = sum_i dL/dy_hat_i = sum_i 2 r_i / n
     written_out: str  # the same for this n, with each term's chain-rule factor
-    with_numbers: str  # the tape's adjoints put in, and the tape's gradient
+    with_numbers: tuple[str, ...]  # the tape's adjoints put in, and its gradient (in lines)
     terms: int
     total: float  # the tape's gradient
     derivation: str  # LaTeX of the core derivation's formula
@@ -481,7 +481,6 @@ class BackwardFacts:
     ops_match: bool
     matches_definition: bool  # the nodes compose to the model's and loss's formulas
     replay_matches: bool  # same loss and gradients as tape.gradient(loss, [W, b])
-    method: str
     reference_method: str
 
     @property
@@ -586,6 +585,31 @@ class _Writer:
         values = self.trace.adjoints[name] or ()
         return values[k - 1 if len(values) > 1 else 0]
 
+    def sum_lines(self, consumer: Vertex, name: str, lhs: str) -> tuple[str, ...]:
+        """lhs term_1 + term_2 + ... + term_n = total, with the tape's numbers.
+
+        Long sums are broken after every few terms, so that no line is wider than the page.
+        """
+        local = self.backward.locals[(consumer.name, name)]
+        parts = []
+        for k in _shown_terms(self.n, 4):
+            if k is None:
+                parts.append(r"\cdots")
+                continue
+            adjoint = _signed(self.adjoint(consumer.name, k))
+            factor = self.with_numbers(local, k)
+            parts.append(adjoint if local == 1 else rf"{factor} \cdot {adjoint}")
+        total = f"= {latex_number(self.adjoint(name, 1))}"
+        per_line = 3 if local == 1 else 2
+        if len(parts) <= per_line:
+            return (f"{lhs} {' + '.join(parts)} {total}",)
+        chunks = [parts[i : i + per_line] for i in range(0, len(parts), per_line)]
+        return (
+            f"{lhs} {' + '.join(chunks[0])}",
+            *(rf"\qquad + {' + '.join(chunk)}" for chunk in chunks[1:]),
+            rf"\qquad {total}",
+        )
+
     def propagation(self, consumer: Vertex, name: str) -> Propagation:
         target = self.vertices[name]
         if not target.watched:
@@ -606,17 +630,8 @@ class _Writer:
                 f"{_partial(target.symbol)} = \\sum_{{i=1}}^{{n}} "
                 + product(self.latex(local), upstream)
             )
-            parts = [
-                r"\cdots"
-                if k is None
-                else product(self.with_numbers(local, k), _signed(self.adjoint(consumer.name, k)))
-                for k in _shown_terms(self.n, 4)
-            ]
-            line = (
-                f"{_partial(target.symbol)} = " + " + ".join(parts)
-                + f" = {latex_number(self.adjoint(name, 1))}"
-            )
-            return Propagation(name, True, True, rule, (line,))
+            lines = self.sum_lines(consumer, name, f"{_partial(target.symbol)} =")
+            return Propagation(name, True, True, rule, lines)
         rule = f"{_partial(target.symbol)} = " + product(self.latex(local), upstream)
         if not target.per_sample and not consumer.per_sample:
             ks: list[int | None] = [1]
@@ -746,8 +761,8 @@ def build_backward(
         if consumer.op is not None
     )
 
-    sums = []
-    for consumer in _ops(graph):
+    sums = []  # in the order the tape reaches them: last op first
+    for consumer in reversed(_ops(graph)):
         for name in consumer.inputs:
             if name not in backward.broadcast:
                 continue
@@ -775,11 +790,6 @@ def build_backward(
         ops_match=tuple(trace.recorded_ops) == replayed,
         matches_definition=matches_definition(backward, symbolic),
         replay_matches=replay_matches,
-        method=(
-            "TensorFlow's own numbers: the script's ops replayed one at a time under "
-            "tf.GradientTape(persistent=True), then tape.gradient(loss, t) for every "
-            "recorded tensor t"
-        ),
         reference_method=(
             f"the chain-rule adjoints evaluated in exact rational arithmetic at the "
             f"{problem.dtype} values the tape used"
@@ -802,15 +812,6 @@ def _broadcast_sum(
     step = via if local == 1 else rf"{writer.latex(local)} \cdot {via}"
     # Each term with its chain-rule factor, n written as the number: 2 r_1 / 2.
     parts = [r"\cdots" if k is None else writer.latex(term, k, str(n)) for k in _shown_terms(n, 4)]
-    numbers = []
-    for k in _shown_terms(n, 4):
-        if k is None:
-            numbers.append(r"\cdots")
-            continue
-        adjoint = _signed(writer.adjoint(consumer.name, k))
-        numbers.append(
-            adjoint if local == 1 else rf"{writer.with_numbers(local, k)} \cdot {adjoint}"
-        )
     total = writer.adjoint(name, 1)
     meets = _zero(backward.leaf_form(term) - formula.coefficient * formula.summand)
     return BroadcastSum(
@@ -821,7 +822,7 @@ def _broadcast_sum(
             f"\\sum_{{i=1}}^{{n}} {writer.latex(term)}"
         ),
         written_out=f"{_partial(symbol)} = " + " + ".join(parts),
-        with_numbers=f"= {' + '.join(numbers)} = {latex_number(total)}",
+        with_numbers=writer.sum_lines(consumer, name, "="),
         terms=n,
         total=total,
         derivation=formula.latex,

@@ -34,24 +34,24 @@ class Op:
 OPS: Mapping[str, Op] = {
     "multiply": Op(
         "multiply", "Mul", 2, lambda a, b: a * b, "{0} {1}",
-        "multiply: each input receives the upstream adjoint times the other input",
+        "each input receives the upstream adjoint times the other input",
     ),
     "add": Op(
         "add", "AddV2", 2, lambda a, b: a + b, "{0} + {1}",
-        "add: the upstream adjoint passes through to both inputs",
+        "the upstream adjoint passes through to both inputs",
     ),
     "subtract": Op(
         "subtract", "Sub", 2, lambda a, b: a - b, "{0} - {1}",
-        "subtract: the upstream adjoint passes through, with a minus sign to the second input",
+        "the upstream adjoint passes through, with a minus sign to the second input",
     ),
     "square": Op(
         "square", "Square", 1, lambda a: a**2, r"\left({0}\right)^{{2}}",
-        "square: the input receives 2 times the input times the upstream adjoint",
+        "the input receives 2 times the input times the upstream adjoint",
     ),
     "mean": Op(
         "mean", "Mean", 1, lambda terms: sum(terms) / len(terms),
         r"\frac{{1}}{{n}} \sum_{{i=1}}^{{n}} {0}",
-        "mean: each element receives 1/n of the upstream adjoint",
+        "each element receives 1/n of the upstream adjoint",
         reduces=True,
     ),
 }

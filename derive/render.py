@@ -41,6 +41,12 @@ def _display_math(latex: str, label: str | None = None) -> Markup:
     return Markup(latex_to_svg(latex, label, display=True))
 
 
+def _backward_graph(facts: Any) -> Markup:
+    from .graph import draw
+
+    return Markup(draw(facts))
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -54,6 +60,7 @@ def environment() -> jinja2.Environment:
     env.filters["exact"] = exact_float
     env.filters["math"] = _math
     env.filters["displaymath"] = _display_math
+    env.filters["backward_graph"] = _backward_graph
     return env
 
 
