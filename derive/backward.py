@@ -493,6 +493,35 @@ class BackwardFacts:
             and self.replay_matches
         )
 
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """What disagrees, one short sentence each (empty when everything agrees)."""
+        found = []
+        for node in self.nodes:
+            if node.check is None:
+                continue
+            if not node.expected_verified:
+                found.append(f"the chain rule's adjoint at {node.label} is not dL/d{node.label}")
+            failed = sum(not check.ok for check in node.check.checks)
+            if failed:
+                where = f"{failed} of {len(node.check.checks)} samples" if node.per_sample else ""
+                found.append(
+                    f"the tape's adjoint at {node.label} is beyond its bound"
+                    + (f" ({where})" if where else "")
+                )
+        found += [
+            f"the sum for dL/d{s.parameter} differs from the derivative of section 2"
+            for s in self.sums
+            if not s.meets_derivation
+        ]
+        if not self.ops_match:
+            found.append("the replayed ops differ from those TensorFlow records")
+        if not self.matches_definition:
+            found.append("the nodes do not compose to the model's formulas")
+        if not self.replay_matches:
+            found.append("the replay's loss or gradients differ from tape.gradient")
+        return tuple(found)
+
     def node(self, name: str) -> NodeFacts:
         return next(node for node in self.nodes if node.name == name)
 
