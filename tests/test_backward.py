@@ -24,9 +24,7 @@ from conftest import SINGLE_INIT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive.backward import (
-    BackwardFacts,
-    build_backward,
+from derive.adjoints import (
     derive_adjoints,
     direct_adjoint,
     exact_forward_values,
@@ -35,6 +33,7 @@ from derive.backward import (
     matches_definition,
     rounding_counts,
 )
+from derive.backward import BackwardFacts, build_backward
 from derive.graph import draw, layout
 from derive.jsonout import backward_to_list
 from derive.mathsvg import latex_to_svg
@@ -48,13 +47,13 @@ from derive.tape import BackwardTrace, TapeResult
 RECORDED = ("Mul", "AddV2", "Sub", "Square", "Mean")
 
 
-def _f32(value: Fraction) -> float:
-    return float(np.float32(float(value)))
+def _rounded(value: Fraction, dtype: str) -> float:
+    return float(np.asarray(float(value), dtype=dtype))
 
 
-def _problem(data: str | Dataset = "seed", init=SINGLE_INIT):
+def _problem(data: str | Dataset = "seed", init=SINGLE_INIT, dtype="float32"):
     dataset = BUILTIN_DATASETS[data] if isinstance(data, str) else data
-    return make_problem(dataset, init=init)
+    return make_problem(dataset, init=init, dtype=dtype)
 
 
 def _formulas(symbolic):
@@ -62,14 +61,17 @@ def _formulas(symbolic):
 
 
 def perfect_tape(problem, symbolic) -> tuple[BackwardTrace, TapeResult]:
-    """What a float32 tape without any error beyond the last rounding would report."""
+    """What a tape without any error beyond the last rounding to its dtype would report."""
     backward = derive_adjoints(graph_of(symbolic.model, symbolic.loss_definition), symbolic)
     values = exact_forward_values(backward, problem, symbolic)
     references = exact_references(backward, problem, symbolic)
+    def rounded(values):
+        return tuple(_rounded(v, problem.dtype) for v in values)
+
     trace = BackwardTrace(
-        values={name: tuple(map(_f32, v)) for name, v in values.items()},
+        values={name: rounded(v) for name, v in values.items()},
         adjoints={
-            name: tuple(map(_f32, references[name].values)) if name in references else None
+            name: rounded(references[name].values) if name in references else None
             for name in values
         },
         recorded_ops=RECORDED,
@@ -170,9 +172,10 @@ def test_rounding_counts(backward):
 # --- checks: they pass for a perfect tape, and catch a wrong adjoint ---------------------
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("data", ["single", "seed", "tf-examples"])
-def test_perfect_tape_passes(symbolic, data):
-    facts = facts_for(_problem(data), symbolic)
+def test_perfect_tape_passes(symbolic, data, dtype):
+    facts = facts_for(_problem(data, dtype=dtype), symbolic)
     assert facts.ok
     assert facts.ops_match and facts.matches_definition and facts.replay_matches
     assert [n.name for n in facts.checked] == [
@@ -228,20 +231,18 @@ def test_the_seed_adjoint_must_be_exactly_one(symbolic):
     assert not check.ok
 
 
+# Values are 0 or well above float32's underflow threshold: gamma_k * M models relative
+# rounding errors only, and near underflow (subnormal results) that model does not hold.
+_NORMAL = st.floats(-50, 50, width=32).filter(lambda v: v == 0 or abs(v) > 1e-6)
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    samples=st.lists(
-        st.tuples(
-            st.floats(-50, 50, allow_nan=False, width=32),
-            st.floats(-50, 50, allow_nan=False, width=32),
-        ),
-        min_size=1,
-        max_size=20,
-    ),
-    w=st.floats(-5, 5, width=32),
-    b=st.floats(-5, 5, width=32),
+    samples=st.lists(st.tuples(_NORMAL, _NORMAL), min_size=1, max_size=20),
+    w=_NORMAL.filter(lambda v: abs(v) <= 5),
+    b=_NORMAL.filter(lambda v: abs(v) <= 5),
 )
 def test_checks_pass_for_a_perfect_tape_and_fail_beyond_the_bound(symbolic, samples, w, b):
     dataset = Dataset("random", tuple(s[0] for s in samples), tuple(s[1] for s in samples), "t")
