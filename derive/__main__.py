@@ -29,6 +29,8 @@ examples:
   python -m derive report --data points.csv --out handouts --name week3
   python -m derive report --wrong-derivative drop-factor-2
       show that a derivative without the factor 2 fails the check (exit code 1)
+  python -m derive report --no-backward
+      leave out section 7, the tape's backward pass node by node
 
 exit codes: 0 every check passed, 1 a check failed, 2 bad input, 3 internal error
 """

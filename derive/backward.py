@@ -284,6 +284,8 @@ class _Writer:
             factor = self.with_numbers(local, k)
             parts.append(adjoint if local == 1 else rf"{factor} \cdot {adjoint}")
         total = f"= {latex_number(self.adjoint(name, 1))}"
+        if len(parts) == 1 and local == 1:  # one sample passed through: just the number
+            return (f"{lhs} {latex_number(self.adjoint(name, 1))}",)
         per_line = 3 if local == 1 else 2
         if len(parts) <= per_line:
             return (f"{lhs} {' + '.join(parts)} {total}",)
