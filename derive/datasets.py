@@ -53,8 +53,8 @@ def read_csv_text(
         positions.append(header.index(column))
     xs: list[float] = []
     ys: list[float] = []
-    for (line_number, _), row in zip(lines[1:], reader, strict=False):
-        for column, position, target in zip(columns, positions, (xs, ys), strict=False):
+    for (line_number, _), row in zip(lines[1:], reader):
+        for column, position, target in zip(columns, positions, (xs, ys)):
             cell = row[position].strip() if position < len(row) else ""
             try:
                 value = float(cell)

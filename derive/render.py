@@ -152,9 +152,7 @@ def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError(
-            "cannot create the output folder", f"{folder}: {error.strerror}"
-        ) from None
+        raise OutputError("cannot create the output folder", f"{folder}: {error.strerror}")
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError("cannot write to the output folder", folder)
 
@@ -182,9 +180,7 @@ def write_atomically(files: Mapping[Path, bytes]) -> list[Path]:
         for temporary, _ in staged:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-        raise OutputError(
-            "cannot write the report", f"{error.filename}: {error.strerror}"
-        ) from None
+        raise OutputError("cannot write the report", f"{error.filename}: {error.strerror}")
     except BaseException:
         for temporary, _ in staged:
             if os.path.exists(temporary):

@@ -24,8 +24,8 @@ from .problem import Dataset, Problem, Training, make_problem
 from .substitute import Substitution, substitute
 from .symbolic import (
     WRONG_DERIVATIVES,
-    Formula,
     N,
+    Formula,
     Symbolic,
     build_symbolic,
     evaluate_exact,

@@ -15,15 +15,15 @@ import sympy as sp
 
 from .numbers import latex_number
 from .symbolic import (
-    Formula,
     I,
-    ReportLatexPrinter,
-    Symbolic,
     X,
     Y,
+    Formula,
+    ReportLatexPrinter,
+    Symbolic,
     bracket_sum,
-    evaluate_exact,
     shown_terms,
+    evaluate_exact,
 )
 
 

@@ -83,8 +83,7 @@ def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> 
     return TapeResult(
         loss=float(loss.numpy()),
         gradients={
-            name: float(gradient.numpy())
-            for name, gradient in zip(variables, gradients, strict=False)
+            name: float(gradient.numpy()) for name, gradient in zip(variables, gradients)
         },
         tensorflow_version=tf.__version__,
     )
