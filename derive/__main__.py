@@ -29,6 +29,8 @@ examples:
   python -m derive report --data points.csv --out handouts --name week3
   python -m derive report --wrong-derivative drop-factor-2
       show that a derivative without the factor 2 fails the check (exit code 1)
+  python -m derive report --no-backward
+      leave out section 7, the tape's backward pass node by node
 
 exit codes: 0 every check passed, 1 a check failed, 2 bad input, 3 internal error
 """
@@ -118,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="demonstration: use a deliberately wrong derivative "
         "(drop-factor-2, drop-mean, x-for-y) and watch the check fail",
     )
+    setup.add_argument(
+        "--no-backward",
+        action="store_true",
+        help="leave out the tape's backward pass, node by node (shown by default)",
+    )
     output = report.add_argument_group("output")
     output.add_argument(
         "--format", default="html,pdf", help="comma-separated: html, pdf, json (default html,pdf)"
@@ -166,7 +173,7 @@ def run_report(args: argparse.Namespace) -> int:
         + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
         + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)")
     )
-    report = explain(problem, args.wrong_derivative)
+    report = explain(problem, args.wrong_derivative, backward=not args.no_backward)
     contents = render_all(report, formats, lambda stage: None)
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     for check in report.checks:
@@ -175,6 +182,13 @@ def run_report(args: argparse.Namespace) -> int:
             f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
             f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}"
         )
+    if report.backward is not None:
+        say(
+            f"  backward: {len(report.backward.checked)} nodes, the tape's adjoints vs the "
+            "chain rule  " + ("pass" if report.backward.ok else "FAIL")
+        )
+        for failure in report.backward.failures:
+            say(f"    {failure}")
     for path in written:
         say(f"  wrote {path}")
     elapsed = time.perf_counter() - started

@@ -113,3 +113,24 @@ def compare(
         bound=bound,
         ok=math.isinf(bound.value) or difference <= Fraction(bound.value),
     )
+
+
+def gamma_bound(roundings: int, dtype: str, magnitude: Fraction) -> Bound:
+    """gamma_k * M for a computation whose longest chain has exactly k = `roundings` roundings.
+
+    k = 0 (nothing rounded) gives a tolerance of 0: the tape must match exactly.
+    """
+    u = unit_roundoff(dtype)
+    if roundings * u >= 1:
+        return Bound(
+            roundings, PRECISION_BITS[dtype], float(u), math.inf, float(magnitude), math.inf
+        )
+    gamma = roundings * u / (1 - roundings * u)
+    return Bound(
+        roundings,
+        PRECISION_BITS[dtype],
+        float(u),
+        float(gamma),
+        float(magnitude),
+        float(gamma * magnitude),
+    )

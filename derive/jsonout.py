@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .backward import BackwardFacts
     from .check import Check
     from .report import Report, SampleRow
 
@@ -49,6 +50,40 @@ def _row(row: SampleRow) -> dict[str, Any]:
         "loss_term": row.loss_term,
         "shares": dict(row.shares),
     }
+
+
+def backward_to_list(backward: BackwardFacts) -> list[dict[str, Any]]:
+    """The watched nodes in forward order; x and y (constants, no adjoint) are problem.x, .y.
+
+    `value` and `adjoint` hold one entry per sample, or one for a scalar; `check` holds
+    the same per-entry lists, the rounding count k of the bound, and the verdict.
+    """
+    nodes = []
+    for node in backward.checked:
+        assert node.check is not None and node.adjoints is not None
+        checks = node.check.checks
+        nodes.append(
+            {
+                "name": node.name,
+                "op": node.op,
+                "tf_op": node.tf_op,
+                "inputs": list(node.inputs),
+                "value": [_number(v) for v in node.values],
+                "adjoint": [_number(v) for v in node.adjoints],
+                "expected": node.expected,
+                "check": {
+                    "reference": [_number(c.reference) for c in checks],
+                    "tape": [_number(c.tape) for c in checks],
+                    "abs_error": [_number(c.abs_error) for c in checks],
+                    "ulps": [_number(c.ulps) for c in checks],
+                    "tolerance": [_number(c.tolerance) for c in checks],
+                    "roundings": node.check.roundings,
+                    "expected_verified": node.expected_verified,
+                    "ok": node.ok,
+                },
+            }
+        )
+    return nodes
 
 
 def report_to_dict(report: Report) -> dict[str, Any]:
@@ -102,7 +137,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             },
         },
         "versions": dict(report.versions),
-    }
+    } | ({"backward": backward_to_list(report.backward)} if report.backward else {})
 
 
 PRETTY_LIMIT = 1000  # samples; larger documents are written compactly

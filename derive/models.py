@@ -13,6 +13,7 @@ from typing import Any
 import sympy as sp
 
 from .errors import InputError
+from .ops import Node
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Model:
     prediction: Callable[[Mapping[str, sp.Symbol], sp.Expr], sp.Expr]
     # TensorFlow: (variables by name, x tensor) -> predictions, in the reference script's op order
     tf_prediction: Callable[[Mapping[str, Any], Any], Any]
+    # The same computation as the tape records it, op by op, ending in "prediction"
+    graph: tuple[Node, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Loss:
     outer_rule: str  # the name of the rule that differentiates `outer`
     outer_rule_formula: str  # that rule as LaTeX, shown beside the step
     tf_loss: Callable[[Any, Any], Any]  # (y_pred, y_true) -> scalar tensor
+    # The same computation op by op, from "prediction" and "y" to the scalar loss
+    graph: tuple[Node, ...] = ()
 
 
 def _tf_linear(params: Mapping[str, Any], x: Any) -> Any:
@@ -58,6 +63,10 @@ MODELS: Mapping[str, Model] = {
         parameters=("W", "b"),
         prediction=lambda p, x: p["W"] * x + p["b"],
         tf_prediction=_tf_linear,
+        graph=(
+            Node("Wx", "multiply", ("W", "x"), r"\left(W x\right)_{i}", "W·x"),
+            Node("prediction", "add", ("Wx", "b"), r"\hat{y}_{i}", "ŷ"),
+        ),
     ),
 }
 
@@ -70,6 +79,11 @@ LOSSES: Mapping[str, Loss] = {
         outer_rule="power rule",
         outer_rule_formula=r"\frac{d}{du} u^{2} = 2 u",
         tf_loss=_tf_mse,
+        graph=(
+            Node("residual", "subtract", ("prediction", "y"), "r_{i}", "r"),
+            Node("square", "square", ("residual",), "r_{i}^{2}", "r²"),
+            Node("loss", "mean", ("square",), "L", "L"),
+        ),
     ),
 }
 

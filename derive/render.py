@@ -43,6 +43,12 @@ def _display_math(latex: str, label: str | None = None) -> Markup:
     return Markup(latex_to_svg(latex, label, display=True))
 
 
+def _backward_graph(facts: Any) -> Markup:
+    from .graph import draw
+
+    return Markup(draw(facts))
+
+
 @cache
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -57,6 +63,7 @@ def environment() -> jinja2.Environment:
     env.filters["latexnum"] = latex_number
     env.filters["math"] = _math
     env.filters["displaymath"] = _display_math
+    env.filters["backward_graph"] = _backward_graph
     return env
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 from . import __version__, reference
+from .backward import BackwardFacts, explain_backward
 from .check import Check, compare, rounding_bound
 from .datasets import resolve_dataset
 from .models import get_loss, get_model
@@ -126,10 +127,12 @@ class Report:
     wrong_derivative: str | None  # what was made wrong on purpose, if anything
     reference_method: str
     versions: Mapping[str, str]
+    backward: BackwardFacts | None = None  # the tape's backward pass, node by node
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
+        backward_ok = self.backward is None or self.backward.ok
+        return all(check.ok for check in self.checks) and backward_ok
 
     def to_dict(self) -> dict[str, Any]:
         from .jsonout import report_to_dict
@@ -230,10 +233,13 @@ def explain(
     problem: Problem,
     wrong_derivative: str | None = None,
     tape: Callable[[Problem], TapeResult] | None = None,
+    *,
+    backward: bool = True,
 ) -> Report:
     """Derive, substitute and check: the whole explanation of one gradient evaluation.
 
     `tape` computes the values under test; by default TensorFlow's GradientTape.
+    `backward` adds the tape's own backward pass, node by node.
     """
     symbolic = build_symbolic(get_model(problem.model), get_loss(problem.loss))
     samples = Samples.of(problem.x, problem.y)
@@ -259,6 +265,9 @@ def explain(
         bound = rounding_bound(problem.n, problem.dtype, magnitude, samples.exact)
         checks.append(compare(quantity, exact, tape_value, bound, problem.dtype))
 
+    backward_facts = (
+        explain_backward(problem, symbolic, formulas, tape_result) if backward else None
+    )
     model = get_model(problem.model)
     facts = ProblemFacts(
         name=problem.name,
@@ -300,6 +309,7 @@ def explain(
             "sympy": sp.__version__,
             "numpy": np.__version__,
         },
+        backward=backward_facts,
     )
 
 
@@ -314,6 +324,7 @@ def build_report(
     name: str | None = None,
     training: Training | None = None,
     wrong_derivative: str | None = None,
+    backward: bool = True,
 ) -> Report:
     """Explain ``tape.gradient(loss, [W, b])`` for a data set; see the README for the fields.
 
@@ -323,4 +334,4 @@ def build_report(
     """
     dataset = resolve_dataset(data, x, y)
     problem = make_problem(dataset, dtype=dtype, init=init, seed=seed, name=name, training=training)
-    return explain(problem, wrong_derivative)
+    return explain(problem, wrong_derivative, backward=backward)

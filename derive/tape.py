@@ -2,14 +2,15 @@
 
 TensorFlow is imported lazily (it costs seconds) and its C++ log lines are silenced
 before the import. The ops are the reference script's own: ``W * x + b``,
-``reduce_mean(square(pred - y))``, ``GradientTape.gradient(loss, [W, b])``.
+``reduce_mean(square(pred - y))``, ``GradientTape.gradient(loss, [W, b])``; and the
+same ops replayed one at a time, to read the adjoint at every node (the backward pass).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .models import get_loss, get_model
+from .ops import Node
 from .problem import Problem
 
 
@@ -85,4 +87,82 @@ def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> 
             for name, gradient in zip(variables, gradients, strict=True)
         },
         tensorflow_version=tf.__version__,
+    )
+
+
+# The tape's backward pass, node by node. The ops are those of derive.ops, run one at a
+# time so that every intermediate tensor can be kept and asked for its adjoint; Python's
+# operators give the same TensorFlow ops as the original script's ``W * x + b``.
+_TF_OPS: Mapping[str, Callable[..., Any]] = {
+    "multiply": lambda tf, a, b: a * b,
+    "add": lambda tf, a, b: a + b,
+    "subtract": lambda tf, a, b: a - b,
+    "square": lambda tf, a: tf.square(a),
+    "mean": lambda tf, a: tf.reduce_mean(a),
+}
+
+# Graph bookkeeping, not arithmetic: left out when listing the ops TensorFlow records.
+_NOT_ARITHMETIC = frozenset({"Placeholder", "ReadVariableOp", "Const", "Identity", "NoOp"})
+
+
+@dataclass(frozen=True)
+class BackwardTrace:
+    """Every node's value and adjoint dL/d(node), as TensorFlow computed them."""
+
+    values: Mapping[str, tuple[float, ...]]  # one entry per sample, or one for scalars
+    adjoints: Mapping[str, tuple[float, ...] | None]  # None: the tape does not watch it
+    recorded_ops: tuple[str, ...]  # op types TensorFlow records for the script's expressions
+
+
+def _flat(tensor: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.asarray(tensor.numpy()).reshape(-1))
+
+
+def recorded_ops(problem: Problem) -> tuple[str, ...]:
+    """The arithmetic op types TensorFlow records for the model's and loss's own code.
+
+    Traced once with ``tf.function``; the node-by-node replay must use the same ops.
+    """
+    tf = tensorflow()
+    model = get_model(problem.model)
+    loss_definition = get_loss(problem.loss)
+    variables = _variables(problem, problem.initial.values)
+    x = tf.constant(np.asarray(problem.x, dtype=problem.dtype))
+    y = tf.constant(np.asarray(problem.y, dtype=problem.dtype))
+
+    @tf.function
+    def forward() -> Any:
+        return loss_definition.tf_loss(model.tf_prediction(variables, x), y)
+
+    graph = forward.get_concrete_function().graph
+    return tuple(op.type for op in graph.get_operations() if op.type not in _NOT_ARITHMETIC)
+
+
+def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
+    """Replay `nodes` under a persistent tape and ask it for dL/d(node) at every node.
+
+    The variables are watched as in the script; the data x and y are constants the
+    tape does not watch, so it has no adjoint for them (``tape.gradient`` gives None).
+    """
+    tf = tensorflow()
+    variables = _variables(problem, problem.initial.values)
+    tensors: dict[str, Any] = {
+        **variables,
+        "x": tf.constant(np.asarray(problem.x, dtype=problem.dtype)),
+        "y": tf.constant(np.asarray(problem.y, dtype=problem.dtype)),
+    }
+    with tf.GradientTape(persistent=True) as tape:
+        for node in nodes:
+            operands = [tensors[name] for name in node.inputs]
+            tensors[node.name] = _TF_OPS[node.op](tf, *operands)
+    loss = tensors[nodes[-1].name]
+    adjoints: dict[str, tuple[float, ...] | None] = {}
+    for name, tensor in tensors.items():
+        gradient = tape.gradient(loss, tensor)
+        adjoints[name] = None if gradient is None else _flat(gradient)
+    del tape
+    return BackwardTrace(
+        values={name: _flat(tensor) for name, tensor in tensors.items()},
+        adjoints=adjoints,
+        recorded_ops=recorded_ops(problem),
     )

@@ -142,7 +142,7 @@ def test_a_failing_pdf_step_changes_nothing(out, capsys, monkeypatch, no_tensorf
         raise RenderError("WeasyPrint could not make the PDF: no Pango; nothing was written")
 
     monkeypatch.setattr("derive.render.to_pdf", broken_pdf)
-    code = main(["report", "--out", str(out), "--seed", "1"])
+    code = main(["report", "--out", str(out), "--seed", "1", "--no-backward"])
     message = capsys.readouterr().err.strip()
     assert code != 0
     assert message.startswith("error: WeasyPrint could not make the PDF") and "\n" not in message
@@ -156,7 +156,9 @@ def test_an_interrupted_write_leaves_earlier_files(out, monkeypatch, no_tensorfl
         raise KeyboardInterrupt  # as if Ctrl-C arrived while a file was being written
 
     monkeypatch.setattr("derive.render.os.fsync", interrupted)
-    code = main(["report", "--out", str(out), "--seed", "1", "--format", "html,json"])
+    code = main(
+        ["report", "--out", str(out), "--seed", "1", "--no-backward", "--format", "html,json"]
+    )
     assert code == 130
     assert _snapshot(out) == before  # no temporary files left behind either
 
@@ -166,18 +168,30 @@ def test_an_unexpected_error_is_one_line_and_exit_3(out, capsys, monkeypatch, no
         raise ZeroDivisionError("boom")
 
     monkeypatch.setattr("derive.render.to_html", crash)
-    code = main(["report", "--out", str(out), "--seed", "1"])
+    code = main(["report", "--out", str(out), "--seed", "1", "--no-backward"])
     message = capsys.readouterr().err.strip()
     assert code == 3
     assert message == (
         "error: internal error: ZeroDivisionError: boom (run again with --debug for the traceback)"
     )
     with pytest.raises(ZeroDivisionError):
-        main(["--debug", "report", "--out", str(out), "--seed", "1"])
+        main(["--debug", "report", "--out", str(out), "--seed", "1", "--no-backward"])
 
 
 def test_report_writes_all_formats(out, capsys, no_tensorflow):
-    code = main(["report", "--out", str(out), "--seed", "3", "--format", "html,json", "--quiet"])
+    code = main(
+        [
+            "report",
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+            "--no-backward",
+            "--format",
+            "html,json",
+            "--quiet",
+        ]
+    )
     assert code == 0
     assert capsys.readouterr().out == ""
     assert (out / "seed.json").is_file() and (out / "seed.html").read_text() != "an earlier report"

@@ -22,7 +22,7 @@ from tests.emulated_tape import emulated_tape
 @pytest.fixture(scope="module", params=sorted(BUILTIN_DATASETS))
 def report(request):
     problem = make_problem(BUILTIN_DATASETS[request.param], init=SINGLE_INIT)
-    return explain(problem, tape=emulated_tape)
+    return explain(problem, tape=emulated_tape, backward=False)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_json_meets_its_schema(report, schema):
 def test_user_text_is_escaped():
     dataset = BUILTIN_DATASETS["seed"]
     problem = make_problem(dataset, init=SINGLE_INIT, name='<script>alert("x")</script>')
-    html = to_html(explain(problem, tape=emulated_tape))
+    html = to_html(explain(problem, tape=emulated_tape, backward=False))
     assert "<script>" not in html
     assert "&lt;script&gt;" in html
 

@@ -1,0 +1,376 @@
+"""Reverse mode by hand over the tape's graph: symbolic adjoints, exact values, rounding counts.
+
+The graph is the model's and the loss's node lists (``derive.models``), the same ops
+the original script executes. Starting from dL/dL = 1, each node passes the adjoint on
+to its inputs times its local derivative, which is SymPy's derivative of the op's
+forward function (the mean gives 1/n to each element). A scalar used by every sample
+(W, b) collects the sum over the samples. Each adjoint found this way can be checked
+against differentiating L directly with respect to that node (:func:`direct_adjoint`).
+
+The adjoints are evaluated exactly, in rational arithmetic at the values the tape
+used (:func:`exact_references`), and :func:`rounding_counts` gives, for each one, the
+k of the bound gamma_k * M on the error of computing it in floating point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
+import numpy as np
+import sympy as sp
+
+from .errors import InputError
+from .models import Loss, Model
+from .ops import Op, get_op
+from .symbolic import X_I, Y_I, I, N, Symbolic, absolute_form
+
+if TYPE_CHECKING:
+    from .problem import Problem
+
+DATA = {"x": X_I, "y": Y_I}  # the data leaves: constants the tape does not watch
+
+
+# ---------------------------------------------------------------------------------------
+# The graph
+
+
+@dataclass(frozen=True)
+class Vertex:
+    """A node of the graph: a parameter, a data vector, or an op applied to earlier nodes."""
+
+    name: str
+    kind: str  # "parameter", "data" or "op"
+    op: Op | None
+    inputs: tuple[str, ...]
+    symbol: str  # LaTeX of its value at sample i (`_{i}`), or of the scalar
+    label: str  # plain text, for the drawing
+    per_sample: bool  # one value per sample, or one scalar
+
+    @property
+    def watched(self) -> bool:
+        """The tape differentiates with respect to variables and what is computed from them."""
+        return self.kind != "data"
+
+
+def graph_of(model: Model, loss: Loss) -> tuple[Vertex, ...]:
+    """Leaves (parameters, then x and y), then the ops in the order the script runs them."""
+    nodes = (*model.graph, *loss.graph)
+    if not nodes:
+        raise InputError("no op graph is registered for this model and loss", model.name)
+    vertices: dict[str, Vertex] = {}
+    for name in model.parameters:
+        vertices[name] = Vertex(name, "parameter", None, (), name, name, False)
+    for name in DATA:
+        vertices[name] = Vertex(name, "data", None, (), f"{name}_{{i}}", name, True)
+    for node in nodes:
+        op = get_op(node.op)
+        missing = [name for name in node.inputs if name not in vertices]
+        if missing or len(node.inputs) != op.arity or node.name in vertices:
+            raise InputError("malformed op graph at node", node.name)
+        per_sample = not op.reduces and any(vertices[n].per_sample for n in node.inputs)
+        vertices[node.name] = Vertex(
+            node.name, "op", op, node.inputs, node.symbol, node.label, per_sample
+        )
+    last = vertices[nodes[-1].name]
+    if last.op is None or not last.op.reduces:
+        raise InputError("the op graph must end in a mean over the samples", last.name)
+    return tuple(vertices.values())
+
+
+def op_vertices(graph: Sequence[Vertex]) -> list[Vertex]:
+    return [v for v in graph if v.kind == "op"]
+
+
+# ---------------------------------------------------------------------------------------
+# Reverse mode, symbolically
+
+
+@dataclass(frozen=True)
+class SymbolicBackward:
+    """Every node's value and adjoint at sample i, as SymPy expressions.
+
+    Adjoints are written with one symbol per node (r_i, not W x_i + b - y_i), the way
+    the tape holds them; `leaf_form` expands them to parameters and data.
+    """
+
+    graph: tuple[Vertex, ...]
+    symbols: Mapping[str, sp.Expr]  # node -> the symbol standing for its value at sample i
+    expressions: Mapping[str, sp.Expr]  # node -> its value at sample i, from leaves only
+    locals: Mapping[tuple[str, str], sp.Expr]  # (consumer, input) -> local derivative
+    adjoints: Mapping[str, sp.Expr]  # node -> dL/d(node_i); for a broadcast: the i-th term
+    broadcast: frozenset[str]  # scalars whose adjoint is the sum over i of their term
+
+    def leaf_form(self, expr: sp.Expr) -> sp.Expr:
+        return expr.xreplace(
+            {self.symbols[v.name]: self.expressions[v.name] for v in op_vertices(self.graph)}
+        )
+
+    @property
+    def output(self) -> str:
+        return self.graph[-1].name
+
+
+def _leaf_symbols(symbolic: Symbolic) -> dict[str, sp.Expr]:
+    return {**symbolic.parameters, **DATA}
+
+
+def _expressions(
+    graph: Sequence[Vertex],
+    symbolic: Symbolic,
+    replace: str | None = None,
+    by: sp.Expr | None = None,
+) -> dict[str, sp.Expr]:
+    """Each node's value at sample i from the leaves; node `replace` is taken to be `by`."""
+    expressions: dict[str, sp.Expr] = {}
+    for vertex in graph:
+        if vertex.name == replace:
+            expressions[vertex.name] = by
+        elif vertex.op is None:
+            expressions[vertex.name] = _leaf_symbols(symbolic)[vertex.name]
+        elif vertex.op.reduces:
+            (term,) = (expressions[name] for name in vertex.inputs)
+            expressions[vertex.name] = sp.Mul(sp.Pow(N, -1), sp.Sum(term, (I, 1, N)))
+        else:
+            expressions[vertex.name] = vertex.op.forward(
+                *(expressions[name] for name in vertex.inputs)
+            )
+    return expressions
+
+
+def local_derivative(op: Op, position: int, operands: Sequence[sp.Expr]) -> sp.Expr:
+    """d op / d operand[position], by SymPy from the op's forward function (mean: 1/n)."""
+    if op.reduces:
+        return sp.Pow(N, -1)
+    dummies = sp.symbols(f"a0:{op.arity}")
+    derivative = sp.diff(op.forward(*dummies), dummies[position])
+    return derivative.xreplace(dict(zip(dummies, operands, strict=True)))
+
+
+def derive_adjoints(graph: Sequence[Vertex], symbolic: Symbolic) -> SymbolicBackward:
+    """Reverse mode: dL/dL = 1, then each op passes upstream * local derivative to its inputs."""
+    symbols = _leaf_symbols(symbolic) | {
+        v.name: sp.Symbol(f"node_{v.name}") for v in op_vertices(graph)
+    }
+    vertices = {v.name: v for v in graph}
+    output = graph[-1].name
+    adjoints: dict[str, sp.Expr] = {output: sp.Integer(1)}
+    locals_: dict[tuple[str, str], sp.Expr] = {}
+    broadcast: set[str] = set()
+    summed: dict[str, set[bool]] = {}
+    for consumer in reversed(op_vertices(graph)):
+        assert consumer.op is not None
+        upstream = adjoints[consumer.name]
+        operands = [symbols[name] for name in consumer.inputs]
+        for position, name in enumerate(consumer.inputs):
+            target = vertices[name]
+            if not target.watched:
+                continue
+            local = local_derivative(consumer.op, position, operands)
+            locals_[(consumer.name, name)] = local
+            is_sum = not target.per_sample and (consumer.per_sample or consumer.op.reduces)
+            summed.setdefault(name, set()).add(is_sum)
+            if is_sum:
+                broadcast.add(name)
+            adjoints[name] = adjoints.get(name, sp.Integer(0)) + upstream * local
+    mixed = [name for name, kinds in summed.items() if len(kinds) > 1]
+    if mixed:
+        raise NotImplementedError(f"node {mixed[0]} is used both per sample and as a scalar")
+    return SymbolicBackward(
+        graph=tuple(graph),
+        symbols=symbols,
+        expressions=_expressions(graph, symbolic),
+        locals=locals_,
+        adjoints=adjoints,
+        broadcast=frozenset(broadcast),
+    )
+
+
+def is_zero(expr: sp.Expr) -> bool:
+    """SymPy proves expr == 0."""
+    return sp.simplify(sp.expand(expr)) == 0
+
+
+def direct_adjoint(backward: SymbolicBackward, symbolic: Symbolic, name: str) -> sp.Expr:
+    """dL/d(node_i) without the chain rule: differentiate the loss for the node's value."""
+    if name == backward.output:
+        return sp.Integer(1)
+    t = sp.Symbol("t")
+    graph = backward.graph
+    if name in symbolic.parameters:
+        expressions = _expressions(graph, symbolic)
+        per_sample_loss = expressions[graph[-1].inputs[0]]
+        return sp.diff(per_sample_loss, symbolic.parameters[name]) / N
+    expressions = _expressions(graph, symbolic, replace=name, by=t)
+    per_sample_loss = expressions[graph[-1].inputs[0]]
+    return (sp.diff(per_sample_loss, t) / N).xreplace({t: backward.expressions[name]})
+
+
+def matches_definition(backward: SymbolicBackward, symbolic: Symbolic) -> bool:
+    """The nodes compose to the model's prediction and the loss's per-sample term."""
+    prediction = symbolic.model.graph[-1].name
+    per_sample_loss = backward.graph[-1].inputs[0]
+    expected = symbolic.loss_definition.outer(
+        symbolic.loss_definition.inner(symbolic.prediction, Y_I)
+    )
+    return is_zero(backward.expressions[prediction] - symbolic.prediction) and is_zero(
+        backward.expressions[per_sample_loss] - expected
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Exact values and rounding-error bounds
+
+
+def exact_value(expr: sp.Expr, values: Mapping[sp.Basic, Fraction]) -> Fraction:
+    """expr in rational arithmetic, with `values` for its symbols."""
+    if expr in values:
+        return values[expr]
+    if expr.is_Rational:
+        return Fraction(int(expr.p), int(expr.q))
+    if isinstance(expr, sp.Add):
+        return sum((exact_value(a, values) for a in expr.args), Fraction(0))
+    if isinstance(expr, sp.Mul):
+        result = Fraction(1)
+        for factor in expr.args:
+            result *= exact_value(factor, values)
+        return result
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer:
+        return exact_value(expr.base, values) ** int(expr.exp)
+    raise NotImplementedError(f"no exact evaluation for {expr!r}")
+
+
+def _representable(value: sp.Number, dtype: str) -> bool:
+    exact = Fraction(int(value.p), int(value.q)) if value.is_Rational else None
+    return exact is not None and Fraction(float(np.asarray(float(exact), dtype=dtype))) == exact
+
+
+def _power_of_two(value: sp.Expr) -> bool:
+    """Multiplying by +-2^j is exact in binary floating point (barring under/overflow)."""
+    if not value.is_Rational or value == 0:
+        return False
+    p, q = abs(int(value.p)), int(value.q)
+    return (p & (p - 1)) == 0 and (q & (q - 1)) == 0
+
+
+def roundings(expr: sp.Expr, known: Mapping[sp.Basic, int], dtype: str) -> int:
+    """Roundings on the longest chain when expr is computed in floating point.
+
+    A sum of m terms adds m - 1 to the largest count among its terms; a product adds
+    the counts of its factors and one per multiplication, except by a power of two
+    (exact); a constant the dtype cannot hold is itself one rounding.
+    """
+    if expr in known:
+        return known[expr]
+    if expr.is_Number:
+        return 0 if _representable(expr, dtype) else 1
+    if isinstance(expr, sp.Add):
+        return max(roundings(a, known, dtype) for a in expr.args) + len(expr.args) - 1
+    if isinstance(expr, sp.Mul):
+        factors = [a for a in expr.args if not _power_of_two(a)]
+        return sum(roundings(a, known, dtype) for a in factors) + max(len(factors) - 1, 0)
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
+        power = int(expr.exp)
+        return power * roundings(expr.base, known, dtype) + power - 1
+    raise NotImplementedError(f"no rounding count for {expr!r}")
+
+
+def rounding_counts(backward: SymbolicBackward, n: int, dtype: str) -> dict[str, int]:
+    """k for each node's adjoint as TensorFlow computes it.
+
+    Forward values carry their own roundings (a leaf none). Going backward, dL/dL = 1
+    is exact; an op passes on upstream * local derivative: nothing is rounded when the
+    local derivative is +-1, the mean divides by n (one rounding unless n is a power of
+    two), otherwise the roundings of the local derivative (it is made of forward values)
+    plus one for the product. A scalar used by every sample adds n - 1 for the sum.
+    """
+    forward: dict[sp.Basic, int] = {}
+    for vertex in backward.graph:
+        symbol = backward.symbols[vertex.name]
+        if vertex.op is None:
+            forward[symbol] = 0
+        elif vertex.op.reduces:
+            (term,) = vertex.inputs
+            forward[symbol] = forward[backward.symbols[term]] + n
+        else:
+            dummies = sp.symbols(f"a0:{vertex.op.arity}")
+            known = {
+                d: forward[backward.symbols[name]]
+                for d, name in zip(dummies, vertex.inputs, strict=True)
+            }
+            forward[symbol] = roundings(vertex.op.forward(*dummies), known, dtype)
+    counts: dict[str, list[int]] = {backward.output: [0]}
+    for consumer in reversed(op_vertices(backward.graph)):
+        assert consumer.op is not None
+        upstream = max(counts[consumer.name]) + len(counts[consumer.name]) - 1
+        for name in consumer.inputs:
+            if (consumer.name, name) not in backward.locals:
+                continue
+            local = backward.locals[(consumer.name, name)].subs(N, n)
+            if consumer.op.reduces:
+                step = 0 if _power_of_two(sp.Integer(n)) else 1
+            elif local.is_Number and _power_of_two(local):
+                step = 0
+            else:
+                step = roundings(local, forward, dtype) + 1
+            if name in backward.broadcast:
+                step += n - 1
+            counts.setdefault(name, []).append(upstream + step)
+    return {name: max(ks) + len(ks) - 1 for name, ks in counts.items()}
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Exact adjoint of one node per sample (one entry for scalars), and its magnitude M."""
+
+    values: tuple[Fraction, ...]
+    magnitudes: tuple[Fraction, ...]
+
+
+def exact_references(
+    backward: SymbolicBackward,
+    problem: Problem,
+    symbolic: Symbolic,
+) -> dict[str, Reference]:
+    """The symbolic adjoints evaluated exactly at the dtype values the tape used."""
+    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
+    parameters = {symbolic.parameters[k]: Fraction(v) for k, v in problem.initial.values.items()}
+    samples = [{**parameters, X_I: x, Y_I: y} for x, y in zip(xs, ys, strict=True)]
+    magnitude_samples = [{k: abs(v) for k, v in sample.items()} for sample in samples]
+    vertices = {v.name: v for v in backward.graph}
+    references: dict[str, Reference] = {}
+    for name, adjoint in backward.adjoints.items():
+        term = backward.leaf_form(adjoint).subs(N, problem.n)
+        magnitude = absolute_form(term)
+        values = [exact_value(term, s) for s in samples]
+        magnitudes = [exact_value(magnitude, s) for s in magnitude_samples]
+        if name in backward.broadcast:
+            values = [sum(values, Fraction(0))]
+            magnitudes = [sum(magnitudes, Fraction(0))]
+        elif not vertices[name].per_sample:
+            values, magnitudes = values[:1], magnitudes[:1]
+        references[name] = Reference(tuple(values), tuple(magnitudes))
+    return references
+
+
+def exact_forward_values(
+    backward: SymbolicBackward, problem: Problem, symbolic: Symbolic
+) -> dict[str, tuple[Fraction, ...]]:
+    """Every node's exact value (for tests and for comparison with the tape's values)."""
+    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
+    parameters = {symbolic.parameters[k]: Fraction(v) for k, v in problem.initial.values.items()}
+    values: dict[str, tuple[Fraction, ...]] = {}
+    for vertex in backward.graph:
+        if vertex.op is not None and vertex.op.reduces:
+            (term,) = vertex.inputs
+            values[vertex.name] = (vertex.op.forward(list(values[term])),)
+            continue
+        expression = backward.expressions[vertex.name]
+        row = [
+            exact_value(expression, {**parameters, X_I: x, Y_I: y})
+            for x, y in zip(xs, ys, strict=True)
+        ]
+        values[vertex.name] = tuple(row if vertex.per_sample else row[:1])
+    return values
