@@ -1,7 +1,7 @@
 """The errors derive raises on purpose, and the exit codes they map to.
 
-Every error a user can cause is an :class:`InputError`; the command line turns it
-into one line of the form ``error: <what> (<value>)`` and exit code 2.
+Every error a user can cause names *what* is wrong and shows the offending *value*;
+the command line turns it into one line, ``error: <what> (<value>)``, and exit code 2.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ class DeriveError(Exception):
     exit_code = EXIT_INTERNAL
 
 
-class InputError(DeriveError, ValueError):
-    """Something the user supplied is wrong: names *what* and shows the offending *value*."""
-
+class _WhatAndValue(DeriveError):
     exit_code = EXIT_BAD_INPUT
 
     def __init__(self, what: str, value: object) -> None:
@@ -29,18 +27,13 @@ class InputError(DeriveError, ValueError):
         super().__init__(f"{what} ({value})")
 
 
-class OutputError(DeriveError):
+class InputError(_WhatAndValue, ValueError):
+    """Something the user supplied is wrong."""
+
+
+class OutputError(_WhatAndValue):
     """A report could not be written; earlier files are left as they were."""
-
-    exit_code = EXIT_BAD_INPUT
-
-    def __init__(self, what: str, value: object) -> None:
-        self.what = what
-        self.value = value
-        super().__init__(f"{what} ({value})")
 
 
 class RenderError(DeriveError):
     """A formula or the PDF could not be rendered."""
-
-    exit_code = EXIT_INTERNAL
