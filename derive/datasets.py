@@ -65,7 +65,10 @@ def read_csv_text(
     if not xs.size:
         raise InputError("no samples in the CSV data", source)
     return Dataset(
-        name or Path(source).stem, tuple(xs.tolist()), tuple(ys.tolist()), f"CSV: {source}"
+        name or Path(source).stem,
+        tuple(xs.tolist()),
+        tuple(ys.tolist()),
+        f"CSV: {source}, columns {columns[0]} and {columns[1]}",
     )
 
 

@@ -196,3 +196,15 @@ def test_report_writes_all_formats(out, capsys, no_tensorflow):
     assert capsys.readouterr().out == ""
     assert (out / "seed.json").is_file() and (out / "seed.html").read_text() != "an earlier report"
     assert sorted(p.name for p in out.iterdir()) == ["seed.html", "seed.json"]
+
+
+def test_csv_from_standard_input(out, monkeypatch, capsys, no_tensorflow):
+    import io
+    import json
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("x;y\n3.3;1.7\n"))
+    code = main(["report", "--data", "-", "--out", str(out), "--seed", "2", "--no-backward",
+                 "--format", "json"])  # fmt: skip
+    assert code == 0
+    document = json.loads((out / "stdin.json").read_text())
+    assert document["problem"]["x_given"] == [3.3] and document["problem"]["n"] == 1

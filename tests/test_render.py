@@ -102,3 +102,23 @@ def _descendants(box):
     for child in getattr(box, "children", ()):
         yield child
         yield from _descendants(child)
+
+
+def test_column_names_from_a_csv_are_escaped(tmp_path):
+    from derive.datasets import read_csv
+
+    path = tmp_path / "evil.csv"
+    path.write_text('<script>alert(1)</script>,"quoted ""name"""\n1,2\n3,4\n', encoding="utf-8")
+    dataset = read_csv(str(path), ("<script>alert(1)</script>", 'quoted "name"'))
+    problem = make_problem(dataset, init=SINGLE_INIT)
+    html = to_html(explain(problem, tape=emulated_tape, backward=False))
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "quoted &#34;name&#34;" in html
+
+
+def test_report_shows_itself_in_jupyter():
+    problem = make_problem(BUILTIN_DATASETS["single"], init=SINGLE_INIT)
+    report = explain(problem, tape=emulated_tape, backward=False)
+    html = report._repr_html_()
+    assert html.startswith("<!DOCTYPE html>") and "<svg" in html
