@@ -9,7 +9,9 @@ against differentiating L directly with respect to that node (:func:`direct_adjo
 
 The adjoints are evaluated exactly, in rational arithmetic at the values the tape
 used (:func:`exact_references`), and :func:`rounding_counts` gives, for each one, the
-k of the bound gamma_k * M on the error of computing it in floating point.
+k of the bound gamma_k * M on the error of computing it in floating point. For many
+samples, :func:`fast_references` evaluates them in float64 instead, with a stated
+bound on their own error (see ``FLOAT_ALLOWANCE``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ import sympy as sp
 from .errors import InputError
 from .models import Loss, Model
 from .ops import Op, get_op
+from .reference import exact_sum
 from .symbolic import X_I, Y_I, I, N, Symbolic, absolute_form
 
 if TYPE_CHECKING:
     from .problem import Problem
+    from .reference import Samples
 
 DATA = {"x": X_I, "y": Y_I}  # the data leaves: constants the tape does not watch
 
@@ -323,10 +327,14 @@ def rounding_counts(backward: SymbolicBackward, n: int, dtype: str) -> dict[str,
 
 @dataclass(frozen=True)
 class Reference:
-    """Exact adjoint of one node per sample (one entry for scalars), and its magnitude M."""
+    """Adjoint of one node per sample (one entry for scalars), and its magnitude M.
+
+    Exact unless `allowance` > 0: then each value is within allowance * M of the exact one.
+    """
 
     values: tuple[Fraction, ...]
     magnitudes: tuple[Fraction, ...]
+    allowance: Fraction = Fraction(0)
 
 
 def exact_references(
@@ -374,3 +382,123 @@ def exact_forward_values(
         ]
         values[vertex.name] = tuple(row if vertex.per_sample else row[:1])
     return values
+
+
+# ---------------------------------------------------------------------------------------
+# Many samples: float64 instead of rational arithmetic
+
+# A per-sample adjoint is a short polynomial in W, b, x_i, y_i over an integer: computed
+# in float64 with k64 roundings, it is within gamma_k64 * M_i of the exact value (u =
+# 2^-53). Up to MAX_FLOAT_ROUNDINGS that is below FLOAT_ALLOWANCE * M_i, which the check
+# adds to each per-sample tolerance: 2^24 times finer than a float32 ULP of M_i.
+FLOAT_ALLOWANCE = Fraction(1, 2**48)
+MAX_FLOAT_ROUNDINGS = 16
+# The error of a correctly rounded sum of exactly held terms (half a float64 ULP),
+# doubled as in section 6 (reference.rounding_bound).
+SUM_ALLOWANCE = Fraction(1, 2**52)
+
+
+@dataclass(frozen=True)
+class FloatReference:
+    """Adjoint of one node at every sample, in float64 (for many samples).
+
+    Each value is within `allowance` * M_i of the exact one; `magnitudes` are upper
+    bounds of the exact M_i.
+    """
+
+    values: np.ndarray
+    magnitudes: np.ndarray
+    allowance: Fraction
+
+
+@dataclass(frozen=True)
+class _Split:
+    """A per-sample term as numerator / denominator, ready for float64 evaluation."""
+
+    numerator: sp.Expr  # a polynomial with integer coefficients in the leaves
+    denominator: int
+    roundings: int  # k64: roundings of numerator / denominator in float64
+
+
+def _split(term: sp.Expr, symbolic: Symbolic) -> _Split | None:
+    """term = numerator / denominator, or None when float64 cannot evaluate it as stated."""
+    leaves = [*symbolic.parameters.values(), X_I, Y_I]
+    numerator, denominator = sp.fraction(sp.together(term))
+    if not (denominator.is_Integer and denominator > 0 and numerator.is_polynomial(*leaves)):
+        return None
+    numbers = [a for a in numerator.atoms(sp.Number) if not a.is_Integer or abs(a) >= 2**53]
+    if numbers:
+        return None
+    k = roundings(numerator, dict.fromkeys(leaves, 0), "float64")
+    k += 0 if _power_of_two(denominator) else 1
+    if k > MAX_FLOAT_ROUNDINGS:
+        return None
+    return _Split(numerator, int(denominator), k)
+
+
+def _on_samples(value: object, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
+
+
+def fast_references(
+    backward: SymbolicBackward,
+    problem: Problem,
+    symbolic: Symbolic,
+    samples: Samples,
+) -> dict[str, Reference | FloatReference] | None:
+    """The symbolic adjoints at every sample, in float64 with bounded error.
+
+    Per-sample adjoints: float64 arrays (``FloatReference``). A scalar used by every
+    sample: its terms held exactly (:mod:`derive.expansion`) and summed with a correctly
+    rounded sum. Other scalars: exactly. Magnitudes are float64 on absolute values,
+    enlarged so that they stay upper bounds. None when some adjoint is not a short
+    polynomial over an integer (the caller then takes the exact path).
+    """
+    n = problem.n
+    splits = {}
+    for name, adjoint in backward.adjoints.items():
+        split = _split(backward.leaf_form(adjoint).subs(N, n), symbolic)
+        if split is None:
+            return None
+        splits[name] = split
+    exact_parameters = {
+        name: Fraction(problem.initial.values[name]) for name in symbolic.parameters
+    }
+    parameters = [float(v) for v in exact_parameters.values()]
+    absolute = [abs(v) for v in parameters]
+    x_abs, y_abs = np.abs(samples.x), np.abs(samples.y)
+    vertices = {v.name: v for v in backward.graph}
+    references: dict[str, Reference | FloatReference] = {}
+    for name, split in splits.items():
+        function = symbolic.sample_function(split.numerator)
+        magnitude = symbolic.sample_function(absolute_form(split.numerator))
+        if name in backward.broadcast:
+            summed = exact_sum(symbolic, split.numerator, exact_parameters, samples)
+            value = Fraction(summed) / split.denominator
+            # n non-negative terms of k64 roundings each: below (n + k64) 2^-53 relative.
+            terms = _on_samples(magnitude(*absolute, x_abs, y_abs), n)
+            enlarged = 1 + Fraction(n + split.roundings + 8, 2**52)
+            bound = Fraction(float(np.sum(terms))) * enlarged / split.denominator
+            references[name] = Reference((value,), (bound,), SUM_ALLOWANCE)
+        elif not vertices[name].per_sample:
+            x, y = samples.fractions(0)
+            leaves = {symbolic.parameters[k]: v for k, v in exact_parameters.items()}
+            at_first = {**leaves, X_I: x, Y_I: y}
+            value = exact_value(split.numerator, at_first) / split.denominator
+            bound = exact_value(
+                absolute_form(split.numerator), {k: abs(v) for k, v in at_first.items()}
+            )
+            references[name] = Reference((value,), (bound / split.denominator,))
+        else:
+            values = _on_samples(function(*parameters, samples.x, samples.y), n)
+            terms = _on_samples(magnitude(*absolute, x_abs, y_abs), n)
+            if split.denominator != 1:
+                values = values / split.denominator
+                terms = terms / split.denominator
+            if split.roundings == 0:  # nothing rounded: exact values and magnitudes
+                references[name] = FloatReference(values, terms, Fraction(0))
+                continue
+            # Computed with k64 <= 16 roundings, each magnitude is at least M_i (1 - 2^-48.9);
+            # 1 + 2^-47 (itself rounded once) lifts it above M_i.
+            references[name] = FloatReference(values, terms * (1 + 2.0**-47), FLOAT_ALLOWANCE)
+    return references

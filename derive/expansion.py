@@ -98,10 +98,12 @@ class Expansion:
 
 def total(value: Expansion, length: int) -> float:
     """The correctly rounded float64 sum over all samples of the expansion."""
-    # One part at a time as Python floats: fsum's partial sums carry across parts.
+    # One part at a time, read through a memoryview (no list of Python floats is built):
+    # fsum's partial sums carry across parts.
     return math.fsum(
         itertools.chain.from_iterable(
-            np.broadcast_to(part, (length,)).tolist() for part in value.parts
+            memoryview(np.ascontiguousarray(np.broadcast_to(part, (length,))))
+            for part in value.parts
         )
     )
 

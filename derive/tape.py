@@ -107,15 +107,19 @@ _NOT_ARITHMETIC = frozenset({"Placeholder", "ReadVariableOp", "Const", "Identity
 
 @dataclass(frozen=True)
 class BackwardTrace:
-    """Every node's value and adjoint dL/d(node), as TensorFlow computed them."""
+    """Every node's value and adjoint dL/d(node), as TensorFlow computed them.
 
-    values: Mapping[str, tuple[float, ...]]  # one entry per sample, or one for scalars
-    adjoints: Mapping[str, tuple[float, ...] | None]  # None: the tape does not watch it
+    One entry per sample, or one for scalars: float64 arrays from the tape (holding
+    its dtype's values exactly), or any sequence of floats.
+    """
+
+    values: Mapping[str, Sequence[float] | np.ndarray]
+    adjoints: Mapping[str, Sequence[float] | np.ndarray | None]  # None: not watched
     recorded_ops: tuple[str, ...]  # op types TensorFlow records for the script's expressions
 
 
-def _flat(tensor: Any) -> tuple[float, ...]:
-    return tuple(float(v) for v in np.asarray(tensor.numpy()).reshape(-1))
+def _flat(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.numpy(), dtype=np.float64).reshape(-1)
 
 
 def recorded_ops(problem: Problem) -> tuple[str, ...]:
@@ -156,7 +160,7 @@ def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
             operands = [tensors[name] for name in node.inputs]
             tensors[node.name] = _TF_OPS[node.op](tf, *operands)
     loss = tensors[nodes[-1].name]
-    adjoints: dict[str, tuple[float, ...] | None] = {}
+    adjoints: dict[str, np.ndarray | None] = {}
     for name, tensor in tensors.items():
         gradient = tape.gradient(loss, tensor)
         adjoints[name] = None if gradient is None else _flat(gradient)
