@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import InputError
+from .expansion import MAX_PAIR_PARTS, Expansion, divided, double_double
 from .models import Loss, Model
 from .ops import Op, get_op
 from .reference import exact_sum
@@ -387,11 +388,15 @@ def exact_forward_values(
 # ---------------------------------------------------------------------------------------
 # Many samples: float64 instead of rational arithmetic
 
-# A per-sample adjoint is a short polynomial in W, b, x_i, y_i over an integer: computed
-# in float64 with k64 roundings, it is within gamma_k64 * M_i of the exact value (u =
-# 2^-53). Up to MAX_FLOAT_ROUNDINGS that is below FLOAT_ALLOWANCE * M_i, which the check
-# adds to each per-sample tolerance: 2^24 times finer than a float32 ULP of M_i.
-FLOAT_ALLOWANCE = Fraction(1, 2**48)
+# A per-sample adjoint is a short polynomial in W, b, x_i, y_i over an integer. Its
+# terms are held exactly as float64 expansions, reduced to a pair high + low of float64
+# numbers and divided by the integer (derive.expansion): within 2^-94 M_i of the exact
+# value, M_i its magnitude. FLOAT_ALLOWANCE * M_i, added to each per-sample tolerance,
+# covers that; it is 2^37 times finer than a float64 ULP of M_i, so negligible for a
+# float32 or a float64 tape alike.
+FLOAT_ALLOWANCE = Fraction(1, 2**90)
+# Magnitudes are plain float64, on absolute values: up to this many roundings each, an
+# enlargement by 1 + 2^-47 keeps them upper bounds.
 MAX_FLOAT_ROUNDINGS = 16
 # The error of a correctly rounded sum of exactly held terms (half a float64 ULP),
 # doubled as in section 6 (reference.rounding_bound).
@@ -400,15 +405,27 @@ SUM_ALLOWANCE = Fraction(1, 2**52)
 
 @dataclass(frozen=True)
 class FloatReference:
-    """Adjoint of one node at every sample, in float64 (for many samples).
+    """Adjoint of one node at every sample as float64 pairs (for many samples).
 
-    Each value is within `allowance` * M_i of the exact one; `magnitudes` are upper
-    bounds of the exact M_i.
+    Each value high_i + low_i is within `allowance` * M_i of the exact one;
+    `magnitudes` are upper bounds of the exact M_i. An adjoint that is the same for
+    every sample (1/n) is held as 0-d arrays; NumPy broadcasts them.
     """
 
-    values: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
     magnitudes: np.ndarray
     allowance: Fraction
+
+    def at(self, index: int) -> Fraction:
+        return Fraction(_entry(self.high, index)) + Fraction(_entry(self.low, index))
+
+    def magnitude(self, index: int) -> float:
+        return _entry(self.magnitudes, index)
+
+
+def _entry(values: np.ndarray, index: int) -> float:
+    return float(values[index] if values.ndim else values)
 
 
 @dataclass(frozen=True)
@@ -446,13 +463,14 @@ def fast_references(
     symbolic: Symbolic,
     samples: Samples,
 ) -> dict[str, Reference | FloatReference] | None:
-    """The symbolic adjoints at every sample, in float64 with bounded error.
+    """The symbolic adjoints at every sample, with float64 arrays and a bounded error.
 
-    Per-sample adjoints: float64 arrays (``FloatReference``). A scalar used by every
-    sample: its terms held exactly (:mod:`derive.expansion`) and summed with a correctly
-    rounded sum. Other scalars: exactly. Magnitudes are float64 on absolute values,
-    enlarged so that they stay upper bounds. None when some adjoint is not a short
-    polynomial over an integer (the caller then takes the exact path).
+    Every term is held exactly as a float64 expansion (:mod:`derive.expansion`).
+    Per-sample adjoints: reduced to pairs of float64 arrays (``FloatReference``). A
+    scalar used by every sample: summed with a correctly rounded sum. Other scalars:
+    exactly. Magnitudes are float64 on absolute values, enlarged so that they stay upper
+    bounds. None when some adjoint is not a short polynomial over an integer (the caller
+    then takes the exact path).
     """
     n = problem.n
     splits = {}
@@ -467,10 +485,26 @@ def fast_references(
     parameters = [float(v) for v in exact_parameters.values()]
     absolute = [abs(v) for v in parameters]
     x_abs, y_abs = np.abs(samples.x), np.abs(samples.y)
+    leaves = [Expansion.of(v) for v in (*parameters, samples.x, samples.y)]
+    pairs: dict[sp.Expr, tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def pair(numerator: sp.Expr) -> tuple[np.ndarray, np.ndarray] | None:
+        """numerator at every sample as high + low; None if it has too many parts."""
+        if numerator not in pairs:
+            held = symbolic.sample_function(numerator)(*leaves)
+            if not isinstance(held, Expansion):  # it does not depend on the samples
+                held = Expansion.of(float(held))
+            too_many = len(held.parts) > MAX_PAIR_PARTS
+            pairs[numerator] = None if too_many else double_double(held)
+        return pairs[numerator]
+
     vertices = {v.name: v for v in backward.graph}
+    per_sample = [k for k in splits if vertices[k].per_sample and k not in backward.broadcast]
+    if any(pair(splits[name].numerator) is None for name in per_sample):
+        return None
     references: dict[str, Reference | FloatReference] = {}
+    shared: dict[_Split, FloatReference] = {}
     for name, split in splits.items():
-        function = symbolic.sample_function(split.numerator)
         magnitude = symbolic.sample_function(absolute_form(split.numerator))
         if name in backward.broadcast:
             summed = exact_sum(symbolic, split.numerator, exact_parameters, samples)
@@ -482,23 +516,34 @@ def fast_references(
             references[name] = Reference((value,), (bound,), SUM_ALLOWANCE)
         elif not vertices[name].per_sample:
             x, y = samples.fractions(0)
-            leaves = {symbolic.parameters[k]: v for k, v in exact_parameters.items()}
-            at_first = {**leaves, X_I: x, Y_I: y}
+            exact_leaves = {symbolic.parameters[k]: v for k, v in exact_parameters.items()}
+            at_first = {**exact_leaves, X_I: x, Y_I: y}
             value = exact_value(split.numerator, at_first) / split.denominator
             bound = exact_value(
                 absolute_form(split.numerator), {k: abs(v) for k, v in at_first.items()}
             )
             references[name] = Reference((value,), (bound / split.denominator,))
         else:
-            values = _on_samples(function(*parameters, samples.x, samples.y), n)
-            terms = _on_samples(magnitude(*absolute, x_abs, y_abs), n)
-            if split.denominator != 1:
-                values = values / split.denominator
-                terms = terms / split.denominator
-            if split.roundings == 0:  # nothing rounded: exact values and magnitudes
-                references[name] = FloatReference(values, terms, Fraction(0))
-                continue
-            # Computed with k64 <= 16 roundings, each magnitude is at least M_i (1 - 2^-48.9);
-            # 1 + 2^-47 (itself rounded once) lifts it above M_i.
-            references[name] = FloatReference(values, terms * (1 + 2.0**-47), FLOAT_ALLOWANCE)
+            # Nodes with the same adjoint (r_i, y_hat_i, (W x)_i) share one reference.
+            if split not in shared:
+                magnitudes = magnitude(*absolute, x_abs, y_abs)
+                shared[split] = _float_reference(split, pair(split.numerator), magnitudes)
+            references[name] = shared[split]
     return references
+
+
+def _float_reference(
+    split: _Split, pair: tuple[np.ndarray, np.ndarray] | None, magnitudes: object
+) -> FloatReference:
+    """numerator / denominator from the numerator's pair and its magnitudes on |leaves|."""
+    assert pair is not None
+    high, low = pair
+    terms = np.asarray(magnitudes, dtype=np.float64)
+    if split.denominator != 1:
+        high, low = divided(high, low, split.denominator)
+        terms = terms / split.denominator
+    if split.roundings == 0:  # nothing rounded: exact values and magnitudes
+        return FloatReference(high, low, terms, Fraction(0))
+    # Computed with k64 <= 16 roundings, each magnitude is at least M_i (1 - 2^-48.9);
+    # 1 + 2^-47 (itself rounded once) lifts it above M_i.
+    return FloatReference(high, low, terms * (1 + 2.0**-47), FLOAT_ALLOWANCE)

@@ -6,9 +6,9 @@ the rounding-error bound of the float computation. The facts also carry the LaTe
 report shows: each op's local rule, with the tape's numbers put in, and the sums over
 the samples that make the gradients of W and b.
 
-Beyond ``reference.EXACT_LIMIT`` samples the references are float64 with a stated
-error (:func:`derive.adjoints.fast_references`) and every sample is checked at once
-with NumPy; :class:`Check` objects (exact differences) are built for every sample up
+Beyond ``reference.EXACT_LIMIT`` samples the references are float64 pairs with a
+stated error (:func:`derive.adjoints.fast_references`) and every sample is checked at
+once with NumPy; :class:`Check` objects (exact differences) are built for every sample up
 to LISTED_LIMIT samples, beyond that only for those the report shows (the table rows
 and the worst sample of each node).
 """
@@ -42,6 +42,7 @@ from .adjoints import (
     rounding_counts,
 )
 from .check import Check, bound_at, compare, gamma_bound, gamma_bounds
+from .expansion import two_sum
 from .numbers import latex_number
 from .reference import Samples
 from .symbolic import Formula, N, ReportLatexPrinter, Symbolic
@@ -428,35 +429,36 @@ def _node_check(
     return NodeCheck(tuple(checks[i] for i in kept), k, shown, kept, n, failed)
 
 
-def _float_node_check(
-    vertex: Vertex,
-    reference: FloatReference,
-    tape: np.ndarray,
-    k: int,
-    dtype: str,
-) -> NodeCheck:
-    """Every sample checked at once with NumPy; Checks only for the samples that are kept.
+@dataclass(frozen=True)
+class _Verdicts:
+    """Every sample's verdict against a FloatReference, from NumPy."""
 
-    The tolerance of sample i is (gamma_k + allowance) * M_i, rounded up. Rounding to
-    float64 is monotone, so a rounded |tape - reference| below (above) the tolerance
-    means the exact one is below (above) it too; a tie is settled exactly.
+    tolerances: np.ndarray  # (gamma_k + allowance) * M_i, rounded up
+    ok: np.ndarray
+    worst: int  # the sample closest to (or furthest beyond) its tolerance
+
+
+def _float_verdicts(reference: FloatReference, tape: np.ndarray, k: int, dtype: str) -> _Verdicts:
+    """The tape against the reference at every sample, at once.
+
+    The difference tape_i - (high_i + low_i) is computed with TwoSum and two roundings,
+    so it is known to within `slack`; a sample whose difference lies within `slack` of
+    its tolerance is settled exactly, in rational arithmetic.
     """
     n = tape.size
     tolerances = gamma_bounds(k, dtype, reference.magnitudes, reference.allowance)
+    tolerances = np.broadcast_to(tolerances, (n,))
     finite = np.isfinite(tape)
     unbounded = np.isinf(tolerances)
     with np.errstate(invalid="ignore", over="ignore"):
-        differences = np.abs(tape - reference.values)
-
-    def check_at(i: int) -> Check:
-        bound = bound_at(k, dtype, float(reference.magnitudes[i]), float(tolerances[i]))
-        exact = Fraction(float(reference.values[i]))
-        return compare(_quantity(vertex, i, n > 1), exact, float(tape[i]), bound, dtype)
-
-    ok = finite & (unbounded | (differences < tolerances))
-    for i in np.flatnonzero(finite & ~unbounded & (differences == tolerances)):
-        ok[i] = check_at(int(i)).ok
-    failed = n - int(np.count_nonzero(ok))
+        first, second = two_sum(tape, -reference.high)  # tape - high, exactly
+        rest = second - reference.low
+        differences = np.abs(first + rest)
+        slack = 2.0**-51 * (differences + np.abs(rest)) + 2.0**-1074
+    ok = finite & (unbounded | (differences + slack < tolerances))
+    for i in np.flatnonzero(finite & ~unbounded & ~ok & (differences - slack <= tolerances)):
+        exact = abs(Fraction(float(tape[i])) - reference.at(int(i)))
+        ok[i] = exact <= Fraction(float(tolerances[i]))
     worst = 0
     if n > SHOWN_CHECKS:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -467,9 +469,29 @@ def _float_node_check(
             )
         badness[~finite] = math.inf
         worst = int(np.argmax(badness))
-    kept = _kept(n, worst)
+    return _Verdicts(tolerances, ok, worst)
+
+
+def _float_node_check(
+    vertex: Vertex,
+    reference: FloatReference,
+    tape: np.ndarray,
+    k: int,
+    dtype: str,
+    verdicts: _Verdicts,
+) -> NodeCheck:
+    """Counts from the verdicts; Checks (exact differences) only for the kept samples."""
+    n = tape.size
+
+    def check_at(i: int) -> Check:
+        tolerance = float(verdicts.tolerances[i])
+        bound = bound_at(k, dtype, reference.magnitude(i), tolerance)
+        return compare(_quantity(vertex, i, n > 1), reference.at(i), float(tape[i]), bound, dtype)
+
+    failed = n - int(np.count_nonzero(verdicts.ok))
+    kept = _kept(n, verdicts.worst)
     checks = {i: check_at(i) for i in kept}
-    shown = _shown_checks(checks, n, worst)
+    shown = _shown_checks(checks, n, verdicts.worst)
     return NodeCheck(tuple(checks[i] for i in kept), k, shown, kept, n, failed)
 
 
@@ -511,6 +533,7 @@ def build_backward(
     writer = _Writer(backward, trace, n)
 
     nodes = []
+    verdicts: dict[tuple[int, int], tuple[np.ndarray, _Verdicts]] = {}
     for vertex in graph:
         tape_adjoints = trace.adjoints.get(vertex.name)
         expected = check = None
@@ -527,7 +550,13 @@ def build_backward(
             missing = tape_adjoints is None or len(tape_adjoints) == 0
             if isinstance(reference, FloatReference):
                 tape = np.full(n, math.nan) if missing else tape_adjoints
-                check = _float_node_check(vertex, reference, tape, k, problem.dtype)
+                # Nodes that pass the same adjoint on have the same verdicts: reuse them.
+                key = (id(reference), k)
+                if key not in verdicts or not np.array_equal(verdicts[key][0], tape):
+                    verdicts[key] = (tape, _float_verdicts(reference, tape, k, problem.dtype))
+                check = _float_node_check(
+                    vertex, reference, tape, k, problem.dtype, verdicts[key][1]
+                )
             else:
                 tape = (math.nan,) * len(reference.values) if missing else tape_adjoints
                 check = _node_check(vertex, reference, tape, k, problem.dtype)
@@ -608,15 +637,15 @@ def _method(dtype: str, exact: bool, sums: Sequence[str]) -> str:
     allowance = int(math.log2(FLOAT_ALLOWANCE.denominator))
     summed = " and ".join(sums)
     return (
-        f"float64 arithmetic at the {dtype} values the tape used: each per-sample adjoint is "
-        "a short product and sum, so its float64 value is within a few units of 2^-53 M_i "
-        f"of the exact one (M_i its magnitude), and an allowance of 2^-{allowance} M_i is "
+        f"error-free float64 transformations at the {dtype} values the tape used: every "
+        "term is held exactly as a sum of float64 numbers (Dekker's two-product); each "
+        "per-sample adjoint is reduced to a pair of float64 numbers, within 2^-94 M_i of "
+        f"the exact value (M_i its magnitude), and an allowance of 2^-{allowance} M_i is "
         "added to every per-sample tolerance; the sums over the samples"
         + (f" (for {summed})" if summed else "")
-        + " hold every term exactly (Dekker's two-product) and add them with a correctly "
-        "rounded sum, within 2^-53 relative, and 2^-52 M is added to their tolerance as in "
-        "section 6; the magnitudes M are computed in float64 on absolute values and "
-        "enlarged so that they stay upper bounds"
+        + " are correctly rounded, within 2^-53 relative, and 2^-52 M is added to their "
+        "tolerance as in section 6; the magnitudes M are computed in float64 on absolute "
+        "values and enlarged so that they stay upper bounds"
     )
 
 

@@ -156,7 +156,9 @@ def gamma_bounds(
     if Fraction(factor_up) < factor:
         factor_up = math.nextafter(factor_up, math.inf)
     product = factor_up * magnitudes
-    return np.where(product == 0, 0.0, np.nextafter(product, math.inf))
+    # One step up covers the rounding of the product, and an underflow to 0 as well.
+    exact_zero = (magnitudes == 0) | (factor_up == 0)
+    return np.where(exact_zero, 0.0, np.nextafter(product, math.inf))
 
 
 def bound_at(roundings: int, dtype: str, magnitude: float, tolerance: float) -> Bound:
