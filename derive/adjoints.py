@@ -544,6 +544,6 @@ def _float_reference(
         terms = terms / split.denominator
     if split.roundings == 0:  # nothing rounded: exact values and magnitudes
         return FloatReference(high, low, terms, Fraction(0))
-    # Computed with k64 <= 16 roundings, each magnitude is at least M_i (1 - 2^-48.9);
+    # Computed with k64 <= 16 roundings, each magnitude is at least M_i (1 - 2^-49);
     # 1 + 2^-47 (itself rounded once) lifts it above M_i.
     return FloatReference(high, low, terms * (1 + 2.0**-47), FLOAT_ALLOWANCE)
