@@ -5,32 +5,46 @@ ones of :mod:`derive.adjoints`, evaluated exactly, with a tolerance gamma_k * M 
 the rounding-error bound of the float computation. The facts also carry the LaTeX the
 report shows: each op's local rule, with the tape's numbers put in, and the sums over
 the samples that make the gradients of W and b.
+
+Beyond ``reference.EXACT_LIMIT`` samples the references are float64 pairs with a
+stated error (:func:`derive.adjoints.fast_references`) and every sample is checked at
+once with NumPy; :class:`Check` objects (exact differences) are built for every sample up
+to LISTED_LIMIT samples, beyond that only for those the report shows (the table rows
+and the worst sample of each node).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
+import numpy as np
 import sympy as sp
 
 from .adjoints import (
+    FLOAT_ALLOWANCE,
+    FloatReference,
     Reference,
     SymbolicBackward,
     Vertex,
     derive_adjoints,
     direct_adjoint,
     exact_references,
+    fast_references,
     graph_of,
     is_zero,
     matches_definition,
     op_vertices,
     rounding_counts,
 )
-from .check import Check, compare, gamma_bound
+from .check import Check, bound_at, compare, gamma_bound, gamma_bounds
+from .expansion import two_sum
 from .numbers import latex_number
+from .reference import Samples
 from .symbolic import Formula, N, ReportLatexPrinter, Symbolic
 from .symbolic import shown_terms as _shown_terms
 
@@ -42,6 +56,11 @@ MAX_TABLE_ROWS = 20  # as in the per-sample table: beyond this, tables show thei
 EDGE_ROWS = 5
 SHOWN_WORKED = 3  # samples worked out with numbers before the middle is elided
 SHOWN_CHECKS = 3  # per-sample checks listed one by one; beyond, the worst one
+# Up to this many samples every per-sample check is kept (and written to JSON); beyond,
+# only those of the table rows and the worst one per node, with counts of the rest.
+LISTED_LIMIT = 10_000
+
+Values = tuple[float, ...] | np.ndarray  # a tuple on the exact path, else float64 (read-only)
 
 
 @dataclass(frozen=True)
@@ -52,15 +71,28 @@ class ShownCheck:
 
 @dataclass(frozen=True)
 class NodeCheck:
-    """The tape's adjoint at one node against the exact reference, sample by sample."""
+    """The tape's adjoint at one node against the reference, sample by sample.
 
-    checks: tuple[Check, ...]  # one per sample, or one for a scalar
+    Every sample is checked and counted; `checks` holds one per sample up to
+    LISTED_LIMIT samples (one for a scalar), beyond that those of the table rows and
+    the worst sample, at the 0-based sample indices `indices`.
+    """
+
+    checks: tuple[Check, ...]
     roundings: int  # k of the bound gamma_k * M
     shown: tuple[ShownCheck, ...]  # what the report lists
+    indices: tuple[int, ...]  # the sample of each entry of `checks`
+    samples: int  # how many values were checked
+    failed: int  # how many of them are beyond their bound
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
+        return self.failed == 0
+
+    @property
+    def complete(self) -> bool:
+        """`checks` holds every sample's check."""
+        return len(self.checks) == self.samples
 
 
 @dataclass(frozen=True)
@@ -76,8 +108,8 @@ class NodeFacts:
     label: str  # plain text
     definition: str  # LaTeX: symbol = op(inputs)
     per_sample: bool
-    values: tuple[float, ...]  # the tape's values
-    adjoints: tuple[float, ...] | None  # the tape's adjoints; None: not watched
+    values: Values  # the tape's values
+    adjoints: Values | None  # the tape's adjoints; None: not watched
     expected: str | None  # LaTeX of dL/d(node) by the chain rule
     expected_verified: bool  # equals differentiating L directly (SymPy)
     check: NodeCheck | None
@@ -139,6 +171,7 @@ class BackwardFacts:
     matches_definition: bool  # the nodes compose to the model's and loss's formulas
     replay_matches: bool  # same loss and gradients as tape.gradient(loss, [W, b])
     reference_method: str
+    exact: bool = True  # exact rational references; else float64 with a stated error
 
     @property
     def ok(self) -> bool:
@@ -159,9 +192,9 @@ class BackwardFacts:
                 continue
             if not node.expected_verified:
                 found.append(f"the chain rule's adjoint at {node.label} is not dL/d{node.label}")
-            failed = sum(not check.ok for check in node.check.checks)
+            failed = node.check.failed
             if failed:
-                where = f"{failed} of {len(node.check.checks)} samples" if node.per_sample else ""
+                where = f"{failed} of {node.check.samples} samples" if node.per_sample else ""
                 found.append(
                     f"the tape's adjoint at {node.label} is beyond its bound"
                     + (f" ({where})" if where else "")
@@ -253,7 +286,8 @@ class _Writer:
         numbers: dict[sp.Basic, float] = {N: float(self.n)}
         for vertex in self.backward.graph:
             values = self.trace.values[vertex.name]
-            numbers[self.backward.symbols[vertex.name]] = values[k - 1 if len(values) > 1 else 0]
+            value = values[k - 1 if len(values) > 1 else 0]
+            numbers[self.backward.symbols[vertex.name]] = float(value)
         return numbers
 
     def with_numbers(self, expr: sp.Expr, k: int) -> str:
@@ -266,8 +300,9 @@ class _Writer:
         return f"{vertex.symbol} = " + vertex.op.notation.format(*operands)
 
     def adjoint(self, name: str, k: int) -> float:
-        values = self.trace.adjoints[name] or ()
-        return values[k - 1 if len(values) > 1 else 0]
+        values = self.trace.adjoints[name]
+        values = () if values is None else values
+        return float(values[k - 1 if len(values) > 1 else 0])
 
     def sum_lines(self, consumer: Vertex, name: str, lhs: str) -> tuple[str, ...]:
         """lhs term_1 + term_2 + ... + term_n = total, with the tape's numbers.
@@ -340,6 +375,26 @@ class _Writer:
         return Propagation(name, True, False, rule, lines)
 
 
+def _quantity(vertex: Vertex, index: int, many: bool) -> str:
+    return f"dL/d{vertex.label}" + (f" (i = {index + 1})" if many else "")
+
+
+def _kept(n: int, worst: int) -> tuple[int, ...]:
+    """The samples whose checks are kept: all up to LISTED_LIMIT, else the rows and the worst."""
+    if n <= LISTED_LIMIT:
+        return tuple(range(n))
+    rows = {k for k in _rows(n)[0] if k is not None}
+    return tuple(sorted(rows | {worst}))
+
+
+def _shown_checks(checks: Mapping[int, Check], n: int, worst: int) -> tuple[ShownCheck, ...]:
+    if n == 1:
+        return (ShownCheck("", checks[0]),)
+    if n <= SHOWN_CHECKS:
+        return tuple(ShownCheck(str(i + 1), checks[i]) for i in range(n))
+    return (ShownCheck(f"{worst + 1} (worst of {n})", checks[worst]),)
+
+
 def _node_check(
     vertex: Vertex,
     reference: Reference,
@@ -347,26 +402,97 @@ def _node_check(
     k: int,
     dtype: str,
 ) -> NodeCheck:
-    checks = []
-    for index, (exact, magnitude, value) in enumerate(
-        zip(reference.values, reference.magnitudes, tape, strict=True), start=1
-    ):
-        quantity = f"dL/d{vertex.label}" + (f" (i = {index})" if len(tape) > 1 else "")
-        checks.append(compare(quantity, exact, value, gamma_bound(k, dtype, magnitude), dtype))
-    if len(checks) == 1:
-        shown = (ShownCheck("", checks[0]),)
-    elif len(checks) <= SHOWN_CHECKS:
-        shown = tuple(ShownCheck(str(i), c) for i, c in enumerate(checks, start=1))
-    else:
+    """Every sample's Check, with exact differences (the exact path, and scalars)."""
+    checks = [
+        compare(
+            _quantity(vertex, index, len(tape) > 1),
+            exact,
+            float(value),
+            gamma_bound(k, dtype, magnitude, reference.allowance),
+            dtype,
+        )
+        for index, (exact, magnitude, value) in enumerate(
+            zip(reference.values, reference.magnitudes, tape, strict=True)
+        )
+    ]
 
-        def badness(check: Check) -> float:
-            if check.tolerance > 0:
-                return check.abs_error / check.tolerance
-            return 0.0 if check.abs_error == 0 else float("inf")
+    def badness(check: Check) -> float:
+        if check.tolerance > 0:
+            return check.abs_error / check.tolerance
+        return 0.0 if check.abs_error == 0 else float("inf")
 
-        worst = max(range(len(checks)), key=lambda i: badness(checks[i]))
-        shown = (ShownCheck(f"{worst + 1} (worst of {len(checks)})", checks[worst]),)
-    return NodeCheck(tuple(checks), k, shown)
+    n = len(checks)
+    worst = max(range(n), key=lambda i: badness(checks[i])) if n > SHOWN_CHECKS else 0
+    kept = _kept(n, worst)
+    failed = sum(not check.ok for check in checks)
+    shown = _shown_checks(dict(enumerate(checks)), n, worst)
+    return NodeCheck(tuple(checks[i] for i in kept), k, shown, kept, n, failed)
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """Every sample's verdict against a FloatReference, from NumPy."""
+
+    tolerances: np.ndarray  # (gamma_k + allowance) * M_i, rounded up
+    ok: np.ndarray
+    worst: int  # the sample closest to (or furthest beyond) its tolerance
+
+
+def _float_verdicts(reference: FloatReference, tape: np.ndarray, k: int, dtype: str) -> _Verdicts:
+    """The tape against the reference at every sample, at once.
+
+    The difference tape_i - (high_i + low_i) is computed with TwoSum and two roundings,
+    so it is known to within `slack`; a sample whose difference lies within `slack` of
+    its tolerance is settled exactly, in rational arithmetic.
+    """
+    n = tape.size
+    tolerances = gamma_bounds(k, dtype, reference.magnitudes, reference.allowance)
+    tolerances = np.broadcast_to(tolerances, (n,))
+    finite = np.isfinite(tape)
+    unbounded = np.isinf(tolerances)
+    with np.errstate(invalid="ignore", over="ignore"):
+        first, second = two_sum(tape, -reference.high)  # tape - high, exactly
+        rest = second - reference.low
+        differences = np.abs(first + rest)
+        slack = 2.0**-51 * (differences + np.abs(rest)) + 2.0**-1074
+    ok = finite & (unbounded | (differences + slack < tolerances))
+    for i in np.flatnonzero(finite & ~unbounded & ~ok & (differences - slack <= tolerances)):
+        exact = abs(Fraction(float(tape[i])) - reference.at(int(i)))
+        ok[i] = exact <= Fraction(float(tolerances[i]))
+    worst = 0
+    if n > SHOWN_CHECKS:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            badness = np.where(
+                tolerances > 0,
+                differences / tolerances,
+                np.where(differences == 0, 0.0, math.inf),
+            )
+        badness[~finite] = math.inf
+        worst = int(np.argmax(badness))
+    return _Verdicts(tolerances, ok, worst)
+
+
+def _float_node_check(
+    vertex: Vertex,
+    reference: FloatReference,
+    tape: np.ndarray,
+    k: int,
+    dtype: str,
+    verdicts: _Verdicts,
+) -> NodeCheck:
+    """Counts from the verdicts; Checks (exact differences) only for the kept samples."""
+    n = tape.size
+
+    def check_at(i: int) -> Check:
+        tolerance = float(verdicts.tolerances[i])
+        bound = bound_at(k, dtype, reference.magnitude(i), tolerance)
+        return compare(_quantity(vertex, i, n > 1), reference.at(i), float(tape[i]), bound, dtype)
+
+    failed = n - int(np.count_nonzero(verdicts.ok))
+    kept = _kept(n, verdicts.worst)
+    checks = {i: check_at(i) for i in kept}
+    shown = _shown_checks(checks, n, verdicts.worst)
+    return NodeCheck(tuple(checks[i] for i in kept), k, shown, kept, n, failed)
 
 
 def _rows(n: int) -> tuple[tuple[int | None, ...], int]:
@@ -385,20 +511,29 @@ def build_backward(
     trace: BackwardTrace,
     script: TapeResult,
     backward: SymbolicBackward | None = None,
+    *,
+    samples: Samples | None = None,
 ) -> BackwardFacts:
     """The facts of the backward section from the tape's trace and the symbolic adjoints.
 
     `formulas` are the core report's derivatives (deliberately wrong ones included);
-    `backward` may be given to check a tape against other expected adjoints.
+    `backward` may be given to check a tape against other expected adjoints; `samples`
+    (problem.x and .y as arrays) shares the sums the core report already computed.
     """
     graph = graph_of(symbolic.model, symbolic.loss_definition)
     backward = backward or derive_adjoints(graph, symbolic)
     n = problem.n
-    references = exact_references(backward, problem, symbolic)
+    if samples is None:
+        samples = Samples.of(problem.x, problem.y)
+    fast = None if samples.exact else fast_references(backward, problem, symbolic, samples)
+    exact = fast is None
+    references = exact_references(backward, problem, symbolic) if fast is None else fast
+    trace = _normalised(trace, exact)
     counts = rounding_counts(backward, n, problem.dtype)
     writer = _Writer(backward, trace, n)
 
     nodes = []
+    verdicts: dict[tuple[int, int], tuple[np.ndarray, _Verdicts]] = {}
     for vertex in graph:
         tape_adjoints = trace.adjoints.get(vertex.name)
         expected = check = None
@@ -410,9 +545,21 @@ def build_backward(
             direct = direct_adjoint(backward, symbolic, vertex.name)
             verified = is_zero(backward.leaf_form(adjoint) - direct)
             reference = references[vertex.name]
+            k = counts[vertex.name]
             # A watched node without an adjoint on the tape fails its check (NaN).
-            tape = tape_adjoints or (math.nan,) * len(reference.values)
-            check = _node_check(vertex, reference, tape, counts[vertex.name], problem.dtype)
+            missing = tape_adjoints is None or len(tape_adjoints) == 0
+            if isinstance(reference, FloatReference):
+                tape = np.full(n, math.nan) if missing else tape_adjoints
+                # Nodes that pass the same adjoint on have the same verdicts: reuse them.
+                key = (id(reference), k)
+                if key not in verdicts or not np.array_equal(verdicts[key][0], tape):
+                    verdicts[key] = (tape, _float_verdicts(reference, tape, k, problem.dtype))
+                check = _float_node_check(
+                    vertex, reference, tape, k, problem.dtype, verdicts[key][1]
+                )
+            else:
+                tape = (math.nan,) * len(reference.values) if missing else tape_adjoints
+                check = _node_check(vertex, reference, tape, k, problem.dtype)
         op, tf_op = (
             _LEAF_OPS[vertex.kind] if vertex.op is None else (vertex.op.name, vertex.op.tf_type)
         )
@@ -427,8 +574,8 @@ def build_backward(
                 label=vertex.label,
                 definition=writer.definition(vertex),
                 per_sample=vertex.per_sample,
-                values=tuple(trace.values[vertex.name]),
-                adjoints=None if tape_adjoints is None else tuple(tape_adjoints),
+                values=trace.values[vertex.name],
+                adjoints=tape_adjoints,
                 expected=expected,
                 expected_verified=verified,
                 check=check,
@@ -456,9 +603,8 @@ def build_backward(
 
     replayed = tuple(v.op.tf_type for v in op_vertices(graph) if v.op is not None)
     output = graph[-1].name
-    replay_matches = trace.values[output][0] == script.loss and all(
-        (trace.adjoints.get(name) or (None,))[0] == value
-        for name, value in script.gradients.items()
+    replay_matches = _first(trace.values[output]) == script.loss and all(
+        _first(trace.adjoints.get(name)) == value for name, value in script.gradients.items()
     )
     rows, elided = _rows(n)
     return BackwardFacts(
@@ -474,10 +620,55 @@ def build_backward(
         ops_match=tuple(trace.recorded_ops) == replayed,
         matches_definition=matches_definition(backward, symbolic),
         replay_matches=replay_matches,
-        reference_method=(
-            f"the chain-rule adjoints evaluated in exact rational arithmetic at the "
-            f"{problem.dtype} values the tape used"
+        reference_method=_method(
+            problem.dtype, exact, [v.name for v in graph if v.name in backward.broadcast]
         ),
+        exact=exact,
+    )
+
+
+def _method(dtype: str, exact: bool, sums: Sequence[str]) -> str:
+    """How the references were computed, in words for the report."""
+    if exact:
+        return (
+            f"the chain-rule adjoints evaluated in exact rational arithmetic at the "
+            f"{dtype} values the tape used"
+        )
+    allowance = int(math.log2(FLOAT_ALLOWANCE.denominator))
+    summed = " and ".join(sums)
+    return (
+        f"error-free float64 transformations at the {dtype} values the tape used: every "
+        "term is held exactly as a sum of float64 numbers (Dekker's two-product); each "
+        "per-sample adjoint is reduced to a pair of float64 numbers, within 2^-94 M_i of "
+        f"the exact value (M_i its magnitude), and an allowance of 2^-{allowance} M_i is "
+        "added to every per-sample tolerance; the sums over the samples"
+        + (f" (for {summed})" if summed else "")
+        + " are correctly rounded, within 2^-53 relative, and 2^-52 M is added to their "
+        "tolerance as in section 6; the magnitudes M are computed in float64 on absolute "
+        "values and enlarged so that they stay upper bounds"
+    )
+
+
+def _first(values: Values | None) -> float | None:
+    return None if values is None or len(values) == 0 else float(values[0])
+
+
+def _as_values(values: Sequence[float] | np.ndarray, exact: bool) -> Values:
+    """A tuple of floats on the exact path (as before); else a read-only float64 array."""
+    if exact:
+        return tuple(values.tolist()) if isinstance(values, np.ndarray) else tuple(values)
+    array = np.asarray(values, dtype=np.float64).view()  # a view: the caller's array stays as is
+    array.setflags(write=False)
+    return array
+
+
+def _normalised(trace: BackwardTrace, exact: bool) -> BackwardTrace:
+    return dataclasses.replace(
+        trace,
+        values={name: _as_values(v, exact) for name, v in trace.values.items()},
+        adjoints={
+            name: None if v is None else _as_values(v, exact) for name, v in trace.adjoints.items()
+        },
     )
 
 
@@ -519,9 +710,11 @@ def explain_backward(
     symbolic: Symbolic,
     formulas: Mapping[str, Formula],
     script: TapeResult,
+    samples: Samples | None = None,
 ) -> BackwardFacts:
     """Run the tape node by node and build the facts (TensorFlow is imported here)."""
     from .tape import backward_at
 
     nodes = (*symbolic.model.graph, *symbolic.loss_definition.graph)
-    return build_backward(problem, symbolic, formulas, backward_at(problem, nodes), script)
+    trace = backward_at(problem, nodes)
+    return build_backward(problem, symbolic, formulas, trace, script, samples=samples)

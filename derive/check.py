@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
+
 # Roundings on the longest chain for one gradient of the mean squared error, beyond
 # the n - 1 additions of the sum: 3 in the residual W*x_i + b - y_i (counted twice
 # where the residual is squared), 1 for the square or the product with x_i, 1 for
@@ -115,10 +117,13 @@ def compare(
     )
 
 
-def gamma_bound(roundings: int, dtype: str, magnitude: Fraction) -> Bound:
+def gamma_bound(
+    roundings: int, dtype: str, magnitude: Fraction, allowance: Fraction = Fraction(0)
+) -> Bound:
     """gamma_k * M for a computation whose longest chain has exactly k = `roundings` roundings.
 
     k = 0 (nothing rounded) gives a tolerance of 0: the tape must match exactly.
+    `allowance` * M is added for a reference that is not exact (its own error).
     """
     u = unit_roundoff(dtype)
     if roundings * u >= 1:
@@ -132,5 +137,32 @@ def gamma_bound(roundings: int, dtype: str, magnitude: Fraction) -> Bound:
         float(u),
         float(gamma),
         float(magnitude),
-        float(gamma * magnitude),
+        float((gamma + allowance) * magnitude),
     )
+
+
+def gamma_bounds(
+    roundings: int, dtype: str, magnitudes: np.ndarray, allowance: Fraction
+) -> np.ndarray:
+    """(gamma_k + allowance) * M_i for many magnitudes at once, in float64.
+
+    Every result is rounded up (never below the exact product), so it stays a bound.
+    """
+    u = unit_roundoff(dtype)
+    if roundings * u >= 1:
+        return np.full(magnitudes.shape, math.inf)
+    factor = roundings * u / (1 - roundings * u) + allowance
+    factor_up = float(factor)
+    if Fraction(factor_up) < factor:
+        factor_up = math.nextafter(factor_up, math.inf)
+    product = factor_up * magnitudes
+    # One step up covers the rounding of the product, and an underflow to 0 as well.
+    exact_zero = (magnitudes == 0) | (factor_up == 0)
+    return np.where(exact_zero, 0.0, np.nextafter(product, math.inf))
+
+
+def bound_at(roundings: int, dtype: str, magnitude: float, tolerance: float) -> Bound:
+    """The Bound of one entry of :func:`gamma_bounds`: its magnitude and tolerance as given."""
+    u = unit_roundoff(dtype)
+    gamma = math.inf if roundings * u >= 1 else float(roundings * u / (1 - roundings * u))
+    return Bound(roundings, PRECISION_BITS[dtype], float(u), gamma, magnitude, tolerance)

@@ -98,12 +98,57 @@ class Expansion:
 
 def total(value: Expansion, length: int) -> float:
     """The correctly rounded float64 sum over all samples of the expansion."""
-    # One part at a time as Python floats: fsum's partial sums carry across parts.
+    # One part at a time, read through a memoryview (no list of Python floats is built):
+    # fsum's partial sums carry across parts.
     return math.fsum(
         itertools.chain.from_iterable(
-            np.broadcast_to(part, (length,)).tolist() for part in value.parts
+            memoryview(np.ascontiguousarray(np.broadcast_to(part, (length,))))
+            for part in value.parts
         )
     )
+
+
+def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a + b = sum + error, exactly (Knuth)."""
+    total_ = a + b
+    b_virtual = total_ - a
+    error = (a - (total_ - b_virtual)) + (b - b_virtual)
+    return total_, error
+
+
+MAX_PAIR_PARTS = 32  # the error bound of :func:`double_double` is stated up to this many parts
+
+
+def double_double(value: Expansion) -> tuple[np.ndarray, np.ndarray]:
+    """Each entry of the expansion as a pair high + low of float64 arrays.
+
+    The parts are added with TwoSum, their errors summed apart (Sum2 of Ogita, Rump and
+    Oishi, 2005, without its final rounding): for m parts, high + low is within
+    gamma_(m-1)^2 * sum |parts| of the exact value, below 2^-96 * sum |parts| for
+    m <= MAX_PAIR_PARTS.
+    """
+    if len(value.parts) > MAX_PAIR_PARTS:
+        raise ValueError(f"{len(value.parts)} parts: more than {MAX_PAIR_PARTS}")
+    high, low = value.parts[0], np.zeros_like(value.parts[0])
+    for part in value.parts[1:]:
+        high, error = two_sum(high, part)
+        low = low + error
+    # A value that does not depend on the samples stays one pair of 0-d arrays.
+    return two_sum(high, low)
+
+
+def divided(high: np.ndarray, low: np.ndarray, divisor: int) -> tuple[np.ndarray, np.ndarray]:
+    """(high + low) / divisor as a new pair, for a positive integer divisor below 2^53.
+
+    The first quotient's remainder is computed exactly (TwoProduct; the subtraction is
+    exact by Sterbenz's lemma), so the pair is within about 2^-104 relative of the
+    exact quotient, plus the pair's own error divided by the divisor.
+    """
+    d = float(divisor)
+    quotient = high / d
+    product, error = _two_product(quotient, np.float64(d))
+    remainder = ((high - product) - error) + low
+    return two_sum(quotient, remainder / d)
 
 
 def is_safe(values: np.ndarray) -> bool:

@@ -7,14 +7,19 @@ measuring fonts and nothing overlaps; the SVG is plain markup (no script, no ext
 files, no random ids), identical from run to run.
 
 Up to MAX_LISTED samples each box lists every value; beyond that it shows the
-smallest, the largest and the sum over the samples.
+smallest, the largest and the sum over the samples (for many samples, held as arrays,
+with NumPy and a correctly rounded sum).
 """
 
 from __future__ import annotations
 
 import html
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .numbers import plain
 
@@ -86,16 +91,22 @@ def _rows(node: NodeFacts) -> tuple[_Row, ...]:
             _Row(str(k + 1), _number(values[k]), adjoint_at(k)) for k in range(len(values))
         )
 
-    def summary(pick: str) -> _Row:
-        def of(items: tuple[float, ...] | None) -> str:
-            if items is None:
-                return "\u2014"
-            chosen = {"min": min(items), "max": max(items), "\u03a3": sum(items)}[pick]
-            return _number(chosen)
+    value_summary, adjoint_summary = _summary(values), _summary(adjoints)
+    return tuple(
+        _Row(pick, value_summary[pick], adjoint_summary[pick]) for pick in ("min", "max", "\u03a3")
+    )
 
-        return _Row(pick, of(values), of(adjoints))
 
-    return tuple(summary(pick) for pick in ("min", "max", "\u03a3"))
+def _summary(items: Sequence[float] | np.ndarray | None) -> dict[str, str]:
+    """Smallest, largest and sum; for an array (many samples) with NumPy and math.fsum."""
+    if items is None:
+        return dict.fromkeys(("min", "max", "\u03a3"), "\u2014")
+    if isinstance(items, np.ndarray):
+        total = math.fsum(memoryview(np.ascontiguousarray(items)))
+        chosen = (float(np.min(items)), float(np.max(items)), total)
+    else:
+        chosen = (min(items), max(items), sum(items))
+    return dict(zip(("min", "max", "\u03a3"), map(_number, chosen), strict=True))
 
 
 def _box(node: NodeFacts) -> _Box:

@@ -18,7 +18,7 @@ def _number(value: float | None) -> float | None:
     """JSON has no NaN or infinity; those become null."""
     if value is None or not math.isfinite(value):
         return None
-    return value
+    return float(value)
 
 
 def check_to_dict(check: Check) -> dict[str, Any]:
@@ -57,32 +57,43 @@ def backward_to_list(backward: BackwardFacts) -> list[dict[str, Any]]:
 
     `value` and `adjoint` hold one entry per sample, or one for a scalar; `check` holds
     the same per-entry lists, the rounding count k of the bound, and the verdict.
+
+    Beyond ``backward.LISTED_LIMIT`` samples (10,000) the per-sample lists are abridged:
+    a per-sample node's `value`, `adjoint` and `check` lists hold only the samples the
+    report shows (the first and last table rows, and the node's worst sample), `rows`
+    gives their 1-based sample indices, and `check` adds `samples` (how many were
+    checked: all of them) and `failed` (how many are beyond their bound).
     """
     nodes = []
     for node in backward.checked:
         assert node.check is not None and node.adjoints is not None
         checks = node.check.checks
-        nodes.append(
-            {
-                "name": node.name,
-                "op": node.op,
-                "tf_op": node.tf_op,
-                "inputs": list(node.inputs),
-                "value": [_number(v) for v in node.values],
-                "adjoint": [_number(v) for v in node.adjoints],
-                "expected": node.expected,
-                "check": {
-                    "reference": [_number(c.reference) for c in checks],
-                    "tape": [_number(c.tape) for c in checks],
-                    "abs_error": [_number(c.abs_error) for c in checks],
-                    "ulps": [_number(c.ulps) for c in checks],
-                    "tolerance": [_number(c.tolerance) for c in checks],
-                    "roundings": node.check.roundings,
-                    "expected_verified": node.expected_verified,
-                    "ok": node.ok,
-                },
-            }
-        )
+        abridged = not node.check.complete
+        indices = node.check.indices if abridged else range(len(node.values))
+        entry: dict[str, Any] = {
+            "name": node.name,
+            "op": node.op,
+            "tf_op": node.tf_op,
+            "inputs": list(node.inputs),
+            "value": [_number(node.values[i]) for i in indices],
+            "adjoint": [_number(node.adjoints[i]) for i in indices],
+        }
+        if abridged:
+            entry["rows"] = [i + 1 for i in indices]
+        entry["expected"] = node.expected
+        entry["check"] = {
+            "reference": [_number(c.reference) for c in checks],
+            "tape": [_number(c.tape) for c in checks],
+            "abs_error": [_number(c.abs_error) for c in checks],
+            "ulps": [_number(c.ulps) for c in checks],
+            "tolerance": [_number(c.tolerance) for c in checks],
+            "roundings": node.check.roundings,
+            "expected_verified": node.expected_verified,
+            "ok": node.ok,
+        }
+        if abridged:
+            entry["check"] |= {"samples": node.check.samples, "failed": node.check.failed}
+        nodes.append(entry)
     return nodes
 
 

@@ -10,7 +10,7 @@ transformations and a correctly rounded sum (:mod:`derive.expansion`): within
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
 
@@ -25,10 +25,15 @@ EXACT_LIMIT = 2000
 
 @dataclass(frozen=True)
 class Samples:
-    """The samples as the tape used them, as arrays and (lazily) as exact rationals."""
+    """The samples as the tape used them, as arrays and (lazily) as exact rationals.
+
+    `sums` keeps the sums over the samples already computed on the fast path (see
+    :func:`exact_sum`): the backward section needs some of the core's sums again.
+    """
 
     x: np.ndarray
     y: np.ndarray
+    sums: dict[object, float] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
     def of(x: Sequence[float], y: Sequence[float]) -> Samples:
@@ -82,12 +87,28 @@ def value(
     if samples.exact:
         terms = sample_values(symbolic, formula.summand, parameters, samples, range(samples.n))
         return coefficient * sum(terms, Fraction(0))
-    function = symbolic.sample_function(formula.summand)
-    arguments = [Expansion.of(float(v)) for v in parameters.values()]
-    summed = function(*arguments, Expansion.of(samples.x), Expansion.of(samples.y))
-    if not isinstance(summed, Expansion):  # a summand that does not depend on the samples
-        summed = Expansion.of(float(summed))
-    return coefficient * Fraction(total(summed, samples.n))
+    return coefficient * Fraction(exact_sum(symbolic, formula.summand, parameters, samples))
+
+
+def exact_sum(
+    symbolic: Symbolic,
+    summand: sp.Expr,
+    parameters: Mapping[str, Fraction],
+    samples: Samples,
+) -> float:
+    """The sum of summand over all samples, each term held exactly, correctly rounded.
+
+    Within 2^-53 relative of the exact sum. Computed once per summand and parameters.
+    """
+    key = (summand, frozenset(parameters.items()))
+    if key not in samples.sums:
+        function = symbolic.sample_function(summand)
+        arguments = [Expansion.of(float(v)) for v in parameters.values()]
+        summed = function(*arguments, Expansion.of(samples.x), Expansion.of(samples.y))
+        if not isinstance(summed, Expansion):  # a summand that does not depend on the samples
+            summed = Expansion.of(float(summed))
+        samples.sums[key] = total(summed, samples.n)
+    return samples.sums[key]
 
 
 def magnitude(

@@ -266,7 +266,7 @@ def explain(
         checks.append(compare(quantity, exact, tape_value, bound, problem.dtype))
 
     backward_facts = (
-        explain_backward(problem, symbolic, formulas, tape_result) if backward else None
+        explain_backward(problem, symbolic, formulas, tape_result, samples) if backward else None
     )
     model = get_model(problem.model)
     facts = ProblemFacts(

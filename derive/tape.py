@@ -107,28 +107,40 @@ _NOT_ARITHMETIC = frozenset({"Placeholder", "ReadVariableOp", "Const", "Identity
 
 @dataclass(frozen=True)
 class BackwardTrace:
-    """Every node's value and adjoint dL/d(node), as TensorFlow computed them."""
+    """Every node's value and adjoint dL/d(node), as TensorFlow computed them.
 
-    values: Mapping[str, tuple[float, ...]]  # one entry per sample, or one for scalars
-    adjoints: Mapping[str, tuple[float, ...] | None]  # None: the tape does not watch it
+    One entry per sample, or one for scalars: float64 arrays from the tape (holding
+    its dtype's values exactly), or any sequence of floats.
+    """
+
+    values: Mapping[str, Sequence[float] | np.ndarray]
+    adjoints: Mapping[str, Sequence[float] | np.ndarray | None]  # None: not watched
     recorded_ops: tuple[str, ...]  # op types TensorFlow records for the script's expressions
 
 
-def _flat(tensor: Any) -> tuple[float, ...]:
-    return tuple(float(v) for v in np.asarray(tensor.numpy()).reshape(-1))
+def _flat(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.numpy(), dtype=np.float64).reshape(-1)
 
 
-def recorded_ops(problem: Problem) -> tuple[str, ...]:
+def _data(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """x and y as arrays of the tape's dtype."""
+    return np.asarray(problem.x, dtype=problem.dtype), np.asarray(problem.y, dtype=problem.dtype)
+
+
+def recorded_ops(
+    problem: Problem, data: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[str, ...]:
     """The arithmetic op types TensorFlow records for the model's and loss's own code.
 
     Traced once with ``tf.function``; the node-by-node replay must use the same ops.
+    `data` is x and y as arrays, when the caller has them already.
     """
     tf = tensorflow()
     model = get_model(problem.model)
     loss_definition = get_loss(problem.loss)
     variables = _variables(problem, problem.initial.values)
-    x = tf.constant(np.asarray(problem.x, dtype=problem.dtype))
-    y = tf.constant(np.asarray(problem.y, dtype=problem.dtype))
+    x_array, y_array = _data(problem) if data is None else data
+    x, y = tf.constant(x_array), tf.constant(y_array)
 
     @tf.function
     def forward() -> Any:
@@ -146,17 +158,14 @@ def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
     """
     tf = tensorflow()
     variables = _variables(problem, problem.initial.values)
-    tensors: dict[str, Any] = {
-        **variables,
-        "x": tf.constant(np.asarray(problem.x, dtype=problem.dtype)),
-        "y": tf.constant(np.asarray(problem.y, dtype=problem.dtype)),
-    }
+    data = _data(problem)
+    tensors: dict[str, Any] = {**variables, "x": tf.constant(data[0]), "y": tf.constant(data[1])}
     with tf.GradientTape(persistent=True) as tape:
         for node in nodes:
             operands = [tensors[name] for name in node.inputs]
             tensors[node.name] = _TF_OPS[node.op](tf, *operands)
     loss = tensors[nodes[-1].name]
-    adjoints: dict[str, tuple[float, ...] | None] = {}
+    adjoints: dict[str, np.ndarray | None] = {}
     for name, tensor in tensors.items():
         gradient = tape.gradient(loss, tensor)
         adjoints[name] = None if gradient is None else _flat(gradient)
@@ -164,5 +173,5 @@ def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
     return BackwardTrace(
         values={name: _flat(tensor) for name, tensor in tensors.items()},
         adjoints=adjoints,
-        recorded_ops=recorded_ops(problem),
+        recorded_ops=recorded_ops(problem, data),
     )

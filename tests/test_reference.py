@@ -70,3 +70,22 @@ def test_large_data_uses_the_fast_path():
     assert not Samples.of(range(big), range(big)).exact
     # Values whose products could overflow float64 stay on the exact path.
     assert Samples.of([1e300] * big, [1.0] * big).exact
+
+
+def test_pairs_and_their_quotients_are_within_the_stated_error():
+    from derive.expansion import divided, double_double
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=300) * 1e3, rng.normal(size=300)
+    w, b = 0.3, -1.7
+    held = (Expansion.of(w) * Expansion.of(x) + Expansion.of(b) - Expansion.of(y)) * Expansion.of(x)
+    high, low = double_double(held)
+    quotient_high, quotient_low = divided(high, low, 999_999)
+    for k in range(0, 300, 13):
+        exact = (Fraction(w) * Fraction(x[k]) + Fraction(b) - Fraction(y[k])) * Fraction(x[k])
+        magnitude = sum(abs(Fraction(float(part[k]))) for part in held.parts)
+        assert abs(Fraction(high[k]) + Fraction(low[k]) - exact) <= magnitude / 2**96
+        quotient = Fraction(quotient_high[k]) + Fraction(quotient_low[k])
+        assert abs(quotient - exact / 999_999) <= magnitude / 999_999 / 2**94
+    # A value the same for every sample stays one pair.
+    assert double_double(Expansion.of(1.0))[0].shape == ()
