@@ -32,14 +32,25 @@ def unit_roundoff(dtype: str) -> Fraction:
     return Fraction(1, 2 ** PRECISION_BITS[dtype])
 
 
+# The smallest positive (subnormal) number of each dtype: the spacing of the floats
+# near zero, and twice the largest absolute error of an operation that underflows.
+SMALLEST_SUBNORMAL = {"float32": 2.0**-149, "float64": 2.0**-1074}
+
+
 def ulp(value: float, dtype: str) -> float:
-    """Spacing of the dtype's floats at |value| (for 0, at the smallest normal number)."""
+    """Spacing of the dtype's floats at |value| (near zero: the smallest subnormal)."""
     bits = PRECISION_BITS[dtype]
     if value == 0 or not math.isfinite(value):
-        exponent = -125 if dtype == "float32" else -1021
-    else:
-        _, exponent = math.frexp(abs(value))
-    return math.ldexp(1.0, exponent - bits)
+        return SMALLEST_SUBNORMAL[dtype]
+    _, exponent = math.frexp(abs(value))
+    return max(math.ldexp(1.0, exponent - bits), SMALLEST_SUBNORMAL[dtype])
+
+
+def underflow_allowance(roundings: int, dtype: str) -> Fraction:
+    """k * eta: a result too small for normal numbers is off by up to half the smallest
+    subnormal per rounding, beyond the relative error u (the standard model with
+    underflow). Negligible unless the values are tiny."""
+    return roundings * Fraction(SMALLEST_SUBNORMAL[dtype]) / 2
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,7 @@ def rounding_bound(n: int, dtype: str, magnitude: Fraction, exact_reference: boo
     if k * u >= 1:
         return Bound(k, PRECISION_BITS[dtype], float(u), math.inf, float(magnitude), math.inf)
     gamma = k * u / (1 - k * u)
-    value = gamma * magnitude
+    value = gamma * magnitude + underflow_allowance(k, dtype)
     if not exact_reference:
         value += Fraction(1, 2**52) * magnitude
     return Bound(k, PRECISION_BITS[dtype], float(u), float(gamma), float(magnitude), float(value))
@@ -137,7 +148,7 @@ def gamma_bound(
         float(u),
         float(gamma),
         float(magnitude),
-        float((gamma + allowance) * magnitude),
+        float((gamma + allowance) * magnitude + underflow_allowance(roundings, dtype)),
     )
 
 
@@ -158,7 +169,10 @@ def gamma_bounds(
     product = factor_up * magnitudes
     # One step up covers the rounding of the product, and an underflow to 0 as well.
     exact_zero = (magnitudes == 0) | (factor_up == 0)
-    return np.where(exact_zero, 0.0, np.nextafter(product, math.inf))
+    bounds = np.where(exact_zero, 0.0, np.nextafter(product, math.inf))
+    underflow = float(underflow_allowance(roundings, dtype))
+    # Adding a tiny allowance may round down; step up once more where it was added.
+    return bounds if underflow == 0 else np.nextafter(bounds + underflow, math.inf)
 
 
 def bound_at(roundings: int, dtype: str, magnitude: float, tolerance: float) -> Bound:

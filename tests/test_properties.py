@@ -4,7 +4,7 @@ derivatives that differ from the truth by more than the bounds are always flagge
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from derive.problem import Dataset, make_problem
@@ -13,7 +13,9 @@ from derive.symbolic import WRONG_DERIVATIVES
 
 pytestmark = pytest.mark.tensorflow
 
-values = st.floats(min_value=-100, max_value=100, allow_nan=False, allow_infinity=False)
+values = st.floats(
+    min_value=-100, max_value=100, allow_nan=False, allow_infinity=False, allow_subnormal=True
+)
 problems = st.fixed_dictionaries(
     {
         "data": st.lists(st.tuples(values, values), min_size=1, max_size=30),
@@ -35,6 +37,8 @@ def _problem(case):
 
 @SETTINGS
 @given(case=problems)
+# A loss that underflows: r^2 is below float32's smallest normal number.
+@example(case={"data": [(0.0, 1.1754943508222875e-38)], "W": 0.0, "b": 0.0, "dtype": "float32"})
 def test_the_tape_is_within_its_bound(case):
     report = explain(_problem(case))
     assert report.ok, [c for c in report.checks if not c.ok]
@@ -42,6 +46,10 @@ def test_the_tape_is_within_its_bound(case):
 
 @SETTINGS
 @given(case=problems, kind=st.sampled_from(sorted(WRONG_DERIVATIVES)))
+# A subnormal sample, whose ULP is the smallest subnormal number.
+@example(
+    case={"data": [(5e-324, 0.0)], "W": 0.0, "b": 1.0, "dtype": "float64"}, kind="drop-factor-2"
+)
 def test_wrong_derivatives_are_flagged_when_they_differ(case, kind):
     problem = _problem(case)
     right = explain(problem)
