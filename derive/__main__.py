@@ -132,7 +132,23 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--out", default="reports", help="output folder (default reports)")
     output.add_argument("--name", help="file name stem (default: the data set's name)")
     output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_lang(output)
     return parser
+
+
+def _add_lang(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--lang",
+        default="en",
+        metavar="LANG",
+        help="language of the report: en (default) or ko",
+    )
+
+
+def _lang(text: str) -> str:
+    from .i18n import translator
+
+    return translator(text.strip()).lang
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -143,6 +159,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     say = (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
     formats = _formats(args.format)
+    lang = _lang(args.lang)
     if args.dtype not in DTYPES:
         raise InputError("unknown dtype; choose " + " or ".join(DTYPES), args.dtype)
     columns = tuple(part.strip() for part in args.columns.split(","))
@@ -174,7 +191,7 @@ def run_report(args: argparse.Namespace) -> int:
         + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)")
     )
     report = explain(problem, args.wrong_derivative, backward=not args.no_backward)
-    contents = render_all(report, formats, lambda stage: None)
+    contents = render_all(report, formats, lambda stage: None, lang=lang)
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     for check in report.checks:
         verdict = "pass" if check.ok else "FAIL"

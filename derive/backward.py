@@ -30,6 +30,7 @@ from .adjoints import (
     rounding_counts,
 )
 from .check import Check, compare, gamma_bound
+from .i18n import Message
 from .numbers import latex_number
 from .symbolic import Formula, N, ReportLatexPrinter, Symbolic
 from .symbolic import shown_terms as _shown_terms
@@ -46,7 +47,7 @@ SHOWN_CHECKS = 3  # per-sample checks listed one by one; beyond, the worst one
 
 @dataclass(frozen=True)
 class ShownCheck:
-    label: str  # "1", "2", or "7 (worst of 17)"; "" for a scalar
+    label: str | Message  # "1", "2", or "7 (worst of 17)" as a Message; "" for a scalar
     check: Check
 
 
@@ -105,7 +106,7 @@ class BackwardStep:
     node: str
     op: str
     tf_op: str
-    rule: str  # the op's local rule in words
+    rule: str  # the op's local rule in words (English; the catalogue has op_rule.<op>)
     propagations: tuple[Propagation, ...]
 
 
@@ -138,7 +139,7 @@ class BackwardFacts:
     ops_match: bool
     matches_definition: bool  # the nodes compose to the model's and loss's formulas
     replay_matches: bool  # same loss and gradients as tape.gradient(loss, [W, b])
-    reference_method: str
+    reference_method: Message
 
     @property
     def ok(self) -> bool:
@@ -151,32 +152,38 @@ class BackwardFacts:
         )
 
     @property
-    def failures(self) -> tuple[str, ...]:
-        """What disagrees, one short sentence each (empty when everything agrees)."""
+    def failures(self) -> tuple[Message, ...]:
+        """What disagrees, one short sentence each (empty when everything agrees);
+        ``str()`` gives the English sentence."""
         found = []
         for node in self.nodes:
             if node.check is None:
                 continue
             if not node.expected_verified:
-                found.append(f"the chain rule's adjoint at {node.label} is not dL/d{node.label}")
+                found.append(Message.of("failure.not_partial", label=node.label))
             failed = sum(not check.ok for check in node.check.checks)
             if failed:
-                where = f"{failed} of {len(node.check.checks)} samples" if node.per_sample else ""
                 found.append(
-                    f"the tape's adjoint at {node.label} is beyond its bound"
-                    + (f" ({where})" if where else "")
+                    Message.of(
+                        "failure.beyond_bound_samples",
+                        label=node.label,
+                        failed=failed,
+                        total=len(node.check.checks),
+                    )
+                    if node.per_sample
+                    else Message.of("failure.beyond_bound", label=node.label)
                 )
         found += [
-            f"the sum for dL/d{s.parameter} differs from the derivative of section 2"
+            Message.of("failure.sum_differs", parameter=s.parameter)
             for s in self.sums
             if not s.meets_derivation
         ]
         if not self.ops_match:
-            found.append("the replayed ops differ from those TensorFlow records")
+            found.append(Message.of("failure.ops_differ"))
         if not self.matches_definition:
-            found.append("the nodes do not compose to the model's formulas")
+            found.append(Message.of("failure.not_composed"))
         if not self.replay_matches:
-            found.append("the replay's loss or gradients differ from tape.gradient")
+            found.append(Message.of("failure.replay_differs"))
         return tuple(found)
 
     def node(self, name: str) -> NodeFacts:
@@ -365,7 +372,9 @@ def _node_check(
             return 0.0 if check.abs_error == 0 else float("inf")
 
         worst = max(range(len(checks)), key=lambda i: badness(checks[i]))
-        shown = (ShownCheck(f"{worst + 1} (worst of {len(checks)})", checks[worst]),)
+        shown = (
+            ShownCheck(Message.of("backward.worst_of", i=worst + 1, n=len(checks)), checks[worst]),
+        )
     return NodeCheck(tuple(checks), k, shown)
 
 
@@ -474,10 +483,7 @@ def build_backward(
         ops_match=tuple(trace.recorded_ops) == replayed,
         matches_definition=matches_definition(backward, symbolic),
         replay_matches=replay_matches,
-        reference_method=(
-            f"the chain-rule adjoints evaluated in exact rational arithmetic at the "
-            f"{problem.dtype} values the tape used"
-        ),
+        reference_method=Message.of("method.backward", dtype=problem.dtype),
     )
 
 
