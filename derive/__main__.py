@@ -133,7 +133,55 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--name", help="file name stem (default: the data set's name)")
     output.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _add_lang(output)
+    _add_handouts(commands)
     return parser
+
+
+HANDOUT_EXAMPLES = """\
+examples:
+  python -m derive handouts --count 30 --seed 7
+      30 exercise sheets with two samples each, their answer keys, combined PDFs, index.html
+  python -m derive handouts --roster class.csv --lang ko --out week3
+      one sheet per name in the CSV's 'name' column, in Korean
+  python -m derive handouts --count 10 --data seed
+      every sheet with the original script's two samples, each with its own W and b
+
+exit codes: 0 every key agrees with the tape, 1 a key does not, 2 bad input, 3 internal error
+"""
+
+
+def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .handouts import MAX_SAMPLES
+
+    handouts = commands.add_parser(
+        "handouts",
+        help="exercise sheets with blanks and their answer keys, checked against the tape",
+        description="Make one exercise sheet per student (own samples, own W and b) and "
+        "its answer key; every key value is checked against tf.GradientTape.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HANDOUT_EXAMPLES,
+    )
+    handouts.add_argument("--count", type=int, default=30, help="number of sheets (default 30)")
+    handouts.add_argument(
+        "--seed", type=int, default=0, help="class seed: the same seed gives the same handouts"
+    )
+    handouts.add_argument(
+        "--roster", metavar="NAMES.csv", help="CSV with a 'name' column: one sheet per student"
+    )
+    handouts.add_argument(
+        "--data",
+        metavar="NAME|FILE.csv",
+        help="the same samples on every sheet (default: drawn for each sheet)",
+    )
+    handouts.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (default 2)",
+    )
+    handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")
+    handouts.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_lang(handouts)
 
 
 def _add_lang(group: argparse._ArgumentGroup) -> None:
@@ -221,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_OK
+        if args.command == "handouts":
+            from .handout_cli import run_handouts
+
+            return run_handouts(args)
         return run_report(args)
     except DeriveError as error:
         if debug:

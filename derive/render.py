@@ -52,6 +52,12 @@ def _backward_graph(facts: Any) -> Markup:
     return Markup(draw(facts))
 
 
+def _html_math(latex: str) -> Markup:
+    from .mathhtml import latex_to_html
+
+    return Markup(latex_to_html(latex))
+
+
 def _code(text: str) -> Markup:
     return Markup("<code>{}</code>").format(text)
 
@@ -91,6 +97,7 @@ def environment() -> jinja2.Environment:
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph
     env.filters["code"] = _code
+    env.filters["hmath"] = _html_math
     env.filters["css_counter"] = _css_counter
     env.globals["t"] = translator(DEFAULT)  # a render call passes the language it wants
     return env
@@ -234,6 +241,19 @@ def _reproducible_fonts() -> Iterator[None]:
 
 def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
     """The same HTML, printed by WeasyPrint with the print styles."""
+    return _print(html, fetcher, split=False)[0]
+
+
+def to_pdf_pages(html: str, fetcher: OwnAssetsOnly | None = None) -> tuple[bytes, list[bytes]]:
+    """The whole document as one PDF, and each of its pages as a PDF of its own.
+
+    The layout is done once; the pages share it (handouts: one page per sheet).
+    """
+    whole, *pages = _print(html, fetcher, split=True)
+    return whole, pages
+
+
+def _print(html: str, fetcher: OwnAssetsOnly | None, split: bool) -> list[bytes]:
     try:
         import weasyprint
     except (ImportError, OSError) as error:
@@ -258,10 +278,13 @@ def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
                 if font_css
                 else []
             )
-            document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None)
-            return document.write_pdf(  # type: ignore[no-any-return]
+            document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).render(
                 stylesheets=stylesheets, font_config=fonts
             )
+            results = [document.write_pdf()]
+            if split:
+                results += [document.copy([page]).write_pdf() for page in document.pages]
+            return results
     except Exception as error:
         raise RenderError(
             f"WeasyPrint could not make the PDF: {error}; nothing was written"
