@@ -36,7 +36,7 @@ class ProgressBar:
 
 def run_handouts(args: argparse.Namespace) -> int:
     from .handout_files import start_workers, warm_up
-    from .handouts import read_roster
+    from .handouts import read_roster, validate
     from .i18n import translator
     from .render import check_writable, write_atomically
 
@@ -61,6 +61,7 @@ def run_handouts(args: argparse.Namespace) -> int:
             dataset = type(dataset)(
                 dataset.name, dataset.x[: args.samples], dataset.y[: args.samples], dataset.source
             )
+    samples = validate(count, args.seed, roster, dataset, args.samples or 2)
     out = Path(args.out)
     check_writable(out)
 
@@ -69,7 +70,7 @@ def run_handouts(args: argparse.Namespace) -> int:
     pool = start_workers()
     try:
         warming = [pool.submit(warm_up, lang) for _ in range(2)]
-        handouts, files = _build_and_render(args, lang, roster, count, dataset, pool, say)
+        handouts, files = _build_and_render(args, lang, roster, count, dataset, samples, pool, say)
         for job in warming:
             job.result()
     finally:
@@ -91,7 +92,7 @@ def run_handouts(args: argparse.Namespace) -> int:
     return EXIT_OK if not failed else EXIT_CHECK_FAILED
 
 
-def _build_and_render(args, lang, roster, count, dataset, pool, say):  # type: ignore[no-untyped-def]
+def _build_and_render(args, lang, roster, count, dataset, samples, pool, say):  # type: ignore[no-untyped-def]
     from .handout_files import render_files
     from .handouts import build_handouts
 
@@ -102,7 +103,7 @@ def _build_and_render(args, lang, roster, count, dataset, pool, say):  # type: i
         class_seed=args.seed,
         roster=roster,
         dataset=dataset,
-        samples=args.samples if args.samples is not None else 2,
+        samples=samples,
         lang=lang,
         progress=lambda done: bar.step("checking", done),
     )

@@ -65,10 +65,17 @@ def sheet_identifier(class_seed: int, index: int, seed: int) -> str:
 
 
 def specs(class_seed: int, count: int, roster: Sequence[str] | None = None) -> list[SheetSpec]:
+    """With a roster, a student's numbers follow the name (not the position in the list);
+    a name that repeats gets a suffix, so that namesakes get different numbers."""
     names: Sequence[str | None] = list(roster) if roster is not None else [None] * count
     result = []
+    seen: dict[str, int] = {}
     for index, student in enumerate(names, start=1):
-        seed = sheet_seed(class_seed, index, student)
+        key = student
+        if student is not None:
+            seen[student] = seen.get(student, 0) + 1
+            key = student if seen[student] == 1 else f"{student}#{seen[student]}"
+        seed = sheet_seed(class_seed, index, key)
         result.append(SheetSpec(index, student, seed, sheet_identifier(class_seed, index, seed)))
     return result
 
@@ -306,6 +313,25 @@ def _residual_lines(
     )
 
 
+def validate(
+    count: int,
+    class_seed: int,
+    roster: Sequence[str] | None,
+    dataset: Dataset | None,
+    samples: int,
+) -> int:
+    """Refuse what cannot make a class set; the number of samples per sheet."""
+    if roster is None and not 1 <= count <= MAX_COUNT:
+        raise InputError(f"--count must be between 1 and {MAX_COUNT}", count)
+    if dataset is not None:
+        samples = len(dataset.x)
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise InputError(f"a sheet takes 1 to {MAX_SAMPLES} samples (to fit one page)", samples)
+    if not 0 <= class_seed < 2**32:
+        raise InputError("--seed must be between 0 and 2**32 - 1", class_seed)
+    return samples
+
+
 def build_handouts(
     count: int,
     *,
@@ -318,14 +344,7 @@ def build_handouts(
     progress: Callable[[int], None] = lambda _: None,
 ) -> Handouts:
     """Every sheet of a class, each key checked against the tape."""
-    if roster is None and not 1 <= count <= MAX_COUNT:
-        raise InputError(f"--count must be between 1 and {MAX_COUNT}", count)
-    if dataset is not None:
-        samples = len(dataset.x)
-    if not 1 <= samples <= MAX_SAMPLES:
-        raise InputError(f"a sheet takes 1 to {MAX_SAMPLES} samples (to fit one page)", samples)
-    if not 0 <= class_seed < 2**32:
-        raise InputError("--seed must be between 0 and 2**32 - 1", class_seed)
+    samples = validate(count, class_seed, roster, dataset, samples)
     if tape is None:
         from .tape import gradient_at
 
