@@ -78,7 +78,7 @@ def run_handouts(args: argparse.Namespace) -> int:
     written = write_atomically({out / name: data for name, data in files.items()})
     failed = [sheet for sheet in handouts.sheets if not sheet.ok]
     for sheet in failed:
-        what = ", ".join(check.quantity for check in sheet.checks if not check.ok)
+        what = ", ".join(entry.check.quantity for entry in sheet.checks if not entry.ok)
         say(f"  key {sheet.spec.identifier}: FAIL ({what})")
     elapsed = time.perf_counter() - started
     say(

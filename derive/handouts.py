@@ -26,7 +26,7 @@ from .check import Check, compare, gamma_bound, rounding_bound
 from .errors import InputError
 from .models import get_loss, get_model
 from .problem import Dataset, Problem, make_problem
-from .reference import Samples, sample_values
+from .reference import Samples
 from .substitute import _NumberPrinter
 from .symbolic import I, N, Symbolic, X, Y, build_symbolic, latex
 from .tape import TapeResult
@@ -151,10 +151,11 @@ class Sheet:
     spec: SheetSpec
     problem: Problem
     init_given: Mapping[str, float]  # as printed (two decimals)
-    values: KeyValues
+    values: KeyValues  # at the float32 numbers the tape uses
+    hand: KeyValues  # at the printed decimals: what the boxes show
     share_latex: Mapping[str, str]  # 2 r_i x_i, 2 r_i
     residual_lines: tuple[tuple[str, str], ...]  # per sample: r_k = formula, = numbers
-    checks: tuple[Check, ...] = ()  # filled in by check_key
+    checks: tuple[KeyCheck, ...] = ()  # filled in by check_key
 
     @property
     def ok(self) -> bool:
@@ -179,37 +180,70 @@ class Handouts:
         return all(sheet.ok for sheet in self.sheets)
 
 
-def key_values(symbolic: Symbolic, problem: Problem) -> KeyValues:
-    """The key, computed with the report's exact machinery."""
-    samples = Samples.of(problem.x, problem.y)
-    parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
-    indices = list(range(problem.n))
-    residuals = sample_values(symbolic, symbolic.residual, parameters, samples, indices)
-    squares = sample_values(symbolic, symbolic.loss.summand, parameters, samples, indices)
+def key_values(
+    symbolic: Symbolic,
+    parameters: Mapping[str, Fraction],
+    xs: Sequence[Fraction],
+    ys: Sequence[Fraction],
+    given: Dataset,
+) -> KeyValues:
+    """Every value of the key, in exact arithmetic, at the numbers given (a sheet has a
+    handful of samples, so every sum is exact)."""
+    n = len(xs)
+
+    def per_sample(expr: sp.Expr) -> list[Fraction]:
+        function = symbolic.sample_function(expr)
+        return [Fraction(function(*parameters.values(), x, y)) for x, y in zip(xs, ys, strict=True)]
+
+    residuals = per_sample(symbolic.residual)
+    squares = per_sample(symbolic.loss.summand)
     shares: dict[str, list[Fraction]] = {}
     gradients: dict[str, Fraction] = {}
     for name, derivation in symbolic.derivations.items():
         formula = derivation.result
-        scale = Fraction(str(formula.coefficient.subs(N, problem.n) * problem.n))
-        summands = sample_values(symbolic, formula.summand, parameters, samples, indices)
-        shares[name] = [scale * value for value in summands]
-        gradients[name] = reference.value(symbolic, formula, parameters, samples)
+        coefficient = Fraction(str(formula.coefficient.subs(N, n)))
+        summands = per_sample(formula.summand)
+        shares[name] = [coefficient * n * value for value in summands]
+        gradients[name] = coefficient * sum(summands, Fraction(0))
+    loss_coefficient = Fraction(str(symbolic.loss.coefficient.subs(N, n)))
     rows = tuple(
         SampleWork(
             i=k + 1,
-            x=problem.dataset.x[k],
-            y=problem.dataset.y[k],
+            x=given.x[k],
+            y=given.y[k],
             residual=residuals[k],
             square=squares[k],
             shares={name: values[k] for name, values in shares.items()},
         )
-        for k in indices
+        for k in range(n)
     )
     return KeyValues(
         samples=rows,
-        loss=reference.value(symbolic, symbolic.loss, parameters, samples),
+        loss=loss_coefficient * sum(squares, Fraction(0)),
         gradients=gradients,
         updated={name: parameters[name] - LEARNING_RATE * gradients[name] for name in parameters},
+    )
+
+
+def tape_key(symbolic: Symbolic, problem: Problem) -> KeyValues:
+    """The key at the float32 numbers the tape uses."""
+    return key_values(
+        symbolic,
+        {name: Fraction(v) for name, v in problem.initial.values.items()},
+        [Fraction(v) for v in problem.x],
+        [Fraction(v) for v in problem.y],
+        problem.dataset,
+    )
+
+
+def hand_key(symbolic: Symbolic, problem: Problem, init: Mapping[str, float]) -> KeyValues:
+    """The key at the decimals printed on the sheet: what the student gets by hand."""
+    return key_values(
+        symbolic,
+        {name: _decimal(v) for name, v in init.items()},
+        [_decimal(v) for v in problem.dataset.x],
+        [_decimal(v) for v in problem.dataset.y],
+        problem.dataset,
     )
 
 
@@ -220,14 +254,39 @@ def _sgd_on_tape(value: float, gradient: float, dtype: str) -> float:
     return float(kind(value) - rate * kind(gradient))
 
 
-def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[Check, ...]:
+@dataclass(frozen=True)
+class KeyCheck:
+    """One value of the key: as printed, at the float32 numbers, and on the tape."""
+
+    check: Check  # the value at the float32 numbers against the tape
+    printed: Fraction  # the value in the box, worked out from the printed decimals
+    printed_ok: bool  # it is within the tolerance of the value at the float32 numbers
+    consistent: bool  # the means of the printed per-sample values are the printed mean
+
+    @property
+    def ok(self) -> bool:
+        return self.check.ok and self.printed_ok and self.consistent
+
+
+def _means_agree(values: KeyValues, name: str | None) -> bool:
+    n = len(values.samples)
+    if name is None:
+        return sum((s.square for s in values.samples), Fraction(0)) / n == values.loss
+    return sum((s.shares[name] for s in values.samples), Fraction(0)) / n == values.gradients[name]
+
+
+def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCheck, ...]:
     """Each key value against the tape, with the report's rounding-error bounds.
 
-    The loss and the gradients are compared with ``tape.gradient`` directly; each share
-    through its mean (the mean of the shares must be the gradient exactly, so one wrong
-    share shows up there); the SGD step with the tape's gradient, in float32 as SGD does.
+    At the float32 numbers, the loss and the gradients are compared with
+    ``tape.gradient``, and the SGD step with var - lr * grad computed in float32 from the
+    tape's gradient, as SGD does. The printed values (worked from the decimals) must lie
+    within the same tolerance of the float32 ones: storing a decimal as float32 moves it
+    by at most u relative, and each value is a polynomial of degree at most 3 in the
+    inputs, so it moves by at most about 3uM, less than the bound. The per-sample values
+    are checked through their means, which must be the printed means exactly.
     """
-    problem, values = sheet.problem, sheet.values
+    problem, values, hand = sheet.problem, sheet.values, sheet.hand
     samples = Samples.of(problem.x, problem.y)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
     dtype, n = problem.dtype, problem.n
@@ -236,19 +295,29 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[Check
         magnitude = reference.magnitude(symbolic, formula, parameters, samples)
         return rounding_bound(n, dtype, magnitude, samples.exact)
 
-    mean_square = sum((s.square for s in values.samples), Fraction(0)) / n
-    loss_check = compare("L", values.loss, tape.loss, bound_for(symbolic.loss), dtype)
-    checks = [loss_check if mean_square == values.loss else replace(loss_check, ok=False)]
+    def entry(
+        check: Check, exact: Fraction, printed: Fraction, name: str | None, mean: bool
+    ) -> KeyCheck:
+        return KeyCheck(
+            check=check,
+            printed=printed,
+            printed_ok=abs(printed - exact) <= Fraction(check.tolerance),
+            consistent=not mean or (_means_agree(values, name) and _means_agree(hand, name)),
+        )
+
+    loss = compare("L", values.loss, tape.loss, bound_for(symbolic.loss), dtype)
+    entries = [entry(loss, values.loss, hand.loss, None, True)]
     gradient_checks = {}
     for name, derivation in symbolic.derivations.items():
-        bound = bound_for(derivation.result)
-        mean_share = sum((s.shares[name] for s in values.samples), Fraction(0)) / n
-        consistent = mean_share == values.gradients[name]
-        check = compare(f"dL/d{name}", values.gradients[name], tape.gradients[name], bound, dtype)
-        if not consistent:
-            check = replace(check, ok=False)
+        check = compare(
+            f"dL/d{name}",
+            values.gradients[name],
+            tape.gradients[name],
+            bound_for(derivation.result),
+            dtype,
+        )
         gradient_checks[name] = check
-        checks.append(check)
+        entries.append(entry(check, values.gradients[name], hand.gradients[name], name, True))
     rate32 = Fraction(float(np.dtype(dtype).type(float(LEARNING_RATE))))
     for name, check in gradient_checks.items():
         tape_update = _sgd_on_tape(problem.initial.values[name], tape.gradients[name], dtype)
@@ -261,8 +330,9 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[Check
         magnitude = abs(parameters[name]) + rate32 * abs(g_tape)
         bound = gamma_bound(2, dtype, magnitude)
         bound = replace(bound, value=float(Fraction(bound.value) + propagated))
-        checks.append(compare(f"{name}1", values.updated[name], tape_update, bound, dtype))
-    return tuple(checks)
+        update = compare(f"{name}1", values.updated[name], tape_update, bound, dtype)
+        entries.append(entry(update, values.updated[name], hand.updated[name], name, False))
+    return tuple(entries)
 
 
 def build_sheet(
@@ -285,7 +355,8 @@ def build_sheet(
         spec=spec,
         problem=problem,
         init_given=init,
-        values=key_values(symbolic, problem),
+        values=tape_key(symbolic, problem),
+        hand=hand_key(symbolic, problem, init),
         share_latex=shares,
         residual_lines=tuple(
             _residual_lines(symbolic, k, init, data) for k in range(1, len(data.x) + 1)
