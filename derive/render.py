@@ -46,10 +46,10 @@ def _display_math(latex: str, label: str | None = None) -> Markup:
     return Markup(latex_to_svg(latex, label, display=True))
 
 
-def _backward_graph(facts: Any) -> Markup:
+def _backward_graph(facts: Any, t: Translator | None = None) -> Markup:
     from .graph import draw
 
-    return Markup(draw(facts))
+    return Markup(draw(facts, t))
 
 
 def _html_math(latex: str) -> Markup:
