@@ -222,3 +222,20 @@ def test_every_key_agrees_with_the_real_tape():
         (sheet.spec.identifier, [k.check.quantity for k in sheet.checks if not k.ok])
         for sheet in class_set.sheets
     ]
+
+
+def test_given_data_is_on_every_sheet_with_its_own_initial_values():
+    from derive.problem import BUILTIN_DATASETS
+
+    class_set = build_handouts(3, dataset=BUILTIN_DATASETS["seed"], tape=emulated_tape)
+    assert {sheet.problem.dataset.x for sheet in class_set.sheets} == {(3.3, 1.0)}
+    assert len({tuple(sheet.init_given.values()) for sheet in class_set.sheets}) == 3
+    assert class_set.ok
+
+
+@pytest.mark.render
+def test_no_progress_bar_when_not_on_a_terminal(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("derive.tape.gradient_at", emulated_tape)
+    assert main(["handouts", "--count", "1", "--out", str(tmp_path)]) == 0
+    output = capsys.readouterr().out
+    assert "[#" not in output and "\r" not in output
