@@ -153,6 +153,8 @@ def _source_message(dataset: Dataset) -> Message:
     """Where the samples came from: a built-in set or inline values by name, else as given."""
     if BUILTIN_DATASETS.get(dataset.name) == dataset:
         return Message.of(f"dataset.{dataset.name}")
+    if dataset.origin is not None:
+        return dataset.origin
     if dataset.name == "inline":
         return Message.of("dataset.inline")
     return Message.of("dataset.other", source=dataset.source)
