@@ -3,8 +3,9 @@
 Each sheet has its own samples and initial values, drawn reproducibly from the class
 seed and the sheet's index (or the student's name). The key holds every value the
 student works out -- each sample's residual, its square and its shares, the means, one
-SGD step -- computed exactly at the float32 values the tape uses, and checked against
-``tape.gradient``. Nothing here is about HTML; templates/handouts/ shows the facts.
+SGD step -- twice, in exact arithmetic: at the printed decimals (what the boxes show)
+and at their float32 roundings (what the tape uses, checked against ``tape.gradient``).
+Nothing here is about HTML; templates/handouts/ shows the facts.
 """
 
 from __future__ import annotations
