@@ -132,7 +132,71 @@ def build_parser() -> argparse.ArgumentParser:
     output.add_argument("--out", default="reports", help="output folder (default reports)")
     output.add_argument("--name", help="file name stem (default: the data set's name)")
     output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_lang(output)
+    _add_handouts(commands)
     return parser
+
+
+HANDOUT_EXAMPLES = """\
+examples:
+  python -m derive handouts --count 30 --seed 7
+      30 exercise sheets with two samples each, their answer keys, combined PDFs, index.html
+  python -m derive handouts --roster class.csv --lang ko --out week3
+      one sheet per name in the CSV's 'name' column, in Korean
+  python -m derive handouts --count 10 --data seed
+      every sheet with the original script's two samples, each with its own W and b
+
+exit codes: 0 every key agrees with the tape, 1 a key does not, 2 bad input, 3 internal error
+"""
+
+
+def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from .handouts import MAX_SAMPLES
+
+    handouts = commands.add_parser(
+        "handouts",
+        help="exercise sheets with blanks and their answer keys, checked against the tape",
+        description="Make one exercise sheet per student (own samples, own W and b) and "
+        "its answer key; every key value is checked against tf.GradientTape.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=HANDOUT_EXAMPLES,
+    )
+    handouts.add_argument("--count", type=int, default=30, help="number of sheets (default 30)")
+    handouts.add_argument(
+        "--seed", type=int, default=0, help="class seed: the same seed gives the same handouts"
+    )
+    handouts.add_argument(
+        "--roster", metavar="NAMES.csv", help="CSV with a 'name' column: one sheet per student"
+    )
+    handouts.add_argument(
+        "--data",
+        metavar="NAME|FILE.csv",
+        help="the same samples on every sheet (default: drawn for each sheet)",
+    )
+    handouts.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (default 2)",
+    )
+    handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")
+    handouts.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    _add_lang(handouts)
+
+
+def _add_lang(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--lang",
+        default="en",
+        metavar="LANG",
+        help="language of the report: en (default) or ko",
+    )
+
+
+def _lang(text: str) -> str:
+    from .i18n import translator
+
+    return translator(text.strip()).lang
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -143,6 +207,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     say = (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
     formats = _formats(args.format)
+    lang = _lang(args.lang)
     if args.dtype not in DTYPES:
         raise InputError("unknown dtype; choose " + " or ".join(DTYPES), args.dtype)
     columns = tuple(part.strip() for part in args.columns.split(","))
@@ -174,7 +239,7 @@ def run_report(args: argparse.Namespace) -> int:
         + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)")
     )
     report = explain(problem, args.wrong_derivative, backward=not args.no_backward)
-    contents = render_all(report, formats, lambda stage: None)
+    contents = render_all(report, formats, lambda stage: None, lang=lang)
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     for check in report.checks:
         verdict = "pass" if check.ok else "FAIL"
@@ -204,6 +269,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_OK
+        if args.command == "handouts":
+            from .handout_cli import run_handouts
+
+            return run_handouts(args)
         return run_report(args)
     except DeriveError as error:
         if debug:

@@ -43,6 +43,7 @@ from .adjoints import (
 )
 from .check import Check, bound_at, compare, gamma_bound, gamma_bounds
 from .expansion import two_sum
+from .i18n import Message
 from .numbers import latex_number
 from .reference import Samples
 from .symbolic import Formula, N, ReportLatexPrinter, Symbolic
@@ -65,7 +66,7 @@ Values = tuple[float, ...] | np.ndarray  # a tuple on the exact path, else float
 
 @dataclass(frozen=True)
 class ShownCheck:
-    label: str  # "1", "2", or "7 (worst of 17)"; "" for a scalar
+    label: str | Message  # "1", "2", or "7 (worst of 17)" as a Message; "" for a scalar
     check: Check
 
 
@@ -137,7 +138,7 @@ class BackwardStep:
     node: str
     op: str
     tf_op: str
-    rule: str  # the op's local rule in words
+    rule: str  # the op's local rule in words (English; the catalogue has op_rule.<op>)
     propagations: tuple[Propagation, ...]
 
 
@@ -170,7 +171,7 @@ class BackwardFacts:
     ops_match: bool
     matches_definition: bool  # the nodes compose to the model's and loss's formulas
     replay_matches: bool  # same loss and gradients as tape.gradient(loss, [W, b])
-    reference_method: str
+    reference_method: Message
     exact: bool = True  # exact rational references; else float64 with a stated error
 
     @property
@@ -184,32 +185,38 @@ class BackwardFacts:
         )
 
     @property
-    def failures(self) -> tuple[str, ...]:
-        """What disagrees, one short sentence each (empty when everything agrees)."""
+    def failures(self) -> tuple[Message, ...]:
+        """What disagrees, one short sentence each (empty when everything agrees);
+        ``str()`` gives the English sentence."""
         found = []
         for node in self.nodes:
             if node.check is None:
                 continue
             if not node.expected_verified:
-                found.append(f"the chain rule's adjoint at {node.label} is not dL/d{node.label}")
+                found.append(Message.of("failure.not_partial", label=node.label))
             failed = node.check.failed
             if failed:
-                where = f"{failed} of {node.check.samples} samples" if node.per_sample else ""
                 found.append(
-                    f"the tape's adjoint at {node.label} is beyond its bound"
-                    + (f" ({where})" if where else "")
+                    Message.of(
+                        "failure.beyond_bound_samples",
+                        label=node.label,
+                        failed=failed,
+                        total=node.check.samples,
+                    )
+                    if node.per_sample
+                    else Message.of("failure.beyond_bound", label=node.label)
                 )
         found += [
-            f"the sum for dL/d{s.parameter} differs from the derivative of section 2"
+            Message.of("failure.sum_differs", parameter=s.parameter)
             for s in self.sums
             if not s.meets_derivation
         ]
         if not self.ops_match:
-            found.append("the replayed ops differ from those TensorFlow records")
+            found.append(Message.of("failure.ops_differ"))
         if not self.matches_definition:
-            found.append("the nodes do not compose to the model's formulas")
+            found.append(Message.of("failure.not_composed"))
         if not self.replay_matches:
-            found.append("the replay's loss or gradients differ from tape.gradient")
+            found.append(Message.of("failure.replay_differs"))
         return tuple(found)
 
     def node(self, name: str) -> NodeFacts:
@@ -392,7 +399,7 @@ def _shown_checks(checks: Mapping[int, Check], n: int, worst: int) -> tuple[Show
         return (ShownCheck("", checks[0]),)
     if n <= SHOWN_CHECKS:
         return tuple(ShownCheck(str(i + 1), checks[i]) for i in range(n))
-    return (ShownCheck(f"{worst + 1} (worst of {n})", checks[worst]),)
+    return (ShownCheck(Message.of("backward.worst_of", i=worst + 1, n=n), checks[worst]),)
 
 
 def _node_check(
@@ -627,25 +634,13 @@ def build_backward(
     )
 
 
-def _method(dtype: str, exact: bool, sums: Sequence[str]) -> str:
-    """How the references were computed, in words for the report."""
+def _method(dtype: str, exact: bool, sums: Sequence[str]) -> Message:
+    """How the references were computed, as a message for the report."""
     if exact:
-        return (
-            f"the chain-rule adjoints evaluated in exact rational arithmetic at the "
-            f"{dtype} values the tape used"
-        )
+        return Message.of("method.backward", dtype=dtype)
     allowance = int(math.log2(FLOAT_ALLOWANCE.denominator))
-    summed = " and ".join(sums)
-    return (
-        f"error-free float64 transformations at the {dtype} values the tape used: every "
-        "term is held exactly as a sum of float64 numbers (Dekker's two-product); each "
-        "per-sample adjoint is reduced to a pair of float64 numbers, within 2^-94 M_i of "
-        f"the exact value (M_i its magnitude), and an allowance of 2^-{allowance} M_i is "
-        "added to every per-sample tolerance; the sums over the samples"
-        + (f" (for {summed})" if summed else "")
-        + " are correctly rounded, within 2^-53 relative, and 2^-52 M is added to their "
-        "tolerance as in section 6; the magnitudes M are computed in float64 on absolute "
-        "values and enlarged so that they stay upper bounds"
+    return Message.of(
+        "method.backward_error_free", dtype=dtype, allowance=allowance, sums=", ".join(sums)
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .i18n import Message
 from .problem import BUILTIN_DATASETS, Dataset
 
 
@@ -69,6 +70,7 @@ def read_csv_text(
         tuple(xs.tolist()),
         tuple(ys.tolist()),
         f"CSV: {source}, columns {columns[0]} and {columns[1]}",
+        Message.of("dataset.csv", file=source, x=columns[0], y=columns[1]),
     )
 
 

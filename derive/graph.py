@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .i18n import Translator, translator
 from .numbers import plain
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ LEGEND = 22.0
 INK = "#1b1f24"
 MUTED = "#5b6470"
 ADJOINT = "#1f5fa8"
+SANS = "DejaVu Sans, Noto Sans CJK KR"  # Hangul from the CJK font (the PDF embeds it)
 FILL = {"parameter": "#eaf2fb", "data": "#f1f2f4", "op": "#ffffff"}
 BAND = {"parameter": "#cfe0f3", "data": "#dfe2e6", "op": "#e6e9ed"}
 
@@ -109,19 +111,19 @@ def _summary(items: Sequence[float] | np.ndarray | None) -> dict[str, str]:
     return dict(zip(("min", "max", "\u03a3"), map(_number, chosen), strict=True))
 
 
-def _box(node: NodeFacts) -> _Box:
-    header = (
-        node.op
-        if node.kind == "op"
-        else node.op + (" \u00b7 not watched" if node.adjoints is None else "")
+def _box(node: NodeFacts, t: Translator) -> _Box:
+    header = t.text(f"op.{node.op}") + (
+        " \u00b7 " + t.text("graph.not_watched")
+        if node.kind != "op" and node.adjoints is None
+        else ""
     )
     return _Box(node, _rows(node), header, node.tf_op if node.kind == "op" else "")
 
 
-def _box_width(box: _Box) -> float:
+def _box_width(box: _Box, t: Translator) -> float:
     index = max(len(r.index) for r in box.rows)
-    value = max([len(r.value) for r in box.rows] + [len("value")])
-    adjoint = max([len(r.adjoint) for r in box.rows] + [len("adjoint")])
+    value = max([len(r.value) for r in box.rows] + [len(t.text("graph.value"))])
+    adjoint = max([len(r.adjoint) for r in box.rows] + [len(t.text("graph.adjoint"))])
     body = (index + value + adjoint + (3 if index else 2)) * ADVANCE * FONT
     header = _width(box.header + "  " + box.tag, SMALL)
     return max(body, header) + 2 * PAD
@@ -152,10 +154,13 @@ class _Placed:
         return self.x + self.width, self.y + self.height / 2
 
 
-def layout(facts: BackwardFacts) -> tuple[dict[str, _Placed], float, float]:
+def layout(
+    facts: BackwardFacts, t: Translator | None = None
+) -> tuple[dict[str, _Placed], float, float]:
     """Positions of every box, and the drawing's width and height."""
-    boxes = {node.name: _box(node) for node in facts.nodes}
-    width = max(_box_width(box) for box in boxes.values())
+    t = t or translator()
+    boxes = {node.name: _box(node, t) for node in facts.nodes}
+    width = max(_box_width(box, t) for box in boxes.values())
     ops = [node.name for node in facts.nodes if node.kind == "op"]
     column = {name: k for k, name in enumerate(ops)}
     # Leaves go above (parameters) or below (data) the first op that uses them; a
@@ -212,7 +217,7 @@ def _text(
     )
 
 
-def _draw_box(p: _Placed) -> list[str]:
+def _draw_box(p: _Placed, t: Translator) -> list[str]:
     node = p.box.node
     x, y, w = p.x, p.y, p.width
     stroke = 1.6 if node.kind == "parameter" else 0.9
@@ -223,7 +228,7 @@ def _draw_box(p: _Placed) -> list[str]:
         f'H{x + 4:.1f} a4,4 0 0 0 -4,4 z" fill="{BAND[node.kind]}" stroke="none"/>',
         f'<line x1="{x:.1f}" y1="{y + HEADER:.1f}" x2="{x + w:.1f}" y2="{y + HEADER:.1f}" '
         f'stroke="{INK}" stroke-width="0.5"/>',
-        _text(x + PAD, y + 11.5, p.box.header, SMALL, fill=MUTED, family="DejaVu Sans"),
+        _text(x + PAD, y + 11.5, p.box.header, SMALL, fill=MUTED, family=SANS),
     ]
     if p.box.tag:
         parts.append(
@@ -245,12 +250,13 @@ def _draw_box(p: _Placed) -> list[str]:
         x
         + w
         - PAD
-        - _width(max([r.adjoint for r in p.box.rows] + ["adjoint"], key=len))
+        - _width(max([r.adjoint for r in p.box.rows] + [t.text("graph.adjoint")], key=len))
         - ADVANCE * FONT * 1.5
     )
     adjoint_right = x + w - PAD
-    parts.append(_text(value_right, top, "value", SMALL, "end", MUTED, family="DejaVu Sans"))
-    parts.append(_text(adjoint_right, top, "adjoint", SMALL, "end", ADJOINT, family="DejaVu Sans"))
+    value, adjoint = t.text("graph.value"), t.text("graph.adjoint")
+    parts.append(_text(value_right, top, value, SMALL, "end", MUTED, family=SANS))
+    parts.append(_text(adjoint_right, top, adjoint, SMALL, "end", ADJOINT, family=SANS))
     for k, row in enumerate(p.box.rows):
         baseline = top + ROW * (k + 1)
         if row.index:
@@ -276,14 +282,15 @@ def _edge(source: _Placed, target: _Placed) -> str:
     return _arrow(source.right, target.left)
 
 
-def draw(facts: BackwardFacts) -> str:
+def draw(facts: BackwardFacts, t: Translator | None = None) -> str:
     """The graph as one <svg> element, sized to the text width of its container."""
-    placed, width, height = layout(facts)
+    t = t or translator()
+    placed, width, height = layout(facts, t)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="graph" viewBox="0 0 {width:.1f} '
         f'{height:.1f}" width="{width:.1f}" height="{height:.1f}" role="img" '
-        f'aria-label="{html.escape(_spoken(facts))}">',
-        f"<title>{html.escape(_spoken(facts))}</title>",
+        f'aria-label="{html.escape(_spoken(facts, t))}">',
+        f"<title>{html.escape(_spoken(facts, t))}</title>",
         '<defs><marker id="derive-graph-arrow" viewBox="0 0 10 10" refX="9" refY="5" '
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         f'<path d="M0,0 L10,5 L0,10 z" fill="{INK}"/></marker></defs>',
@@ -292,18 +299,18 @@ def draw(facts: BackwardFacts) -> str:
         for name in node.inputs:
             parts.append(_edge(placed[name], placed[node.name]))
     for node in facts.nodes:
-        parts.extend(_draw_box(placed[node.name]))
+        parts.extend(_draw_box(placed[node.name], t))
     legend_y = height - 7
     note = (
-        f"each box lists the {facts.n} samples"
+        t.text("graph.each_sample", n=facts.n)
         if facts.n <= MAX_LISTED and facts.n > 1
-        else "min, max and \u03a3 over the samples"
+        else t.text("graph.summary")
         if facts.n > MAX_LISTED
         else ""
     )
-    size, family = SMALL + 0.5, "DejaVu Sans"
-    adjoint = "adjoint \u2202L/\u2202(node): backward pass, from tape.gradient"
-    parts.append(_text(MARGIN, legend_y, "value: forward pass", size, family=family))
+    size, family = SMALL + 0.5, SANS
+    adjoint = t.text("graph.adjoint_legend")
+    parts.append(_text(MARGIN, legend_y, t.text("graph.value_legend"), size, family=family))
     parts.append(_text(MARGIN + 122, legend_y, adjoint, size, fill=ADJOINT, family=family))
     if note:
         parts.append(_text(width - MARGIN, legend_y, note, size, "end", MUTED, family=family))
@@ -311,10 +318,10 @@ def draw(facts: BackwardFacts) -> str:
     return "\n".join(parts)
 
 
-def _spoken(facts: BackwardFacts) -> str:
+def _spoken(facts: BackwardFacts, t: Translator) -> str:
     steps = ", ".join(
         f"{node.label} = {node.op}({', '.join(node.inputs)})"
         for node in facts.nodes
         if node.kind == "op"
     )
-    return f"The graph the tape records: {steps}; each node with its value and adjoint."
+    return t.text("graph.spoken", steps=steps)

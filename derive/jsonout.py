@@ -103,7 +103,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     return {
         "schema": SCHEMA_ID,
         "ok": report.ok,
-        "wrong_derivative": report.wrong_derivative,
+        "wrong_derivative": (
+            str(report.wrong_derivative) if report.wrong_derivative is not None else None
+        ),
         "problem": {
             "name": problem.name,
             "source": problem.source,
@@ -134,7 +136,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             },
         },
         "initial": {
-            "reference_method": report.reference_method,
+            "reference_method": str(report.reference_method),
             "loss": check_to_dict(loss_check),
             "gradients": {
                 d.parameter: check_to_dict(c)

@@ -16,6 +16,7 @@ from fractions import Fraction
 import numpy as np
 
 from .errors import InputError
+from .i18n import Message
 
 DTYPES = ("float32", "float64")
 
@@ -28,6 +29,7 @@ class Dataset:
     x: tuple[float, ...]
     y: tuple[float, ...]
     source: str  # where the samples came from, shown in the report
+    origin: Message | None = None  # the same, to be put into words (None: source as is)
 
 
 BUILTIN_DATASETS: Mapping[str, Dataset] = {

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .expansion import Expansion, is_safe, total
+from .i18n import Message
 from .symbolic import Formula, N, Symbolic, absolute_form
 
 EXACT_LIMIT = 2000
@@ -51,16 +52,11 @@ class Samples:
         return Fraction(float(self.x[index])), Fraction(float(self.y[index]))
 
 
-def method(samples: Samples, dtype: str) -> str:
-    """How the references of this report were computed, in a sentence for the reader."""
-    if samples.exact:
-        return f"exact rational arithmetic at the {dtype} values the tape used (no rounding at all)"
-    return (
-        f"error-free float64 transformations at the {dtype} values the tape used: every "
-        "per-sample term is held exactly as a sum of float64 numbers (Dekker's two-product), "
-        "and all of them are added with a correctly rounded sum, so each reference is within "
-        "2^-53 relative of the exact value"
-    )
+def method(samples: Samples, dtype: str) -> Message:
+    """How the references of this report were computed, in a sentence for the reader:
+    exact rationals, or error-free float64 transformations (Dekker's two-product and a
+    correctly rounded sum, within 2^-53 relative of the exact value)."""
+    return Message.of("method.exact" if samples.exact else "method.error_free", dtype=dtype)
 
 
 def sample_values(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -12,11 +13,13 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import jinja2
 from markupsafe import Markup
 
 from .errors import OutputError, RenderError
+from .i18n import DEFAULT, Translator, translator
 from .mathsvg import latex_to_svg
 from .numbers import exact_float, latex_number, plain
 
@@ -43,10 +46,39 @@ def _display_math(latex: str, label: str | None = None) -> Markup:
     return Markup(latex_to_svg(latex, label, display=True))
 
 
-def _backward_graph(facts: Any) -> Markup:
+def _backward_graph(facts: Any, t: Translator | None = None) -> Markup:
     from .graph import draw
 
-    return Markup(draw(facts))
+    return Markup(draw(facts, t))
+
+
+def _html_math(latex: str) -> Markup:
+    from .mathhtml import latex_to_html
+
+    return Markup(latex_to_html(latex))
+
+
+def _code(text: str) -> Markup:
+    return Markup("<code>{}</code>").format(text)
+
+
+def _css_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _css_counter(text: str) -> Markup:
+    """'page {page} of {pages}' -> the CSS content value "page " counter(page) " of " ..."""
+    import string
+
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(str(text)):
+        if literal:
+            parts.append(_css_string(literal))
+        if name:
+            if name not in {"page", "pages"}:
+                raise RenderError(f"unknown page counter {name!r} in the catalogue")
+            parts.append(f"counter({name})")
+    return Markup(" ".join(parts))
 
 
 @cache
@@ -64,49 +96,125 @@ def environment() -> jinja2.Environment:
     env.filters["math"] = _math
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph
+    env.filters["code"] = _code
+    env.filters["hmath"] = _html_math
+    env.filters["css_counter"] = _css_counter
+    env.globals["t"] = translator(DEFAULT)  # a render call passes the language it wants
     return env
 
 
-def to_html(report: Report) -> str:
-    return environment().get_template("report.html.j2").render(report=report)
+def render_template(name: str, lang: str = DEFAULT, **context: Any) -> str:
+    """A template with the translator `t` of the language and the version in its context."""
+    from . import __version__
+
+    t: Translator = translator(lang)
+    return environment().get_template(name).render(t=t, version=__version__, **context)
+
+
+def to_html(report: Report, lang: str = DEFAULT) -> str:
+    return render_template("report.html.j2", lang, report=report)
+
+
+# The font for Korean (and other CJK) text in the PDF: Noto Sans CJK Regular, shipped
+# by a PyPI package. Only the PDF loads it; the HTML names the family and lets the
+# browser use what it has.
+CJK_FONT_PACKAGE = "cvttf_NotoSansCJK_Regular"
+CJK_FAMILY = "Noto Sans CJK KR"
+_CJK_TEXT = re.compile("[\u1100-\u11ff\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
+
+
+@cache
+def cjk_font() -> Path | None:
+    """The font file of the CJK font package, or None when it is not installed."""
+    try:
+        folder = resources.files(CJK_FONT_PACKAGE)
+    except ModuleNotFoundError:
+        return None
+    fonts = sorted(
+        Path(str(item))
+        for item in folder.iterdir()
+        if item.name.lower().endswith((".otf", ".ttf", ".ttc"))
+    )
+    return fonts[0] if fonts else None
+
+
+@cache
+def _asset_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def own_assets() -> dict[str, Path]:
+    """URL -> file of every asset the PDF may load: the CJK font, nothing else."""
+    font = cjk_font()
+    return {font.as_uri(): font} if font is not None else {}
+
+
+def _same_url(url: str) -> str:
+    return unquote(url.split("#", 1)[0])
 
 
 class OwnAssetsOnly:
-    """A URL fetcher for WeasyPrint that fetches nothing.
+    """A URL fetcher for WeasyPrint that fetches only derive's own assets.
 
-    The report is self-contained (inline CSS and SVG), so any URL in it is either a
-    mistake or an attempt to read local files or the network; every one is refused
-    and remembered, so tests can see what was asked for.
+    The report is self-contained (inline CSS and SVG); the one file the PDF loads is
+    the font for Korean text. Any other URL is either a mistake or an attempt to read
+    local files or the network; every one is refused and remembered, so tests can see
+    what was asked for (and what was fetched).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, assets: Mapping[str, Path] | None = None) -> None:
+        self.assets = {_same_url(url): path for url, path in (assets or {}).items()}
         self.refused: list[str] = []
+        self.fetched: list[str] = []
 
     def __call__(self, url: str, *args: Any, **kwargs: Any) -> Any:
         return self.fetch(url)
 
     def fetch(self, url: str, headers: Any = None) -> Any:
-        self.refused.append(url)
-        raise ValueError(f"derive does not fetch {url}")
+        path = self.assets.get(_same_url(url))
+        if path is None:
+            self.refused.append(url)
+            raise ValueError(f"derive does not fetch {url}")
+        self.fetched.append(url)
+        return self.respond(url, _asset_bytes(path))
+
+    def respond(self, url: str, body: bytes) -> Any:
+        return {"string": body, "redirected_url": url}
 
 
 @cache
 def _fetcher_class() -> type:
-    from weasyprint.urls import URLFetcher
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class Fetcher(OwnAssetsOnly, URLFetcher):  # type: ignore[misc]
-        def __init__(self) -> None:
+        def __init__(self, assets: Mapping[str, Path] | None = None) -> None:
             URLFetcher.__init__(self)
-            OwnAssetsOnly.__init__(self)
+            OwnAssetsOnly.__init__(self, assets)
 
         def fetch(self, url: str, headers: Any = None) -> Any:
             return OwnAssetsOnly.fetch(self, url, headers)
 
+        def respond(self, url: str, body: bytes) -> Any:
+            return URLFetcherResponse(url, body, {"Content-Type": "font/otf"})
+
     return Fetcher
 
 
-def make_fetcher() -> OwnAssetsOnly:
-    return _fetcher_class()()  # type: ignore[no-any-return]
+def make_fetcher(assets: Mapping[str, Path] | None = None) -> OwnAssetsOnly:
+    """A fetcher that serves `assets` (default: derive's own) and refuses everything else."""
+    return _fetcher_class()(own_assets() if assets is None else assets)  # type: ignore[no-any-return]
+
+
+def font_face_css() -> str:
+    """@font-face for the CJK family from the installed font file ('' without one)."""
+    font = cjk_font()
+    if font is None:
+        return ""
+    return f'@font-face {{ font-family: "{CJK_FAMILY}"; src: url("{font.as_uri()}"); }}'
+
+
+def needs_cjk_font(html: str) -> bool:
+    return bool(_CJK_TEXT.search(html))
 
 
 class _DropFontSubsetNotice(logging.Filter):
@@ -133,6 +241,19 @@ def _reproducible_fonts() -> Iterator[None]:
 
 def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
     """The same HTML, printed by WeasyPrint with the print styles."""
+    return _print(html, fetcher, split=False)[0]
+
+
+def to_pdf_pages(html: str, fetcher: OwnAssetsOnly | None = None) -> tuple[bytes, list[bytes]]:
+    """The whole document as one PDF, and each of its pages as a PDF of its own.
+
+    The layout is done once; the pages share it (handouts: one page per sheet).
+    """
+    whole, *pages = _print(html, fetcher, split=True)
+    return whole, pages
+
+
+def _print(html: str, fetcher: OwnAssetsOnly | None, split: bool) -> list[bytes]:
     try:
         import weasyprint
     except (ImportError, OSError) as error:
@@ -141,13 +262,29 @@ def to_pdf(html: str, fetcher: OwnAssetsOnly | None = None) -> bytes:
             "(--format html,json works without it)"
         ) from error
     fetcher = fetcher or make_fetcher()
+    # Only pages with Korean (or other CJK) text load the 16 MB font; its glyphs are
+    # subset, so only the characters used are embedded.
+    font_css = font_face_css() if needs_cjk_font(html) else ""
     logger = logging.getLogger("weasyprint")
     notice_filter = _DropFontSubsetNotice()
     logger.addFilter(notice_filter)
     try:
         with _reproducible_fonts():
-            document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None)
-            return document.write_pdf()  # type: ignore[no-any-return]
+            from weasyprint.text.fonts import FontConfiguration
+
+            fonts = FontConfiguration()
+            stylesheets = (
+                [weasyprint.CSS(string=font_css, url_fetcher=fetcher, font_config=fonts)]
+                if font_css
+                else []
+            )
+            document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).render(
+                stylesheets=stylesheets, font_config=fonts
+            )
+            results = [document.write_pdf()]
+            if split:
+                results += [document.copy([page]).write_pdf() for page in document.pages]
+            return results
     except Exception as error:
         raise RenderError(
             f"WeasyPrint could not make the PDF: {error}; nothing was written"
@@ -163,7 +300,10 @@ class Output:
 
 
 def render_all(
-    report: Report, formats: Iterable[str], progress: Callable[[str], None] = lambda _: None
+    report: Report,
+    formats: Iterable[str],
+    progress: Callable[[str], None] = lambda _: None,
+    lang: str = DEFAULT,
 ) -> dict[str, bytes]:
     """Every requested format, in memory: nothing is written until all have succeeded."""
     from .jsonout import to_json
@@ -173,7 +313,7 @@ def render_all(
     html: str | None = None
     if "html" in formats or "pdf" in formats:
         progress("html")
-        html = to_html(report)
+        html = to_html(report, lang)
     if "html" in formats:
         contents["html"] = html.encode("utf-8")  # type: ignore[union-attr]
     if "pdf" in formats:

@@ -19,12 +19,12 @@ from . import __version__, reference
 from .backward import BackwardFacts, explain_backward
 from .check import Check, compare, rounding_bound
 from .datasets import resolve_dataset
+from .i18n import Message
 from .models import get_loss, get_model
-from .problem import Dataset, Problem, Training, make_problem
+from .problem import BUILTIN_DATASETS, Dataset, Problem, Training, make_problem
 from .reference import Samples, sample_values
 from .substitute import Substitution, substitute
 from .symbolic import (
-    WRONG_DERIVATIVES,
     Formula,
     N,
     Symbolic,
@@ -42,8 +42,9 @@ WRITTEN_OUT_CHECK_LIMIT = 200  # samples up to which the written-out formulas ar
 
 @dataclass(frozen=True)
 class StepFacts:
-    rule: str
-    explanation: str
+    rule: str  # the rule's name in English (as in the JSON)
+    rule_key: str  # its catalogue key
+    explanation: Message
     latex: str
     note: str
     verified: bool
@@ -88,6 +89,9 @@ class ProblemFacts:
     loss_general: str  # LaTeX of L for general n
     loss_written_out: str  # LaTeX of L for this n
     data_rows: tuple[DataRow | None, ...]  # None marks elided rows
+    model_name: str = "linear"  # the model's registered name (catalogue key model.<name>)
+    loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
+    source_message: Message | None = None  # where the samples came from, to be put in words
 
 
 def shown_rows(n: int) -> list[int | None]:
@@ -124,8 +128,8 @@ class Report:
     substitutions: tuple[Substitution, ...]
     samples: SampleTable
     checks: tuple[Check, ...]  # the loss first, then one per parameter
-    wrong_derivative: str | None  # what was made wrong on purpose, if anything
-    reference_method: str
+    wrong_derivative: Message | None  # what was made wrong on purpose, if anything
+    reference_method: Message
     versions: Mapping[str, str]
     backward: BackwardFacts | None = None  # the tape's backward pass, node by node
 
@@ -143,6 +147,17 @@ class Report:
         from .render import to_html
 
         return to_html(self)
+
+
+def _source_message(dataset: Dataset) -> Message:
+    """Where the samples came from: a built-in set or inline values by name, else as given."""
+    if BUILTIN_DATASETS.get(dataset.name) == dataset:
+        return Message.of(f"dataset.{dataset.name}")
+    if dataset.origin is not None:
+        return dataset.origin
+    if dataset.name == "inline":
+        return Message.of("dataset.inline")
+    return Message.of("dataset.other", source=dataset.source)
 
 
 def _gradient_lhs(parameter: str) -> str:
@@ -164,7 +179,7 @@ def _derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, .
                 parameter=name,
                 lhs=_gradient_lhs(name),
                 steps=tuple(
-                    StepFacts(s.rule, s.explanation, s.latex, s.note, s.verified)
+                    StepFacts(s.rule, s.rule_key, s.explanation, s.latex, s.note, s.verified)
                     for s in derivation.steps
                 ),
                 result=derivation.result.latex,
@@ -286,6 +301,9 @@ def explain(
         prediction=latex(symbolic.prediction),
         loss_general=symbolic.loss.latex,
         loss_written_out=symbolic.loss.written_out_latex(problem.n),
+        model_name=model.name,
+        loss_name=problem.loss,
+        source_message=_source_message(problem.dataset),
         data_rows=tuple(
             None
             if k is None
@@ -301,7 +319,7 @@ def explain(
         substitutions=tuple(substitutions),
         samples=_sample_table(symbolic, formulas, parameters, samples, references),
         checks=tuple(checks),
-        wrong_derivative=WRONG_DERIVATIVES[wrong_derivative] if wrong_derivative else None,
+        wrong_derivative=Message.of(f"wrong.{wrong_derivative}") if wrong_derivative else None,
         reference_method=reference.method(samples, problem.dtype),
         versions={
             "derive": __version__,

@@ -17,6 +17,7 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from .errors import InputError
+from .i18n import Message
 from .models import Loss, Model
 
 # Symbols shared by every derivation.
@@ -79,8 +80,8 @@ def verify_equal(a: sp.Expr, b: sp.Expr) -> bool:
 class Step:
     """One line of a derivation: ``= expression``, justified by a named rule."""
 
-    rule: str
-    explanation: str
+    rule: str  # its name, in English; the catalogue key is rule_key
+    explanation: Message
     expression: sp.Expr
     note: str  # LaTeX of the rule as applied here, shown beside the step
     verified: bool
@@ -88,6 +89,15 @@ class Step:
     @property
     def latex(self) -> str:
         return latex(self.expression)
+
+    @property
+    def rule_key(self) -> str:
+        return rule_key(self.rule)
+
+
+def rule_key(rule: str) -> str:
+    """The catalogue key of a rule's name: "chain rule" -> "rule.chain_rule"."""
+    return "rule." + rule.replace(" ", "_")
 
 
 @dataclass(frozen=True)
@@ -201,22 +211,20 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
     candidates = [
         (
             "definition",
-            "Differentiate the loss with respect to " + name + ".",
+            Message.of("explain.definition", parameter=name),
             sp.Derivative(mean_of(per_sample), symbol),
             "",
         ),
         (
             "linearity of the mean",
-            "The derivative of a mean is the mean of the derivatives: the constant 1/n "
-            "and the sum pass through.",
+            Message.of("explain.linearity_of_the_mean"),
             mean_of(sp.Derivative(per_sample, symbol)),
             r"\frac{\partial}{\partial " + latex(symbol) + r"} \frac{1}{n}\sum_{i} f_{i} = "
             r"\frac{1}{n}\sum_{i} \frac{\partial f_{i}}{\partial " + latex(symbol) + "}",
         ),
         (
             "chain rule",
-            "Each term is an outer function of the residual u_i; differentiate the outer "
-            "function at u_i and multiply by the derivative of u_i.",
+            Message.of("explain.chain_rule"),
             mean_of(
                 sp.Mul(
                     sp.Subs(sp.Derivative(loss.outer(U), U), U, residual),
@@ -229,13 +237,13 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
         ),
         (
             loss.outer_rule,
-            "Differentiate the outer function.",
+            Message.of("explain.outer_function"),
             mean_of(sp.Mul(outer_at_residual, sp.Derivative(residual, symbol), evaluate=False)),
             loss.outer_rule_formula,
         ),
         (
             "derivative of the model",
-            "Only the prediction depends on " + name + "; y_i is a constant.",
+            Message.of("explain.derivative_of_the_model", parameter=name),
             # A factor 1 is left out rather than printed as a bare "1".
             mean_of(
                 outer_at_residual
@@ -257,7 +265,7 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
     candidates.append(
         (
             "constant factor",
-            "Move the constant factor out of the sum.",
+            Message.of("explain.constant_factor"),
             result.expression,
             "",
         )

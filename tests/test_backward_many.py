@@ -113,7 +113,9 @@ def test_vectorised_tolerances_never_fall_below_the_exact_bound(k, dtype, magnit
         )
         assert Fraction(float(tolerance)) >= exact
         # and hardly above it: one step up from the rounded product
-        assert float(tolerance) <= math.nextafter(float(exact) * (1 + 2**-50), math.inf)
+        # (near the subnormal range, steps are absolute: a few smallest subnormals)
+        slack = 4 * 2.0**-1074 if dtype == "float64" else 4 * 2.0**-149
+        assert float(tolerance) <= math.nextafter(float(exact) * (1 + 2**-50) + slack, math.inf)
         assert exact > 0 or tolerance == 0
         assert gamma_bound(k, dtype, Fraction(magnitude), allowance).value <= tolerance
 
@@ -164,7 +166,8 @@ def test_many_samples_path_agrees_with_the_exact_path(symbolic, monkeypatch, dty
     fast = facts_for(problem, symbolic)
     _agree(exact, fast)
     assert fast.ok
-    assert "float64" in fast.reference_method and "2^-90" in fast.reference_method
+    method = str(fast.reference_method)
+    assert "float64" in method and "2^-90" in method
     assert isinstance(fast.node("residual").values, np.ndarray)
     assert isinstance(exact.node("residual").values, tuple)
 
@@ -184,10 +187,12 @@ def test_a_corrupted_adjoint_among_many_is_flagged(symbolic, monkeypatch):
     _agree(exact, fast)
     check = fast.node("residual").check
     assert (check.samples, check.failed) == (300, 1) and not check.ok
-    assert check.shown[0].label == "138 (worst of 300)" and not check.shown[0].check.ok
+    assert str(check.shown[0].label) == "138 (worst of 300)" and not check.shown[0].check.ok
     assert not fast.ok
     assert all(node.ok for node in fast.checked if node.name != "residual")
-    assert fast.failures == ("the tape's adjoint at r is beyond its bound (1 of 300 samples)",)
+    assert tuple(map(str, fast.failures)) == (
+        "the tape's adjoint at r is beyond its bound (1 of 300 samples)",
+    )
 
 
 def test_just_beyond_the_bound_is_flagged_on_the_many_samples_path(symbolic, many):
@@ -236,7 +241,7 @@ def test_beyond_the_listed_limit_only_the_shown_checks_are_kept(symbolic, many, 
             assert check.complete and check.indices == (0,)
     residual = facts.node("residual").check
     assert residual.indices == (*table_rows[:5], 20, *table_rows[5:])
-    assert residual.failed == 1 and residual.shown[0].label == "21 (worst of 40)"
+    assert residual.failed == 1 and str(residual.shown[0].label) == "21 (worst of 40)"
 
     nodes = {node["name"]: node for node in backward_to_list(facts)}
     json.dumps(list(nodes.values()), allow_nan=False)
@@ -318,5 +323,5 @@ def test_tape_beyond_the_exact_limit(symbolic, monkeypatch):
         problem, symbolic, formulas, dataclasses.replace(trace, adjoints=wrong), script
     )
     check = facts.node("prediction").check
-    assert check.failed == 1 and check.shown[0].label.startswith("1235 (worst")
+    assert check.failed == 1 and str(check.shown[0].label).startswith("1235 (worst")
     assert not facts.ok

@@ -52,6 +52,7 @@ BAD_INPUTS = [
     (["--wrong-derivative", "typo"], "unknown kind of wrong derivative", "typo"),
     (["--columns", "x"], "--columns expects two names", "x"),
     (["--nonsense"], "invalid command line", "--nonsense"),
+    (["--lang", "fr"], "unknown language; choose en or ko", "fr"),
 ]
 
 CSV_CASES = [

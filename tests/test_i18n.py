@@ -1,0 +1,116 @@
+"""Languages: catalogues with the same keys and fields, Korean reports, the Korean font."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from derive.errors import InputError
+from derive.i18n import Message, catalogue, fields_of, languages, translator
+from derive.problem import BUILTIN_DATASETS, make_problem
+from derive.render import cjk_font, make_fetcher, to_html, to_pdf
+from derive.report import explain
+from tests.conftest import SINGLE_INIT
+from tests.emulated_tape import emulated_tape
+
+HANGUL = re.compile("[\uac00-\ud7af]")
+
+
+def _font_names(pdf: bytes) -> str:
+    """The PDF's objects, inflated, to find the embedded fonts' names in."""
+    import zlib
+
+    texts = [pdf.decode("latin-1")]
+    for match in re.finditer(rb"stream\r?\n", pdf):
+        try:
+            texts.append(zlib.decompressobj().decompress(pdf[match.end() :]).decode("latin-1"))
+        except zlib.error:
+            continue
+    return "\n".join(re.findall(r"/BaseFont\s*/(\S+)", "\n".join(texts)))
+
+
+@pytest.fixture(scope="module")
+def report():
+    problem = make_problem(BUILTIN_DATASETS["seed"], init=SINGLE_INIT)
+    return explain(problem, tape=emulated_tape, backward=False)
+
+
+def test_both_languages_are_there():
+    assert {"en", "ko"} <= set(languages())
+
+
+@pytest.mark.parametrize("lang", [lang for lang in languages() if lang != "en"])
+def test_every_language_has_the_same_keys_and_fields(lang):
+    english, other = catalogue("en"), catalogue(lang)
+    assert sorted(other) == sorted(english)
+    for key, text in english.items():
+        assert fields_of(other[key]) == fields_of(text), key
+
+
+def test_unknown_language_is_bad_input():
+    with pytest.raises(InputError) as caught:
+        translator("fr")
+    assert str(caught.value).startswith("unknown language; choose en or ko")
+    assert "fr" in str(caught.value)
+
+
+def test_fields_are_escaped_and_markup_is_kept():
+    t = translator("en")
+    text = t("report.page_title", name="<b>x</b>")
+    assert "&lt;b&gt;" in text and "<b>" not in text
+    assert "<code>" in t("report.heading")
+
+
+def test_messages_read_as_english_text():
+    message = Message.of("failure.sum_differs", parameter="W")
+    assert str(message) == "the sum for dL/dW differs from the derivative of section 2"
+    assert "dL/dW" in translator("ko").text(message)
+
+
+def test_korean_report_is_korean(report):
+    html = to_html(report, "ko")
+    assert '<html lang="ko">' in html
+    assert HANGUL.search(html)
+    body = re.sub(r"<svg.*?</svg>|<style>.*?</style>", "", html, flags=re.S)
+    for english in ("The problem", "Each sample's share", "checked by SymPy", "pass<"):
+        assert english not in body
+    # The HTML stays self-contained: the font is named, never loaded.
+    assert "url(" not in html and "@font-face" not in html
+
+
+def test_english_report_has_no_hangul(report):
+    html = to_html(report, "en")
+    assert '<html lang="en">' in html and not HANGUL.search(html)
+
+
+@pytest.mark.render
+def test_korean_pdf_loads_and_embeds_the_font_only(report):
+    assert cjk_font() is not None, "install cvttf-notosanscjk-regular (see README)"
+    fetcher = make_fetcher()
+    pdf = to_pdf(to_html(report, "ko"), fetcher)
+    assert fetcher.fetched == [cjk_font().as_uri()]
+    assert fetcher.refused == []
+    assert "Noto-Sans-CJK" in _font_names(pdf)
+    assert to_pdf(to_html(report, "ko")) == pdf  # the font subset is deterministic
+
+
+@pytest.mark.render
+def test_other_local_files_are_still_refused():
+    fetcher = make_fetcher()
+    html = (
+        "<html><body><p>한국어</p>"
+        f'<img src="{cjk_font().parent.as_uri()}/__init__.py">'
+        '<link rel="attachment" href="file:///etc/passwd"></body></html>'
+    )
+    pdf = to_pdf(html, fetcher)
+    assert b"root:" not in pdf and b"get_TTF_path" not in pdf
+    assert any(url.endswith("__init__.py") for url in fetcher.refused)
+    assert "file:///etc/passwd" in fetcher.refused
+
+
+@pytest.mark.render
+def test_english_pdf_does_not_load_the_font(report):
+    fetcher = make_fetcher()
+    to_pdf(to_html(report, "en"), fetcher)
+    assert fetcher.fetched == []
