@@ -29,6 +29,10 @@ examples:
   python -m derive report --data points.csv --out handouts --name week3
   python -m derive report --wrong-derivative drop-factor-2
       show that a derivative without the factor 2 fails the check (exit code 1)
+  python -m derive report --data tf-examples --steps 200 --lr 0.02 --display-step 20
+      train 200 steps, check every one, a table row every 20 steps
+  python -m derive report --data tf-examples --lr 1.5
+      a learning rate that diverges: the report shows where (exit code 1)
 
 exit codes: 0 every check passed, 1 a check failed, 2 bad input, 3 internal error
 """
@@ -116,23 +120,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="demonstration: use a deliberately wrong derivative "
         "(drop-factor-2, drop-mean, x-for-y) and watch the check fail",
     )
+    training = report.add_argument_group("training (SGD, as the original script)")
+    training.add_argument(
+        "--steps", type=int, default=1000,
+        help="training steps to run and check (default 1000; 0: the initial check only)",
+    )
+    training.add_argument(
+        "--lr", type=float, default=0.01, metavar="ETA", help="learning rate (default 0.01)"
+    )
+    training.add_argument(
+        "--display-step", type=int, default=50, metavar="K",
+        help="a table row every K steps (default 50); every step is checked regardless",
+    )
     output = report.add_argument_group("output")
     output.add_argument(
         "--format", default="html,pdf", help="comma-separated: html, pdf, json (default html,pdf)"
     )
     output.add_argument("--out", default="reports", help="output folder (default reports)")
     output.add_argument("--name", help="file name stem (default: the data set's name)")
-    output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    output.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors (and no progress bar)"
+    )
     return parser
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from .background import TrainingJob
     from .datasets import parse_number_list, resolve_dataset
     from .problem import make_problem
-    from .render import check_writable, render_all, write_atomically
-    from .report import explain
+    from .progress import Progress
 
     say = (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
+    progress = Progress.quiet() if args.quiet else Progress()
     formats = _formats(args.format)
     if args.dtype not in DTYPES:
         raise InputError("unknown dtype; choose " + " or ".join(DTYPES), args.dtype)
@@ -144,7 +163,11 @@ def run_report(args: argparse.Namespace) -> int:
     dataset = resolve_dataset(args.data, x, y, columns)  # type: ignore[arg-type]
     init = _init_values(args.init) if args.init else None
     problem = make_problem(
-        dataset, dtype=args.dtype, init=init, seed=args.seed, training=Training()
+        dataset,
+        dtype=args.dtype,
+        init=init,
+        seed=args.seed,
+        training=Training(args.steps, args.lr, args.display_step),
     )
     stem = _stem(args.name) if args.name is not None else _stem(problem.name)
     if args.wrong_derivative is not None:
@@ -156,24 +179,67 @@ def run_report(args: argparse.Namespace) -> int:
                 args.wrong_derivative,
             )
     out = Path(args.out)
-    check_writable(out)
 
     started = time.perf_counter()
-    say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
-        + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
-        + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)"))
-    report = explain(problem, args.wrong_derivative)
-    contents = render_all(report, formats, lambda stage: None)
+    # TensorFlow's import and the training start now, in another process; the
+    # derivation and the exact references are worked out here meanwhile.
+    job = TrainingJob(problem)
+    try:
+        from .render import check_writable, render_all, write_atomically
+        from .report import explain
+
+        check_writable(out)
+        say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
+            + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
+            + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None
+               else " (pinned)")
+            + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}")
+        progress.stage("deriving")
+
+        def trace():  # type: ignore[no-untyped-def]
+            progress.stage("training")
+            return job.result()
+
+        report = explain(problem, args.wrong_derivative, trace, progress.steps)
+    finally:
+        job.cancel()
+    contents = render_all(report, formats, progress.stage)
+    progress.stage("writing")
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
+    progress.clear()
     for check in report.checks:
         verdict = "pass" if check.ok else "FAIL"
         say(f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
             f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}")
+    if report.training is not None:
+        for line in _training_lines(report.training):
+            say(line)
     for path in written:
         say(f"  wrote {path}")
     elapsed = time.perf_counter() - started
     say(("all checks passed" if report.ok else "SOME CHECKS FAILED") + f" ({elapsed:.1f} s)")
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
+
+
+def _training_lines(training) -> list[str]:  # type: ignore[no-untyped-def]
+    final = ", ".join(f"{k} = {v:.8g}" for k, v in training.final.items())
+    lines = [
+        f"  training: {training.steps_checked} of {training.steps} steps checked "
+        f"({training.checks_made} values), largest error {training.max_ulps:.3g} ULP",
+        f"  after step {training.final_step}: {final}, loss = {training.final_loss:.8g}",
+    ]
+    if training.first_failure is not None:
+        check = training.first_failure.check
+        lines.append(
+            f"  FIRST FAILING CHECK at step {training.first_failure.step}: {check.quantity} "
+            f"{check.ulps:.3g} ULP from the reference (tolerance {check.tolerance:.2g})"
+        )
+    if training.diverged_at is not None:
+        lines.append(
+            f"  DIVERGED: values became non-finite at step {training.diverged_at}; "
+            "checking stopped there"
+        )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

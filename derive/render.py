@@ -57,8 +57,20 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def to_html(report: Report) -> str:
-    return environment().get_template("report.html.j2").render(report=report)
+def training_plots(report: Report) -> dict[str, Markup]:
+    """The training plots as inline SVG, by name (none without training)."""
+    if report.training is None:
+        return {}
+    from .plots import plot_data, training_plots
+
+    data = plot_data(report.training, report.problem.x, report.problem.y)
+    return {name: Markup(svg) for name, svg in training_plots(data).items()}
+
+
+def to_html(report: Report, plots: Mapping[str, Markup] | None = None) -> str:
+    if plots is None:
+        plots = training_plots(report)
+    return environment().get_template("report.html.j2").render(report=report, plots=plots)
 
 
 class OwnAssetsOnly:
@@ -128,8 +140,10 @@ def render_all(
     contents: dict[str, bytes] = {}
     html: str | None = None
     if "html" in formats or "pdf" in formats:
+        progress("plots")
+        plots = training_plots(report)
         progress("html")
-        html = to_html(report)
+        html = to_html(report, plots)
     if "html" in formats:
         contents["html"] = html.encode("utf-8")  # type: ignore[union-attr]
     if "pdf" in formats:

@@ -6,8 +6,9 @@ over it. A Report shows itself as HTML in Jupyter.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,8 @@ from .symbolic import (
     verify_equal,
     wrong_formula,
 )
-from .tape import TapeResult, gradient_at
+from .tape import TapeResult, Trace, train
+from .training import TrainingFacts, check_training
 
 MAX_TABLE_ROWS = 20  # beyond this, the per-sample table shows its ends only
 EDGE_ROWS = 5
@@ -109,10 +111,12 @@ class Report:
     wrong_derivative: str | None  # what was made wrong on purpose, if anything
     reference_method: str
     versions: Mapping[str, str]
+    training: TrainingFacts | None = None  # None for --steps 0: the initial check only
 
     @property
     def ok(self) -> bool:
-        return all(check.ok for check in self.checks)
+        training_ok = self.training is None or self.training.ok
+        return all(check.ok for check in self.checks) and training_ok
 
     def to_dict(self) -> dict[str, Any]:
         from .jsonout import report_to_dict
@@ -209,29 +213,42 @@ def _sample_table(
     )
 
 
-def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
-    """Derive, substitute and check: the whole explanation of one gradient evaluation."""
-    symbolic = build_symbolic(get_model(problem.model), get_loss(problem.loss))
+@cache
+def _symbolic(model: str, loss: str) -> Symbolic:
+    return build_symbolic(get_model(model), get_loss(loss))
+
+
+def explain(
+    problem: Problem,
+    wrong_derivative: str | None = None,
+    trace: Trace | Callable[[], Trace] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Derive, substitute and check: the gradient at the initial values, then every
+    training step.
+
+    `trace` is the tape's training run (derive.tape.train), or a function that
+    returns it -- called only once everything that needs no tape is done, so that a
+    run in another process overlaps this work; without one, TensorFlow runs here.
+    `on_step(done, total)` follows the step checks.
+    """
+    symbolic = _symbolic(problem.model, problem.loss)
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
     formulas = {name: d.result for name, d in symbolic.derivations.items()}
     if wrong_derivative is not None:
         formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
-    tape: TapeResult = gradient_at(problem)
 
-    quantities = [("L", "L", symbolic.loss, tape.loss)] + [
-        (f"dL/d{name}", _gradient_lhs(name), formulas[name], tape.gradients[name])
-        for name in formulas
+    quantities = [("L", "L", symbolic.loss)] + [
+        (f"dL/d{name}", _gradient_lhs(name), formulas[name]) for name in formulas
     ]
     substitutions = []
-    checks = []
-    for quantity, lhs, formula, tape_value in quantities:
-        substitution = substitute(symbolic, quantity, lhs, formula, parameters, xs, ys)
+    references = []
+    for quantity, lhs, formula in quantities:
+        substitutions.append(substitute(symbolic, quantity, lhs, formula, parameters, xs, ys))
         reference, _ = evaluate_exact(symbolic, formula, parameters, xs, ys)
         magnitude = evaluate_magnitude(symbolic, formula, parameters, xs, ys)
-        bound = rounding_bound(problem.n, problem.dtype, magnitude)
-        substitutions.append(substitution)
-        checks.append(compare(quantity, reference, tape_value, bound, problem.dtype))
+        references.append((reference, rounding_bound(problem.n, problem.dtype, magnitude)))
 
     model = get_model(problem.model)
     facts = ProblemFacts(
@@ -252,11 +269,27 @@ def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
         loss_general=symbolic.loss.latex,
         loss_written_out=symbolic.loss.written_out_latex(problem.n),
     )
+    derivations = _derivation_facts(symbolic, problem.n)
+    samples = _sample_table(symbolic, formulas, parameters, xs, ys)
+
+    # Everything above needs no tape; from here on the tape's numbers are needed.
+    if trace is None:
+        trace = train(problem)
+    elif callable(trace):
+        trace = trace()
+    tape: TapeResult = trace.at(0)
+    tape_values = [tape.loss, *(tape.gradients[name] for name in formulas)]
+    checks = [
+        compare(quantity, reference, tape_value, bound, problem.dtype)
+        for (quantity, _, _), (reference, bound), tape_value in zip(
+            quantities, references, tape_values
+        )
+    ]
     return Report(
         problem=facts,
-        derivations=_derivation_facts(symbolic, problem.n),
+        derivations=derivations,
         substitutions=tuple(substitutions),
-        samples=_sample_table(symbolic, formulas, parameters, xs, ys),
+        samples=samples,
         checks=tuple(checks),
         wrong_derivative=WRONG_DERIVATIVES[wrong_derivative] if wrong_derivative else None,
         reference_method=(
@@ -265,10 +298,15 @@ def explain(problem: Problem, wrong_derivative: str | None = None) -> Report:
         ),
         versions={
             "derive": __version__,
-            "tensorflow": tape.tensorflow_version,
+            "tensorflow": trace.tensorflow_version,
             "sympy": sp.__version__,
             "numpy": np.__version__,
         },
+        training=(
+            check_training(problem, symbolic, formulas, trace, on_step)
+            if problem.training.steps > 0
+            else None
+        ),
     )
 
 

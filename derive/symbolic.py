@@ -74,7 +74,9 @@ def _split_sums(expr: sp.Expr) -> sp.Expr:
         parts = []
         for term in sp.Add.make_args(sp.expand(total.function)):
             constant, varying = term.as_independent(*total.variables, as_Add=False)
-            parts.append(constant * sp.Sum(varying, *total.limits))
+            inner = sp.Sum(varying, *total.limits)
+            # A sum of 1 is its number of terms (n); other sums stay as they are.
+            parts.append(constant * (inner.doit() if varying == 1 else inner))
         return sp.Add(*parts)
 
     return sp.expand(sp.expand(expr).replace(lambda e: isinstance(e, sp.Sum), split))
