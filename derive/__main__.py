@@ -48,7 +48,9 @@ def _init_values(text: str) -> dict[str, float]:
         try:
             values[name] = float(number)
         except ValueError:
-            raise InputError(f"--init value for {name} is not a number", number or "empty") from None
+            raise InputError(
+                f"--init value for {name} is not a number", number or "empty"
+            ) from None
     return values
 
 

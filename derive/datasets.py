@@ -53,8 +53,8 @@ def read_csv_text(
         positions.append(header.index(column))
     xs: list[float] = []
     ys: list[float] = []
-    for (line_number, _), row in zip(lines[1:], reader):
-        for column, position, target in zip(columns, positions, (xs, ys)):
+    for (line_number, _), row in zip(lines[1:], reader, strict=True):
+        for column, position, target in zip(columns, positions, (xs, ys), strict=True):
             cell = row[position].strip() if position < len(row) else ""
             try:
                 value = float(cell)

@@ -93,7 +93,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "reference_method": report.reference_method,
             "loss": check_to_dict(loss_check),
             "gradients": {
-                d.parameter: check_to_dict(c) for d, c in zip(report.derivations, gradient_checks)
+                d.parameter: check_to_dict(c)
+                for d, c in zip(report.derivations, gradient_checks, strict=True)
             },
             "per_sample": [_row(row) for row in report.samples.rows if row is not None],
             "per_sample_elided": report.samples.elided,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 
-if TYPE_CHECKING:  # the definitions below need no SymPy to be built; the tape's process never loads it
+if TYPE_CHECKING:  # building the definitions needs no SymPy: the tape's process never loads it
     import sympy as sp
 
 

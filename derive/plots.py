@@ -64,7 +64,7 @@ def evaluate(polynomial: Polynomial, *values: np.ndarray | float) -> np.ndarray:
     total = np.zeros(np.broadcast(*values).shape) if values else np.zeros(())
     for exponents, coefficient in polynomial.items():
         term = np.full(total.shape, coefficient, dtype=float)
-        for value, exponent in zip(values, exponents):
+        for value, exponent in zip(values, exponents, strict=False):
             if exponent:
                 term = term * np.asarray(value, dtype=float) ** exponent
         total = total + term
@@ -135,7 +135,9 @@ def loss_plot(data: PlotData) -> str:
     steps = np.asarray(data.steps)
     loss = np.asarray(data.loss, dtype=float)
     positive = loss > 0
-    ax.plot(steps[positive], loss[positive], color=COLORS["path"], linewidth=1.2, label="tape's loss")
+    ax.plot(
+        steps[positive], loss[positive], color=COLORS["path"], linewidth=1.2, label="tape's loss"
+    )
     shown = [s for s in data.display if s < len(loss) and loss[s] > 0]
     ax.plot(shown, loss[shown], "o", color=COLORS["path"], markersize=2.5)
     if data.optimum_loss is not None and data.optimum_loss > 0:
@@ -232,7 +234,7 @@ def surface_plot(data: PlotData) -> str | None:
         ax.quiver(
             path_w[shown], path_b[shown], gw, gb, angles="xy", scale_units="xy",
             scale=reach / 0.2, color=COLORS["path"], width=0.003, headwidth=4,
-            label="−∇L at the displayed steps (scaled)",
+            label="\N{MINUS SIGN}\N{NABLA}L at the displayed steps (scaled)",
         )
     ax.plot(path_w[0], path_b[0], "o", color=COLORS["start"], markersize=5, label="step 0")
     ax.plot(path_w[-1], path_b[-1], "s", color=COLORS["end"], markersize=5,

@@ -124,14 +124,14 @@ def initial_values(
         if missing:
             raise InputError("--init needs a value for every parameter; missing", missing[0])
         rounded = round_to_dtype([pinned[p] for p in parameters], dtype, "--init")
-        return Initial(dict(zip(parameters, rounded)), "pinned", seed)
+        return Initial(dict(zip(parameters, rounded, strict=True)), "pinned", seed)
     if seed is None:
         seed = draw_seed()
     # The legacy generator, drawn in parameter order, as the reference script does.
     generator = np.random.RandomState(seed)
     drawn = [float(generator.random_sample()) for _ in parameters]
     rounded = round_to_dtype(drawn, dtype, "random initial value")
-    return Initial(dict(zip(parameters, rounded)), "random", seed)
+    return Initial(dict(zip(parameters, rounded, strict=True)), "random", seed)
 
 
 def make_problem(

@@ -159,7 +159,9 @@ def check_writable(folder: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OutputError("cannot create the output folder", f"{folder}: {error.strerror}")
+        raise OutputError(
+            "cannot create the output folder", f"{folder}: {error.strerror}"
+        ) from None
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError("cannot write to the output folder", folder)
 
@@ -187,7 +189,9 @@ def write_atomically(files: Mapping[Path, bytes]) -> list[Path]:
         for temporary, _ in staged:
             if os.path.exists(temporary):
                 os.unlink(temporary)
-        raise OutputError("cannot write the report", f"{error.filename}: {error.strerror}")
+        raise OutputError(
+            "cannot write the report", f"{error.filename}: {error.strerror}"
+        ) from None
     except BaseException:
         for temporary, _ in staged:
             if os.path.exists(temporary):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from .problem import Dataset, Problem, Training, make_problem
 from .substitute import Substitution, substitute
 from .symbolic import (
     WRONG_DERIVATIVES,
-    N,
     Formula,
+    N,
     Symbolic,
     build_symbolic,
     evaluate_exact,
@@ -282,7 +282,7 @@ def explain(
     checks = [
         compare(quantity, reference, tape_value, bound, problem.dtype)
         for (quantity, _, _), (reference, bound), tape_value in zip(
-            quantities, references, tape_values
+            quantities, references, tape_values, strict=True
         )
     ]
     return Report(

@@ -15,15 +15,15 @@ import sympy as sp
 
 from .numbers import latex_number
 from .symbolic import (
-    I,
-    X,
-    Y,
     Formula,
+    I,
     ReportLatexPrinter,
     Symbolic,
+    X,
+    Y,
     bracket_sum,
-    shown_terms,
     evaluate_exact,
+    shown_terms,
 )
 
 

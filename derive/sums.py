@@ -24,11 +24,11 @@ from math import prod
 import sympy as sp
 
 from .symbolic import (
-    I,
-    N,
     X_I,
     Y_I,
     Formula,
+    I,
+    N,
     Symbolic,
     absolute_form,
     evaluate_exact,
@@ -109,7 +109,11 @@ class Evaluator:
         if self.polynomial is None:
             names = self.symbolic.parameters
             value, _ = evaluate_exact(
-                self.symbolic, self.formula, dict(zip(names, parameters)), self.xs, self.ys
+                self.symbolic,
+                self.formula,
+                dict(zip(names, parameters, strict=True)),
+                self.xs,
+                self.ys,
             )
             return value
         return _evaluate(self.polynomial, parameters)
@@ -121,7 +125,7 @@ class Evaluator:
             value, _ = evaluate_exact(
                 self.symbolic,
                 self._magnitude_formula,
-                dict(zip(names, absolute)),
+                dict(zip(names, absolute, strict=True)),
                 [abs(x) for x in self.xs],
                 [abs(y) for y in self.ys],
             )
@@ -147,7 +151,7 @@ def _polynomial(
     result: dict[Exponents, Fraction] = {}
     for (a, b, *exponents), c in poly.terms():
         if (a, b) not in data_sums:
-            data_sums[a, b] = sum((x**a * y**b for x, y in zip(xs, ys)), Fraction(0))
+            data_sums[a, b] = sum((x**a * y**b for x, y in zip(xs, ys, strict=True)), Fraction(0))
         key = tuple(exponents)
         result[key] = result.get(key, Fraction(0)) + scale * Fraction(str(c)) * data_sums[a, b]
     return result
@@ -157,7 +161,7 @@ def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fra
     total = Fraction(0)
     for exponents, coefficient in polynomial.items():
         total += coefficient * prod(
-            (p**e for p, e in zip(parameters, exponents) if e), start=Fraction(1)
+            (p**e for p, e in zip(parameters, exponents, strict=True) if e), start=Fraction(1)
         )
     return total
 
@@ -193,5 +197,5 @@ def affine_solution(
         for r in range(size):
             if r != column and rows[r][column] != 0:
                 factor = rows[r][column] / rows[column][column]
-                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[column])]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[column], strict=True)]
     return tuple(rows[k][size] / rows[k][k] for k in range(size))

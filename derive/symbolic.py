@@ -329,7 +329,7 @@ def evaluate_exact(
     """The formula's exact value and each sample's summand, in rational arithmetic."""
     function = symbolic.sample_function(formula.summand)
     arguments = list(parameters.values())
-    terms = [Fraction(function(*arguments, x, y)) for x, y in zip(xs, ys)]
+    terms = [Fraction(function(*arguments, x, y)) for x, y in zip(xs, ys, strict=True)]
     coefficient = Fraction(str(formula.coefficient.subs(N, len(xs))))
     return coefficient * sum(terms, Fraction(0)), terms
 

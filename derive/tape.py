@@ -82,7 +82,8 @@ def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> 
     return TapeResult(
         loss=float(loss.numpy()),
         gradients={
-            name: float(gradient.numpy()) for name, gradient in zip(variables, gradients)
+            name: float(gradient.numpy())
+            for name, gradient in zip(variables, gradients, strict=True)
         },
         tensorflow_version=tf.__version__,
     )
@@ -155,7 +156,7 @@ def train(
 
     def step(s: Any, rows: Any) -> Any:
         row, gradients = evaluate()
-        sgd.apply_gradients(zip(gradients, variables.values()))
+        sgd.apply_gradients(zip(gradients, variables.values(), strict=True))
         return rows.write(s, row)
 
     def run(count: Any) -> Any:

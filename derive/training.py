@@ -285,7 +285,9 @@ def check_training(
         sums_forms={
             q: e.form.latex if e.form else "" for q, e in quantities.items()
         },
-        sums_forms_verified=all(e.form is not None and e.form.verified for e in quantities.values()),
+        sums_forms_verified=all(
+            e.form is not None and e.form.verified for e in quantities.values()
+        ),
         gradient_bound=gradient_bound or rounding_bound(n, dtype, Fraction(0)),
         update_roundings=UPDATE_ROUNDINGS,
         update_unit_roundoff=float(OPTIMIZER_UNIT_ROUNDOFF),
@@ -394,10 +396,10 @@ def _optimum(
     best = loss.value(solution)
     return (
         Optimum(
-            parameters={name: float(v) for name, v in zip(names, solution)},
+            parameters={name: float(v) for name, v in zip(names, solution, strict=True)},
             loss=float(best),
             distance={
-                name: float(f - v) for name, f, v in zip(names, final, solution)
+                name: float(f - v) for name, f, v in zip(names, final, solution, strict=True)
             } if final else {},
             loss_gap=float(loss.value(final) - best) if final else math.nan,
         ),
@@ -433,7 +435,7 @@ def reference_trace(problem: Problem, symbolic: Symbolic, formulas: Mapping[str,
             theta = [Fraction(float(v)) for v in values]
             grads = [_rounded(e.value(theta), dtype) for e in evaluators]
             table[s] = [_rounded(loss.value(theta), dtype), *grads, *values]
-            values = [v - held * g for v, g in zip(values, grads)]
+            values = [v - held * g for v, g in zip(values, grads, strict=True)]
     k = len(names)
     return Trace(
         parameters={name: table[:, 1 + k + j] for j, name in enumerate(names)},
