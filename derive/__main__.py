@@ -183,12 +183,12 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
 
     started = time.perf_counter()
-    # TensorFlow's import and the training start now, in another process; the
-    # derivation and the exact references are worked out here meanwhile.
-    job = TrainingJob(problem)
+    # TensorFlow's import and the training start first, in another process; the
+    # derivation, the exact references and the formulas are worked out here meanwhile.
+    job = TrainingJob()
     try:
-        from .render import check_writable, render_all, write_atomically
-        from .report import explain
+        from .pipeline import run
+        from .render import check_writable, write_atomically
 
         check_writable(out)
         say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
@@ -196,16 +196,9 @@ def run_report(args: argparse.Namespace) -> int:
             + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None
                else " (pinned)")
             + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}")
-        progress.stage("deriving")
-
-        def trace():  # type: ignore[no-untyped-def]
-            progress.stage("training")
-            return job.result()
-
-        report = explain(problem, args.wrong_derivative, trace, progress.steps)
+        report, contents = run(job, problem, args.wrong_derivative, formats, progress)
     finally:
-        job.cancel()
-    contents = render_all(report, formats, progress.stage)
+        job.close()
     progress.stage("writing")
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     progress.clear()

@@ -1,36 +1,64 @@
 """Train in a child process, so that TensorFlow's import overlaps everything else.
 
 Importing TensorFlow takes seconds, and SymPy, the exact references and most of the
-rendering need none of it. The command line starts :class:`TrainingJob` first,
-works on while the child imports TensorFlow and trains (``derive.tape.train``), and
-collects the :class:`~derive.tape.Trace` when it needs the tape's numbers.
+rendering need none of it. The command line starts a :class:`TrainingJob` first and
+works on while the child imports TensorFlow and trains (``derive.tape.train``). The
+child then draws the training plots (TensorFlow has loaded matplotlib already) while
+this process checks the steps.
 
-The child is ``python -m derive.background``: it reads a pickled Problem on standard
-input and writes a pickled ("ok", Trace) or ("error", message) on standard output.
-Both ends are this package, so pickle carries nothing foreign.
+The conversation, over the child's standard input and output, in length-prefixed
+pickles (both ends are this package):
+
+    parent -> child   Problem                       child: import TensorFlow, train
+    child  -> parent  ("ok", Trace) | ("error", message)
+    parent -> child   PlotSpec | None
+    child  -> parent  ("ok", {name: svg}) | ("error", message)
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import IO, Any
 
 from .errors import DeriveError
+from .plots import PlotSpec
 from .problem import Problem
 from .tape import Trace
+
+_LENGTH = struct.Struct(">Q")
 
 
 class TrainingError(DeriveError):
     """The training process failed; the message says how."""
 
 
-class TrainingJob:
-    """``derive.tape.train(problem)`` running in a child process."""
+def _send(stream: IO[bytes], message: object) -> None:
+    data = pickle.dumps(message)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
 
-    def __init__(self, problem: Problem) -> None:
+
+def _receive(stream: IO[bytes]) -> Any:
+    header = stream.read(_LENGTH.size)
+    if len(header) < _LENGTH.size:
+        raise EOFError("the other process closed the pipe")
+    (size,) = _LENGTH.unpack(header)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the other process closed the pipe")
+    return pickle.loads(data)
+
+
+class TrainingJob:
+    """``derive.tape.train(problem)`` in a child process, then the plots."""
+
+    def __init__(self) -> None:
         environment = dict(os.environ)
         environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -44,50 +72,101 @@ class TrainingJob:
             stderr=subprocess.PIPE,
             env=environment,
         )
-        stdin, self._process.stdin = self._process.stdin, None  # communicate() leaves it be
-        assert stdin is not None
-        try:
-            stdin.write(pickle.dumps(problem))
-            stdin.close()
-        except BrokenPipeError:
-            pass  # the child died at start; result() reports why
+        self._errors: list[bytes] = []
+        # Drain standard error as it comes, so a chatty child can never block on it.
+        self._drain = threading.Thread(target=self._collect_errors, daemon=True)
+        self._drain.start()
         self._trace: Trace | None = None
 
-    def result(self) -> Trace:
-        """Wait for the child and return its trace."""
-        if self._trace is not None:
-            return self._trace
-        output, errors = self._process.communicate()
+    def _collect_errors(self) -> None:
+        assert self._process.stderr is not None
+        for line in self._process.stderr:
+            self._errors.append(line)
+
+    def _failure(self, what: str) -> TrainingError:
+        self._process.wait()
+        self._drain.join(timeout=1)
+        lines = b"".join(self._errors).decode("utf-8", "replace").strip().splitlines()
+        detail = lines[-1] if lines else f"exit status {self._process.returncode}"
+        return TrainingError(f"the training process failed {what}: {detail}")
+
+    def _talk(self, message: object | None = None, *, send: bool = False) -> Any:
+        assert self._process.stdin is not None and self._process.stdout is not None
         try:
-            status, payload = pickle.loads(output)
-        except Exception:
-            lines = errors.decode("utf-8", "replace").strip().splitlines()
-            detail = lines[-1] if lines else f"exit status {self._process.returncode}"
-            raise TrainingError(f"the training process failed: {detail}") from None
+            if send:
+                _send(self._process.stdin, message)
+                return None
+            status, payload = _receive(self._process.stdout)
+        except (BrokenPipeError, EOFError, pickle.UnpicklingError):
+            raise self._failure("unexpectedly") from None
         if status != "ok":
             raise TrainingError(f"training failed: {payload}")
-        self._trace = payload
         return payload
 
-    def cancel(self) -> None:
-        """Stop the child if it is still running (after an error elsewhere)."""
+    def submit(self, problem: Problem) -> None:
+        """Hand the child the problem; it starts training once TensorFlow is loaded."""
+        self._talk(problem, send=True)
+
+    def result(self) -> Trace:
+        """Wait for the training run."""
+        if self._trace is None:
+            self._trace = self._talk()
+        return self._trace
+
+    def request_plots(self, spec: PlotSpec | None) -> None:
+        """Ask for the plots of the run (None: no plots, the child may finish)."""
+        self._talk(spec, send=True)
+
+    def plots(self) -> dict[str, str]:
+        """Wait for the plots asked for with request_plots."""
+        return self._talk()  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """End the child: politely if it is done, by force if it is still working."""
         if self._process.poll() is None:
-            self._process.kill()
-            self._process.communicate()
+            try:
+                assert self._process.stdin is not None
+                self._process.stdin.close()
+                self._process.wait(timeout=0.5)
+            except (OSError, subprocess.TimeoutExpired):
+                self._process.kill()
+                self._process.wait()
+        for stream in (self._process.stdout, self._process.stdin):
+            if stream is not None and not stream.closed:
+                stream.close()
+        self._drain.join(timeout=1)
 
 
-def main() -> int:
-    from .tape import train
+def _child() -> int:
+    from .tape import tensorflow, train
 
-    problem = pickle.load(sys.stdin.buffer)
+    tensorflow()  # the slow part, started before the problem arrives
+    receive, reply = sys.stdin.buffer, sys.stdout.buffer
     try:
-        message: tuple[str, object] = ("ok", train(problem))
+        problem = _receive(receive)
+    except EOFError:
+        return 0
+    try:
+        trace = train(problem)
     except Exception as error:  # reported by the parent as one line
-        message = ("error", f"{type(error).__name__}: {error}")
-    sys.stdout.buffer.write(pickle.dumps(message))
-    sys.stdout.buffer.flush()
-    return 0 if message[0] == "ok" else 1
+        _send(reply, ("error", f"{type(error).__name__}: {error}"))
+        return 1
+    _send(reply, ("ok", trace))
+    try:
+        spec = _receive(receive)
+    except EOFError:
+        return 0
+    if spec is None:
+        return 0
+    try:
+        from .plots import plot_data_from_trace, training_plots
+
+        _send(reply, ("ok", training_plots(plot_data_from_trace(spec, trace))))
+    except Exception as error:
+        _send(reply, ("error", f"{type(error).__name__}: {error}"))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_child())

@@ -22,41 +22,62 @@ FONT_SIZE = 8.5
 
 
 @dataclass(frozen=True)
-class PlotData:
-    """What the plots show, as plain numbers."""
+class PlotSpec:
+    """What the plots need besides the training run; known before training."""
 
     names: tuple[str, ...]  # the parameters, e.g. ("W", "b")
-    steps: Sequence[int]
-    parameters: Mapping[str, Sequence[float]]
-    loss: Sequence[float]
-    gradients: Mapping[str, Sequence[float]]
-    display: Sequence[int]  # the displayed steps (arrows, markers)
     x: Sequence[float]
     y: Sequence[float]
     loss_polynomial: Polynomial  # L(parameters) for this data
     prediction_polynomial: Polynomial | None  # y_hat(x, parameters), exponents of (x, *names)
     optimum: Mapping[str, float] | None
     optimum_loss: float | None
+    display_step: int
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """What the plots show, as plain numbers."""
+
+    spec: PlotSpec
+    steps: Sequence[int]  # 0 .. the last step with finite values
+    parameters: Mapping[str, Sequence[float]]
+    loss: Sequence[float]
+    gradients: Mapping[str, Sequence[float]]
+    display: Sequence[int]  # the displayed steps (arrows, markers)
     diverged_at: int | None
 
 
-def plot_data(training, x: Sequence[float], y: Sequence[float]) -> PlotData:  # type: ignore[no-untyped-def]
-    """The plots' numbers from the training facts and the data the tape used."""
+def plot_data(training) -> PlotData:  # type: ignore[no-untyped-def]
+    """The plots' numbers from the training facts (derive.training.TrainingFacts)."""
     series = training.series
     return PlotData(
-        names=tuple(series.parameters),
+        spec=training.plot_spec,
         steps=series.steps,
         parameters=series.parameters,
         loss=series.loss,
         gradients=series.gradients,
         display=[row.step for row in training.rows if row.finite],
-        x=x,
-        y=y,
-        loss_polynomial=training.loss_polynomial,
-        prediction_polynomial=training.prediction_polynomial,
-        optimum=training.optimum.parameters if training.optimum else None,
-        optimum_loss=training.optimum.loss if training.optimum else None,
         diverged_at=training.diverged_at,
+    )
+
+
+def plot_data_from_trace(spec: PlotSpec, trace) -> PlotData:  # type: ignore[no-untyped-def]
+    """The same numbers straight from a derive.tape.Trace, before any check is made
+    (the training process draws the plots while the checks run elsewhere)."""
+    end = max(trace.last_finite(), 0) + 1
+
+    def values(array: np.ndarray) -> tuple[float, ...]:
+        return tuple(map(float, array[:end]))
+
+    return PlotData(
+        spec=spec,
+        steps=tuple(range(end)),
+        parameters={name: values(trace.parameters[name]) for name in spec.names},
+        loss=values(trace.loss),
+        gradients={name: values(trace.gradients[name]) for name in spec.names},
+        display=[s for s in trace.display_steps(spec.display_step) if s < end],
+        diverged_at=trace.first_non_finite(),
     )
 
 
@@ -134,14 +155,14 @@ def loss_plot(data: PlotData) -> str:
     ax = figure.add_subplot()
     steps = np.asarray(data.steps)
     loss = np.asarray(data.loss, dtype=float)
-    positive = loss > 0
-    ax.plot(
-        steps[positive], loss[positive], color=COLORS["path"], linewidth=1.2, label="tape's loss"
-    )
-    shown = [s for s in data.display if s < len(loss) and loss[s] > 0]
+    positive = np.isfinite(loss) & (loss > 0)
+    ax.plot(steps[positive], loss[positive], color=COLORS["path"], linewidth=1.2,
+            label="tape's loss")
+    shown = [s for s in data.display if positive[s]]
     ax.plot(shown, loss[shown], "o", color=COLORS["path"], markersize=2.5)
-    if data.optimum_loss is not None and data.optimum_loss > 0:
-        ax.axhline(data.optimum_loss, color=COLORS["optimum"], linestyle="--", linewidth=0.8,
+    best = data.spec.optimum_loss
+    if best is not None and best > 0:
+        ax.axhline(best, color=COLORS["optimum"], linestyle="--", linewidth=0.8,
                    label="least-squares minimum")
     if positive.any():
         ax.set_yscale("log")
@@ -157,27 +178,31 @@ def loss_plot(data: PlotData) -> str:
 
 
 def fit_plot(data: PlotData) -> str | None:
-    if data.prediction_polynomial is None:
+    spec = data.spec
+    if spec.prediction_polynomial is None:
         return None
+    polynomial = spec.prediction_polynomial
     figure = _figure(3.9, 2.8)
     ax = figure.add_subplot()
-    x = np.asarray(data.x, dtype=float)
+    x = np.asarray(spec.x, dtype=float)
     low, high = float(x.min()), float(x.max())
     pad = (high - low) * 0.08 or 1.0
     grid = np.linspace(low - pad, high + pad, 50)
 
     def line(values: Mapping[str, float]) -> np.ndarray:
-        return evaluate(data.prediction_polynomial, grid, *(values[n] for n in data.names))  # type: ignore[arg-type]
+        return evaluate(polynomial, grid, *(values[n] for n in spec.names))
 
-    first = {n: data.parameters[n][0] for n in data.names}
-    last = {n: data.parameters[n][-1] for n in data.names}
-    ax.plot(data.x, data.y, "o", color=COLORS["optimum"], markersize=3.5, label="data")
+    first = {n: data.parameters[n][0] for n in spec.names}
+    last = {n: data.parameters[n][-1] for n in spec.names}
+    ax.plot(spec.x, spec.y, "o", color=COLORS["optimum"], markersize=3.5, label="data")
     ax.plot(grid, line(first), "--", color=COLORS["start"], linewidth=1, label="step 0")
     ax.plot(grid, line(last), "-", color=COLORS["end"], linewidth=1.4,
             label=f"step {data.steps[-1]}")
-    if data.optimum is not None:
-        ax.plot(grid, line(data.optimum), ":", color=COLORS["optimum"], linewidth=1,
+    if spec.optimum is not None:
+        ax.plot(grid, line(spec.optimum), ":", color=COLORS["optimum"], linewidth=1,
                 label="least squares")
+    if data.diverged_at is not None:
+        ax.set_ylim(*_padded(float(np.min(spec.y)), float(np.max(spec.y)), 1.0))
     ax.set_title("The data and the fitted line")
     ax.set_xlabel("x")
     ax.set_ylabel("y")
@@ -186,33 +211,40 @@ def fit_plot(data: PlotData) -> str | None:
     return to_svg(figure, "fit", "The data with the line at the first and the last step")
 
 
-def _window(path_w: np.ndarray, path_b: np.ndarray, data: PlotData) -> tuple[float, ...]:
-    """A view around the start, the optimum and the path; a diverging path leaves it."""
-    points_w = [path_w[0], *([data.optimum[data.names[0]]] if data.optimum else []), path_w[-1]]
-    points_b = [path_b[0], *([data.optimum[data.names[1]]] if data.optimum else []), path_b[-1]]
-    if data.diverged_at is not None:
-        points_w, points_b = points_w[:-1], points_b[:-1]
-    w_low, w_high = min(points_w), max(points_w)
-    b_low, b_high = min(points_b), max(points_b)
-    w_pad = max((w_high - w_low) * 0.35, 0.05 * max(abs(w_low), abs(w_high), 1e-3))
-    b_pad = max((b_high - b_low) * 0.35, 0.05 * max(abs(b_low), abs(b_high), 1e-3))
-    return w_low - w_pad, w_high + w_pad, b_low - b_pad, b_high + b_pad
+def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
+    pad = max((high - low) * fraction, 0.05 * max(abs(low), abs(high), 1e-3))
+    return low - pad, high + pad
+
+
+def _window(path: np.ndarray, data: PlotData) -> tuple[tuple[float, float], ...]:
+    """A view around the start, the optimum and the end of the path; a diverging path
+    leaves it (its end is not included)."""
+    spec = data.spec
+    points = [path[0]]
+    if spec.optimum is not None:
+        points.append([spec.optimum[name] for name in spec.names])
+    if data.diverged_at is None:
+        points.append(path[-1])
+    corners = np.asarray(points, dtype=float)
+    return tuple(
+        _padded(float(corners[:, j].min()), float(corners[:, j].max()), 0.35) for j in range(2)
+    )
 
 
 def surface_plot(data: PlotData) -> str | None:
-    if len(data.names) != 2:
+    spec = data.spec
+    if len(spec.names) != 2:
         return None
     from matplotlib.colors import LogNorm
 
-    first, second = data.names
-    path_w = np.asarray(data.parameters[first], dtype=float)
-    path_b = np.asarray(data.parameters[second], dtype=float)
-    w_low, w_high, b_low, b_high = _window(path_w, path_b, data)
-    grid_w, grid_b = np.meshgrid(np.linspace(w_low, w_high, 160), np.linspace(b_low, b_high, 120))
-    surface = evaluate(data.loss_polynomial, grid_w, grid_b)
+    first, second = spec.names
+    path = np.column_stack([np.asarray(data.parameters[n], dtype=float) for n in spec.names])
+    (w_low, w_high), (b_low, b_high) = _window(path, data)
+    grid_w, grid_b = np.meshgrid(np.linspace(w_low, w_high, 100), np.linspace(b_low, b_high, 80))
+    surface = evaluate(spec.loss_polynomial, grid_w, grid_b)
     floor = max(float(surface.min()), 1e-12 * max(float(surface.max()), 1e-300))
     surface = np.maximum(surface, floor)
-    levels = np.geomspace(floor, float(surface.max()), 14)
+    levels = np.geomspace(floor, float(surface.max()), 13)
 
     figure = _figure(7.0, 3.9)
     ax = figure.add_subplot()
@@ -221,26 +253,24 @@ def surface_plot(data: PlotData) -> str | None:
     colorbar = figure.colorbar(filled, ax=ax, format="%.2g")
     colorbar.set_label("L", size=FONT_SIZE)
     colorbar.ax.tick_params(labelsize=FONT_SIZE - 1)
-    ax.plot(path_w, path_b, "-", color=COLORS["path"], linewidth=1.1, label="SGD path")
-    shown = [s for s in data.display if s < len(path_w)]
-    gw = -np.asarray(data.gradients[first], dtype=float)[shown]
-    gb = -np.asarray(data.gradients[second], dtype=float)[shown]
-    # Arrows in data units, the longest a fifth of the view (in its larger direction).
-    reach = max(
-        float(np.max(np.abs(gw))) / (w_high - w_low) if len(gw) else 0.0,
-        float(np.max(np.abs(gb))) / (b_high - b_low) if len(gb) else 0.0,
+    ax.plot(path[:, 0], path[:, 1], "-", color=COLORS["path"], linewidth=1.1, label="SGD path")
+    shown = list(data.display)
+    push = -np.column_stack(
+        [np.asarray(data.gradients[n], dtype=float)[shown] for n in spec.names]
     )
+    # Arrows in data units, the longest a fifth of the view in its own direction.
+    spans = np.array([w_high - w_low, b_high - b_low])
+    reach = float(np.max(np.abs(push) / spans)) if len(shown) else 0.0
     if reach > 0 and math.isfinite(reach):
         ax.quiver(
-            path_w[shown], path_b[shown], gw, gb, angles="xy", scale_units="xy",
-            scale=reach / 0.2, color=COLORS["path"], width=0.003, headwidth=4,
-            label="\N{MINUS SIGN}\N{NABLA}L at the displayed steps (scaled)",
+            path[shown, 0], path[shown, 1], push[:, 0], push[:, 1], angles="xy",
+            scale_units="xy", scale=reach / 0.2, color=COLORS["path"], width=0.003,
+            headwidth=4, label="\N{MINUS SIGN}\N{NABLA}L at the displayed steps (scaled)",
         )
-    ax.plot(path_w[0], path_b[0], "o", color=COLORS["start"], markersize=5, label="step 0")
-    ax.plot(path_w[-1], path_b[-1], "s", color=COLORS["end"], markersize=5,
-            label=f"step {data.steps[-1]}")
-    if data.optimum is not None:
-        ax.plot(data.optimum[first], data.optimum[second], "*", color=COLORS["optimum"],
+    ax.plot(*path[0], "o", color=COLORS["start"], markersize=5, label="step 0")
+    ax.plot(*path[-1], "s", color=COLORS["end"], markersize=5, label=f"step {data.steps[-1]}")
+    if spec.optimum is not None:
+        ax.plot(spec.optimum[first], spec.optimum[second], "*", color=COLORS["optimum"],
                 markersize=9, label="least-squares optimum")
     ax.set_xlim(w_low, w_high)
     ax.set_ylim(b_low, b_high)

@@ -63,8 +63,7 @@ def training_plots(report: Report) -> dict[str, Markup]:
         return {}
     from .plots import plot_data, training_plots
 
-    data = plot_data(report.training, report.problem.x, report.problem.y)
-    return {name: Markup(svg) for name, svg in training_plots(data).items()}
+    return {name: Markup(svg) for name, svg in training_plots(plot_data(report.training)).items()}
 
 
 def to_html(report: Report, plots: Mapping[str, Markup] | None = None) -> str:
@@ -131,9 +130,16 @@ class Output:
 
 
 def render_all(
-    report: Report, formats: Iterable[str], progress: Callable[[str], None] = lambda _: None
+    report: Report,
+    formats: Iterable[str],
+    progress: Callable[[str], None] = lambda _: None,
+    plots: Callable[[], Mapping[str, str]] | None = None,
 ) -> dict[str, bytes]:
-    """Every requested format, in memory: nothing is written until all have succeeded."""
+    """Every requested format, in memory: nothing is written until all have succeeded.
+
+    `plots` supplies the training plots when they were drawn elsewhere (as inline SVG
+    by name); without it they are drawn here.
+    """
     from .jsonout import to_json
 
     formats = list(formats)
@@ -141,9 +147,13 @@ def render_all(
     html: str | None = None
     if "html" in formats or "pdf" in formats:
         progress("plots")
-        plots = training_plots(report)
+        drawn = (
+            {name: Markup(svg) for name, svg in plots().items()}
+            if plots is not None and report.training is not None
+            else training_plots(report)
+        )
         progress("html")
-        html = to_html(report, plots)
+        html = to_html(report, drawn)
     if "html" in formats:
         contents["html"] = html.encode("utf-8")  # type: ignore[union-attr]
     if "pdf" in formats:

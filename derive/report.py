@@ -218,6 +218,19 @@ def _symbolic(model: str, loss: str) -> Symbolic:
     return build_symbolic(get_model(model), get_loss(loss))
 
 
+def symbolic_for(problem: Problem) -> Symbolic:
+    """The problem's model and loss made symbolic (built once per process)."""
+    return _symbolic(problem.model, problem.loss)
+
+
+def formulas_for(symbolic: Symbolic, wrong_derivative: str | None = None) -> dict[str, Formula]:
+    """The derived gradient formulas, or deliberately wrong ones for the demonstration."""
+    formulas = {name: d.result for name, d in symbolic.derivations.items()}
+    if wrong_derivative is not None:
+        formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
+    return formulas
+
+
 def explain(
     problem: Problem,
     wrong_derivative: str | None = None,
@@ -232,12 +245,10 @@ def explain(
     run in another process overlaps this work; without one, TensorFlow runs here.
     `on_step(done, total)` follows the step checks.
     """
-    symbolic = _symbolic(problem.model, problem.loss)
+    symbolic = symbolic_for(problem)
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
-    formulas = {name: d.result for name, d in symbolic.derivations.items()}
-    if wrong_derivative is not None:
-        formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
+    formulas = formulas_for(symbolic, wrong_derivative)
 
     quantities = [("L", "L", symbolic.loss)] + [
         (f"dL/d{name}", _gradient_lhs(name), formulas[name]) for name in formulas

@@ -110,6 +110,26 @@ class Trace:
     def steps(self) -> int:
         return len(self.loss) - 1
 
+    def first_non_finite(self) -> int | None:
+        """The first step at which any recorded value is infinite or NaN (divergence)."""
+        arrays = [self.loss, *self.gradients.values(), *self.parameters.values()]
+        finite = np.logical_and.reduce([np.isfinite(a) for a in arrays])
+        bad = np.flatnonzero(~finite)
+        return int(bad[0]) if bad.size else None
+
+    def last_finite(self) -> int:
+        """The last step whose values are all finite (-1 if there is none)."""
+        first_bad = self.first_non_finite()
+        return self.steps if first_bad is None else first_bad - 1
+
+    def display_steps(self, every: int) -> list[int]:
+        """0, every, 2 every, ... up to the last finite step, and that step itself."""
+        last = max(self.last_finite(), 0)
+        shown = list(range(0, last + 1, every))
+        if shown[-1] != last:
+            shown.append(last)
+        return shown
+
     def at(self, step: int) -> TapeResult:
         return TapeResult(
             loss=float(self.loss[step]),

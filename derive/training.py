@@ -8,6 +8,7 @@ applied to the previous values,
     theta_s = theta_{s-1} - eta * g_{s-1},
 
 with a tolerance from the rounding error of that update (:func:`update_bound`).
+Checking stops at the first step with a non-finite value (a diverging run).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sympy as sp
 
 from .check import Bound, Check, compare, rounding_bound
 from .numbers import latex_number
+from .plots import PlotSpec
 from .problem import Problem
 from .sums import Evaluator, affine_solution
 from .symbolic import X_I, Formula, Symbolic, latex
@@ -32,6 +34,10 @@ from .tape import Trace
 # the product, the difference), each by at most 2^-24 relative.
 UPDATE_ROUNDINGS = 3
 OPTIMIZER_UNIT_ROUNDOFF = Fraction(1, 2**24)
+NOT_UNIQUE = (
+    "The least-squares solution is not unique here (a single sample, or all x equal): "
+    "many lines fit equally well."
+)
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class UpdateRule:
     parameter: str
     general: str  # LaTeX: W_{t+1} = W_{t} - \eta \frac{\partial L}{\partial W}
     derived: str  # LaTeX: the same with the derived gradient put in
-    first_step: str  # LaTeX: W_{1} = <W_0> - <eta> (<g_0>) = <exact>; "" when N = 0
+    first_step: str  # LaTeX: W_{1} = <W_0> - <eta> (<g_0>) = <exact>; "" without steps
     first_check: Check | None  # the tape's W_1 against that value
 
 
@@ -52,7 +58,7 @@ class TrainingRow:
     step: int
     parameters: Mapping[str, float]
     loss: float  # the tape's
-    reference: Mapping[str, float]  # exact dL/dtheta at this step
+    reference: Mapping[str, float]  # exact dL/dtheta at this step (NaN where not checked)
     tape: Mapping[str, float]  # the tape's dL/dtheta
     worst_ulps: float  # the largest ULP distance of any check up to this step
     ok: bool  # every check up to this step passed
@@ -61,6 +67,8 @@ class TrainingRow:
 
 @dataclass(frozen=True)
 class Failure:
+    """A check, and the step it was made at."""
+
     step: int
     check: Check
 
@@ -101,8 +109,8 @@ class TrainingFacts:
     steps_checked: int  # steps s >= 1 whose update and gradients were checked
     checks_made: int
     failed_checks: int
-    bit_exact_updates: int  # updates equal bit for bit to fl(theta - fl(eta32 * g))
     updates_checked: int
+    bit_exact_updates: int  # updates equal bit for bit to fl(theta - fl(eta32 * g))
     ok: bool
     first_failure: Failure | None
     diverged_at: int | None  # first step with a non-finite value
@@ -117,10 +125,7 @@ class TrainingFacts:
     optimum_note: str  # why there is no optimum, when there is none
     rows: tuple[TrainingRow, ...]
     series: Series
-    # For the plots: the loss as a polynomial in the parameters for this data (the
-    # coefficients are data sums), and the prediction in x and the parameters.
-    loss_polynomial: Mapping[tuple[int, ...], float]
-    prediction_polynomial: Mapping[tuple[int, ...], float] | None
+    plot_spec: PlotSpec  # what the plots need besides the series
 
     @property
     def first_failing_step(self) -> int | None:
@@ -142,39 +147,89 @@ def update_bound(previous: Fraction, change: Fraction) -> Bound:
     return Bound(k, float(u), float(gamma), float(magnitude), float(gamma * magnitude))
 
 
-def display_steps(steps: int, display_step: int, last: int) -> list[int]:
-    """0, d, 2d, ... up to `last`, and `last` itself."""
-    shown = list(range(0, last + 1, display_step))
-    if shown[-1] != last:
-        shown.append(last)
-    return shown
+# --- What needs no tape: the loss over the parameters, its minimum ---------------------
 
 
-def _first_non_finite(trace: Trace) -> int | None:
-    arrays = [trace.loss, *trace.gradients.values(), *trace.parameters.values()]
-    finite = np.logical_and.reduce([np.isfinite(a) for a in arrays])
-    bad = np.flatnonzero(~finite)
-    return int(bad[0]) if bad.size else None
+@dataclass(frozen=True)
+class Landscape:
+    """The loss for this data as a function of the parameters, and where it is smallest."""
+
+    loss: Evaluator
+    solution: tuple[Fraction, ...] | None  # the exact least-squares optimum
+    prediction_polynomial: Mapping[tuple[int, ...], float] | None  # y_hat(x, parameters)
+
+    def plot_spec(self, problem: Problem, names: Sequence[str]) -> PlotSpec:
+        return PlotSpec(
+            names=tuple(names),
+            x=problem.x,
+            y=problem.y,
+            loss_polynomial={e: float(c) for e, c in (self.loss.polynomial or {}).items()},
+            prediction_polynomial=self.prediction_polynomial,
+            optimum=(
+                None
+                if self.solution is None
+                else {n: float(v) for n, v in zip(names, self.solution, strict=True)}
+            ),
+            optimum_loss=(
+                None if self.solution is None else float(self.loss.value(self.solution))
+            ),
+            display_step=problem.training.display_step,
+        )
 
 
-def _rule_latex(symbolic: Symbolic, name: str, formula: Formula) -> tuple[str, str]:
-    at_t = {symbol: sp.Symbol(f"{p}_{{t}}") for p, symbol in symbolic.parameters.items()}
-    lhs = rf"{name}_{{t+1}} = {name}_{{t}} - \eta \, "
-    general = lhs + rf"\frac{{\partial L}}{{\partial {name}}}"
-    expression = sp.Mul(
-        formula.coefficient, sp.Sum(formula.summand.xreplace(at_t), *_limits(formula)),
-        evaluate=False,
+def landscape(problem: Problem, symbolic: Symbolic) -> Landscape:
+    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
+    gradients = [Evaluator(symbolic, d.result, xs, ys) for d in symbolic.derivations.values()]
+    return Landscape(
+        loss=Evaluator(symbolic, symbolic.loss, xs, ys),
+        solution=affine_solution(gradients),
+        prediction_polynomial=_prediction_polynomial(symbolic),
     )
-    return general, lhs + r"\cdot " + latex(expression)
 
 
-def _limits(formula: Formula) -> tuple[tuple[sp.Expr, ...], ...]:
-    return formula.expression.args[1].limits  # type: ignore[no-any-return]
+def plot_spec(problem: Problem, symbolic: Symbolic) -> PlotSpec:
+    """What the plots need besides the trace; known before training."""
+    return landscape(problem, symbolic).plot_spec(problem, list(symbolic.parameters))
 
 
-def _signed(value: float | Fraction) -> str:
-    text = latex_number(value)
-    return rf"\left({text}\right)" if value < 0 else text
+def _prediction_polynomial(symbolic: Symbolic) -> dict[tuple[int, ...], float] | None:
+    x = sp.Symbol("x_s")
+    try:
+        poly = sp.Poly(symbolic.prediction.subs(X_I, x), x, *symbolic.parameters.values())
+    except sp.PolynomialError:
+        return None
+    return {tuple(e): float(c) for e, c in poly.terms()}
+
+
+# --- The step checks ---------------------------------------------------------------------
+
+
+class _Tally:
+    """Running totals over every check made."""
+
+    def __init__(self) -> None:
+        self.made = self.failed = 0
+        self.first_failure: Failure | None = None
+        self.worst: Failure | None = None
+        self.max_ulps = self.max_rel = self.max_update_ulps = 0.0
+
+    def add(self, step: int, check: Check, update: bool = False) -> None:
+        self.made += 1
+        if not check.ok:
+            self.failed += 1
+            if self.first_failure is None:
+                self.first_failure = Failure(step, check)
+        if self.worst is None or check.ulps > self.max_ulps:
+            self.max_ulps = max(self.max_ulps, check.ulps)
+            self.worst = Failure(step, check)
+        if check.rel_error is not None:
+            self.max_rel = max(self.max_rel, check.rel_error)
+        if update:
+            self.max_update_ulps = max(self.max_update_ulps, check.ulps)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0
 
 
 def check_training(
@@ -186,158 +241,118 @@ def check_training(
 ) -> TrainingFacts:
     """Every step of the trace against the exact references and the update rule.
 
-    `on_step(done, total)` is called as the checks go (for a progress bar)."""
+    `on_step(done, total)` is called as the checks go (for a progress bar).
+    """
     names = list(symbolic.parameters)
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
     dtype, n = problem.dtype, problem.n
-    quantities = {"L": Evaluator(symbolic, symbolic.loss, xs, ys)} | {
+    ground = landscape(problem, symbolic)
+    quantities = {"L": ground.loss} | {
         f"dL/d{name}": Evaluator(symbolic, formulas[name], xs, ys) for name in names
     }
     eta = Fraction(problem.training.learning_rate)
-    steps = trace.steps
-    diverged_at = _first_non_finite(trace)
-    last = steps if diverged_at is None else diverged_at - 1  # last step fully checked
-
-    parameters = {name: trace.parameters[name] for name in names}
-    gradients = {name: trace.gradients[name] for name in names}
-    references = {name: [0.0] * (steps + 1) for name in names}
-    worst_so_far = [0.0] * (steps + 1)
-    ok_so_far = [True] * (steps + 1)
-    first_failure: Failure | None = None
-    worst: Failure | None = None
-    failed = checks_made = bit_exact = 0
-    max_ulps = max_rel = max_update_ulps = 0.0
+    held = np.asarray(trace.learning_rate_held, dtype=dtype)
+    last = trace.last_finite()  # the last step checked
+    tally = _Tally()
+    references = {name: np.full(trace.steps + 1, math.nan) for name in names}
+    worst_so_far = np.zeros(trace.steps + 1)
+    ok_so_far = np.ones(trace.steps + 1, dtype=bool)
     first_checks: dict[str, Check] = {}
     gradient_bound: Bound | None = None
-    held = np.asarray(trace.learning_rate_held, dtype=dtype)
-    all_ok = True
-
-    def record(step: int, check: Check) -> None:
-        nonlocal first_failure, worst, failed, checks_made, max_ulps, max_rel, all_ok
-        checks_made += 1
-        if not check.ok:
-            failed += 1
-            all_ok = False
-            if first_failure is None:
-                first_failure = Failure(step, check)
-        if check.ulps > max_ulps or worst is None:
-            max_ulps = max(max_ulps, check.ulps)
-            worst = Failure(step, check)
-        if check.rel_error is not None:
-            max_rel = max(max_rel, check.rel_error)
+    bit_exact = 0
+    values = {name: [Fraction(float(v)) for v in trace.parameters[name][: last + 1]]
+              for name in names}
 
     for s in range(last + 1):
-        theta = [Fraction(float(parameters[name][s])) for name in names]
         if s >= 1:
             for name in names:
-                previous = Fraction(float(parameters[name][s - 1]))
-                change = eta * Fraction(float(gradients[name][s - 1]))
+                previous = values[name][s - 1]
+                change = eta * Fraction(float(trace.gradients[name][s - 1]))
                 check = compare(
                     f"{name} (update)",
                     previous - change,
-                    float(parameters[name][s]),
+                    float(trace.parameters[name][s]),
                     update_bound(previous, change),
                     dtype,
                 )
-                record(s, check)
-                max_update_ulps = max(max_update_ulps, check.ulps)
-                if s == 1:
-                    first_checks[name] = check
-                expected = parameters[name][s - 1] - held * gradients[name][s - 1]
-                bit_exact += int(expected == parameters[name][s])
+                tally.add(s, check, update=True)
+                first_checks.setdefault(name, check)
+                tape_update = trace.parameters[name][s - 1] - held * trace.gradients[name][s - 1]
+                bit_exact += int(tape_update == trace.parameters[name][s])
+        theta = [values[name][s] for name in names]
         for quantity, evaluator in quantities.items():
-            reference = evaluator.value(theta)
             bound = rounding_bound(n, dtype, evaluator.magnitude(theta))
-            tape_value = trace.loss[s] if quantity == "L" else gradients[quantity[4:]][s]
-            check = compare(quantity, reference, float(tape_value), bound, dtype)
-            record(s, check)
+            reference = evaluator.value(theta)
+            tape_value = trace.loss[s] if quantity == "L" else trace.gradients[quantity[4:]][s]
+            tally.add(s, compare(quantity, reference, float(tape_value), bound, dtype))
             if quantity != "L":
                 references[quantity[4:]][s] = float(reference)
-                if s == 0 and gradient_bound is None:
-                    gradient_bound = bound
-        worst_so_far[s] = max_ulps
-        ok_so_far[s] = all_ok
-        if on_step is not None and (s % 25 == 0 or s == last):
+                gradient_bound = gradient_bound or bound
+        worst_so_far[s], ok_so_far[s] = tally.max_ulps, tally.ok
+        if on_step is not None and (s % 50 == 0 or s == last):
             on_step(s, last)
 
     final_step = max(last, 0)
-    rows = []
-    for s in display_steps(steps, problem.training.display_step, final_step):
-        rows.append(_row(s, names, trace, references, worst_so_far[s], ok_so_far[s]))
+    rows = [
+        _row(s, names, trace, references, float(worst_so_far[s]), bool(ok_so_far[s]))
+        for s in trace.display_steps(problem.training.display_step)
+        if s <= last
+    ]
+    diverged_at = trace.first_non_finite()
     if diverged_at is not None:
-        rows.append(_row(diverged_at, names, trace, None, max_ulps, False))
-
-    final = {name: float(parameters[name][final_step]) for name in names}
-    final_theta = [Fraction(v) for v in final.values()] if last >= 0 else []
-    optimum, note = _optimum(symbolic, xs, ys, names, final_theta, quantities["L"])
-    rules = tuple(
-        _update_rule(symbolic, name, formulas[name], trace, eta, first_checks.get(name))
-        for name in names
-    )
-    series_end = final_step + 1
+        rows.append(_row(diverged_at, names, trace, None, tally.max_ulps, False))
+    final = {name: float(trace.parameters[name][final_step]) for name in names}
+    optimum = _optimum(ground, names, [Fraction(v) for v in final.values()]) if last >= 0 else None
+    end = final_step + 1
     return TrainingFacts(
         steps=problem.training.steps,
         learning_rate=problem.training.learning_rate,
         learning_rate_held=trace.learning_rate_held,
         display_step=problem.training.display_step,
         engine=trace.engine,
-        rules=rules,
-        sums_forms={
-            q: e.form.latex if e.form else "" for q, e in quantities.items()
-        },
-        sums_forms_verified=all(
-            e.form is not None and e.form.verified for e in quantities.values()
+        rules=tuple(
+            _update_rule(name, formulas[name], symbolic, trace, eta, first_checks.get(name))
+            for name in names
         ),
+        sums_forms={q: e.form.latex if e.form else "" for q, e in quantities.items()},
+        sums_forms_verified=all(e.form is not None and e.form.verified
+                                for e in quantities.values()),
         gradient_bound=gradient_bound or rounding_bound(n, dtype, Fraction(0)),
         update_roundings=UPDATE_ROUNDINGS,
         update_unit_roundoff=float(OPTIMIZER_UNIT_ROUNDOFF),
         steps_checked=max(last, 0),
-        checks_made=checks_made,
-        failed_checks=failed,
-        bit_exact_updates=bit_exact,
+        checks_made=tally.made,
+        failed_checks=tally.failed,
         updates_checked=max(last, 0) * len(names),
-        ok=all_ok and diverged_at is None and last >= 0,
-        first_failure=first_failure,
+        bit_exact_updates=bit_exact,
+        ok=tally.ok and diverged_at is None and last >= 0,
+        first_failure=tally.first_failure,
         diverged_at=diverged_at,
-        worst=worst,
-        max_ulps=max_ulps,
-        max_rel_error=max_rel,
-        max_update_ulps=max_update_ulps,
+        worst=tally.worst,
+        max_ulps=tally.max_ulps,
+        max_rel_error=tally.max_rel,
+        max_update_ulps=tally.max_update_ulps,
         final_step=final_step,
         final=final,
         final_loss=float(trace.loss[final_step]),
         optimum=optimum,
-        optimum_note=note,
+        optimum_note="" if ground.solution is not None else NOT_UNIQUE,
         rows=tuple(rows),
         series=Series(
-            steps=tuple(range(series_end)),
-            parameters={k: tuple(map(float, v[:series_end])) for k, v in parameters.items()},
-            loss=tuple(map(float, trace.loss[:series_end])),
-            gradients={k: tuple(map(float, v[:series_end])) for k, v in gradients.items()},
+            steps=tuple(range(end)),
+            parameters={k: tuple(map(float, trace.parameters[k][:end])) for k in names},
+            loss=tuple(map(float, trace.loss[:end])),
+            gradients={k: tuple(map(float, trace.gradients[k][:end])) for k in names},
         ),
-        loss_polynomial={
-            e: float(c) for e, c in (quantities["L"].polynomial or {}).items()
-        },
-        prediction_polynomial=_prediction_polynomial(symbolic),
+        plot_spec=ground.plot_spec(problem, names),
     )
-
-
-def _prediction_polynomial(symbolic: Symbolic) -> dict[tuple[int, ...], float] | None:
-    x = sp.Symbol("x_s")
-    try:
-        poly = sp.Poly(
-            symbolic.prediction.subs(X_I, x), x, *symbolic.parameters.values()
-        )
-    except sp.PolynomialError:
-        return None
-    return {tuple(e): float(c) for e, c in poly.terms()}
 
 
 def _row(
     s: int,
     names: Sequence[str],
     trace: Trace,
-    references: Mapping[str, Sequence[float]] | None,
+    references: Mapping[str, np.ndarray] | None,
     worst: float,
     ok: bool,
 ) -> TrainingRow:
@@ -346,7 +361,8 @@ def _row(
         parameters={name: float(trace.parameters[name][s]) for name in names},
         loss=float(trace.loss[s]),
         reference={
-            name: references[name][s] if references is not None else math.nan for name in names
+            name: float(references[name][s]) if references is not None else math.nan
+            for name in names
         },
         tape={name: float(trace.gradients[name][s]) for name in names},
         worst_ulps=worst,
@@ -355,56 +371,57 @@ def _row(
     )
 
 
+def _signed(value: float | Fraction) -> str:
+    text = latex_number(value)
+    return rf"\left({text}\right)" if value < 0 else text
+
+
 def _update_rule(
-    symbolic: Symbolic,
     name: str,
     formula: Formula,
+    symbolic: Symbolic,
     trace: Trace,
     eta: Fraction,
     first_check: Check | None,
 ) -> UpdateRule:
-    general, derived = _rule_latex(symbolic, name, formula)
+    """The rule in general, with the derived gradient put in, and at the first step."""
+    at_t = {symbol: sp.Symbol(f"{p}_{{t}}") for p, symbol in symbolic.parameters.items()}
+    lhs = rf"{name}_{{t+1}} = {name}_{{t}} - \eta \, "
+    limits = formula.expression.args[1].limits
+    gradient_at_t = sp.Mul(
+        formula.coefficient, sp.Sum(formula.summand.xreplace(at_t), *limits), evaluate=False
+    )
     first = ""
     if first_check is not None:
-        w0 = float(trace.parameters[name][0])
-        g0 = float(trace.gradients[name][0])
         first = (
             rf"{name}_{{1}} = {name}_{{0}} - \eta \, g_{{{name},0}} = "
-            rf"{_signed(w0)} - {latex_number(eta)} \cdot {_signed(g0)} = "
-            rf"{latex_number(first_check.reference)}"
+            rf"{_signed(float(trace.parameters[name][0]))} - {latex_number(eta)} \cdot "
+            rf"{_signed(float(trace.gradients[name][0]))} = {latex_number(first_check.reference)}"
         )
-    return UpdateRule(name, general, derived, first, first_check)
-
-
-def _optimum(
-    symbolic: Symbolic,
-    xs: Sequence[Fraction],
-    ys: Sequence[Fraction],
-    names: Sequence[str],
-    final: Sequence[Fraction],
-    loss: Evaluator,
-) -> tuple[Optimum | None, str]:
-    gradients = [
-        Evaluator(symbolic, symbolic.derivations[name].result, xs, ys) for name in names
-    ]
-    solution = affine_solution(gradients)
-    if solution is None:
-        return None, (
-            "The least-squares solution is not unique here (a single sample, or all x "
-            "equal): many lines fit equally well."
-        )
-    best = loss.value(solution)
-    return (
-        Optimum(
-            parameters={name: float(v) for name, v in zip(names, solution, strict=True)},
-            loss=float(best),
-            distance={
-                name: float(f - v) for name, f, v in zip(names, final, solution, strict=True)
-            } if final else {},
-            loss_gap=float(loss.value(final) - best) if final else math.nan,
-        ),
-        "",
+    return UpdateRule(
+        parameter=name,
+        general=lhs + rf"\frac{{\partial L}}{{\partial {name}}}",
+        derived=lhs + r"\cdot " + latex(gradient_at_t),
+        first_step=first,
+        first_check=first_check,
     )
+
+
+def _optimum(ground: Landscape, names: Sequence[str], final: Sequence[Fraction]) -> Optimum | None:
+    if ground.solution is None:
+        return None
+    best = ground.loss.value(ground.solution)
+    return Optimum(
+        parameters={n: float(v) for n, v in zip(names, ground.solution, strict=True)},
+        loss=float(best),
+        distance={
+            n: float(f - v) for n, f, v in zip(names, final, ground.solution, strict=True)
+        },
+        loss_gap=float(ground.loss.value(final) - best),
+    )
+
+
+# --- A trace without TensorFlow ------------------------------------------------------------
 
 
 def _rounded(value: Fraction, dtype: type) -> np.floating:
@@ -414,10 +431,12 @@ def _rounded(value: Fraction, dtype: type) -> np.floating:
         return dtype(math.copysign(math.inf, value))  # type: ignore[no-any-return]
 
 
-def reference_trace(problem: Problem, symbolic: Symbolic, formulas: Mapping[str, Formula]) -> Trace:
+def reference_trace(
+    problem: Problem, symbolic: Symbolic, formulas: Mapping[str, Formula]
+) -> Trace:
     """A trace with no TensorFlow in it: exact gradients rounded to the dtype, and the
-    optimizer's update computed in the dtype. Every check passes on it; tests break
-    it on purpose, and the command line renders a first draft with it."""
+    optimizer's update computed in the dtype. Every check passes on it; tests break it
+    on purpose, and the command line renders a first draft with it while it waits."""
     names = list(symbolic.parameters)
     dtype = np.dtype(problem.dtype).type
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
@@ -445,17 +464,3 @@ def reference_trace(problem: Problem, symbolic: Symbolic, formulas: Mapping[str,
         engine="exact references rounded to " + problem.dtype + " (no TensorFlow)",
         tensorflow_version="none",
     )
-
-
-__all__ = [
-    "Failure",
-    "Optimum",
-    "Series",
-    "TrainingFacts",
-    "TrainingRow",
-    "UpdateRule",
-    "check_training",
-    "display_steps",
-    "reference_trace",
-    "update_bound",
-]
