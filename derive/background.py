@@ -135,6 +135,8 @@ class TrainingJob:
             if stream is not None and not stream.closed:
                 stream.close()
         self._drain.join(timeout=1)
+        if self._process.stderr is not None and not self._drain.is_alive():
+            self._process.stderr.close()
 
 
 def _child() -> int:
