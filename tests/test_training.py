@@ -38,6 +38,10 @@ def formulas(symbolic, wrong: str | None = None):  # type: ignore[no-untyped-def
     return result
 
 
+def faithful(problem, symbolic) -> Trace:  # type: ignore[no-untyped-def]
+    return reference_trace(problem, symbolic, formulas(symbolic))
+
+
 def tampered(trace: Trace, **changes: dict[str, np.ndarray]) -> Trace:
     return dataclasses.replace(trace, **changes)
 
@@ -141,7 +145,7 @@ def test_a_faithful_trace_passes_every_step(symbolic):
 def test_display_rows_end_at_the_last_step(symbolic):
     problem = problem_for("seed", steps=1000, display_step=300)
     facts = check_training(
-        problem, symbolic, formulas(symbolic), reference_trace(problem, symbolic, formulas(symbolic))
+        problem, symbolic, formulas(symbolic), faithful(problem, symbolic)
     )
     assert [row.step for row in facts.rows] == [0, 300, 600, 900, 1000]
 
@@ -238,7 +242,7 @@ def test_json_training_fields(symbolic):
 
     problem = problem_for("tf-examples", learning_rate=1.5)
     facts = check_training(
-        problem, symbolic, formulas(symbolic), reference_trace(problem, symbolic, formulas(symbolic))
+        problem, symbolic, formulas(symbolic), faithful(problem, symbolic)
     )
     data = json.loads(json.dumps(training_to_dict(facts), allow_nan=False))
     assert data["ok"] is False
@@ -288,7 +292,7 @@ def test_plots_survive_divergence(symbolic):
 
     problem = problem_for("tf-examples", learning_rate=1.5)
     facts = check_training(
-        problem, symbolic, formulas(symbolic), reference_trace(problem, symbolic, formulas(symbolic))
+        problem, symbolic, formulas(symbolic), faithful(problem, symbolic)
     )
     assert set(training_plots(plot_data(facts))) == {"loss", "fit", "surface"}
 
@@ -309,7 +313,8 @@ def test_report_ok_includes_the_training_verdict(symbolic):
     assert report_with(problem, symbolic, trace).ok
     gradient = trace.gradients["b"].copy()
     gradient[25] = -gradient[25]
-    report = report_with(problem, symbolic, tampered(trace, gradients={**trace.gradients, "b": gradient}))
+    broken = tampered(trace, gradients={**trace.gradients, "b": gradient})
+    report = report_with(problem, symbolic, broken)
     assert all(check.ok for check in report.checks)  # the initial check still passes
     assert not report.ok
     assert report.to_dict()["training"]["first_failing_step"] == 25
@@ -493,7 +498,8 @@ def test_command_line_diverging_run_exits_1(tmp_path, capsys):
 def test_command_line_default_run(tmp_path):
     from derive.__main__ import main
 
-    assert main(["report", "--format", "json", "--out", str(tmp_path), "--quiet", "--seed", "3"]) == 0
+    arguments = ["report", "--format", "json", "--out", str(tmp_path), "--quiet", "--seed", "3"]
+    assert main(arguments) == 0
     training = json.loads((tmp_path / "seed.json").read_text())["training"]
     assert training["ok"] and training["steps_checked"] == 1000
     assert len(training["displayed"]) == 21 and training["first_failing_step"] is None
