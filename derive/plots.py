@@ -92,11 +92,18 @@ def evaluate(polynomial: Polynomial, *values: np.ndarray | float) -> np.ndarray:
     return total
 
 
-def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+def _figure(width: float, height: float, margins: tuple[float, float, float, float]):  # type: ignore[no-untyped-def]
+    """A Figure with fixed margins (left, right, bottom, top as fractions): the labels
+    have known sizes, and a layout engine would cost more than the drawing."""
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height))
+    left, right, bottom, top = margins
+    figure.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
     return figure
+
+
+HALF = (0.17, 0.97, 0.15, 0.9)  # margins of the two small plots side by side
 
 
 def _style(ax) -> None:  # type: ignore[no-untyped-def]
@@ -151,7 +158,7 @@ def to_svg(figure, name: str, label: str) -> str:  # type: ignore[no-untyped-def
 
 
 def loss_plot(data: PlotData) -> str:
-    figure = _figure(3.9, 2.8)
+    figure = _figure(3.9, 2.8, HALF)
     ax = figure.add_subplot()
     steps = np.asarray(data.steps)
     loss = np.asarray(data.loss, dtype=float)
@@ -182,7 +189,7 @@ def fit_plot(data: PlotData) -> str | None:
     if spec.prediction_polynomial is None:
         return None
     polynomial = spec.prediction_polynomial
-    figure = _figure(3.9, 2.8)
+    figure = _figure(3.9, 2.8, HALF)
     ax = figure.add_subplot()
     x = np.asarray(spec.x, dtype=float)
     low, high = float(x.min()), float(x.max())
@@ -246,11 +253,11 @@ def surface_plot(data: PlotData) -> str | None:
     surface = np.maximum(surface, floor)
     levels = np.geomspace(floor, float(surface.max()), 13)
 
-    figure = _figure(7.0, 3.9)
+    figure = _figure(7.0, 3.9, (0.08, 0.92, 0.12, 0.93))
     ax = figure.add_subplot()
     filled = ax.contourf(grid_w, grid_b, surface, levels=levels, norm=LogNorm(), cmap="Blues_r")
     ax.contour(grid_w, grid_b, surface, levels=levels, colors="white", linewidths=0.3)
-    colorbar = figure.colorbar(filled, ax=ax, format="%.2g")
+    colorbar = figure.colorbar(filled, ax=ax, format="%.2g", fraction=0.05, pad=0.02)
     colorbar.set_label("L", size=FONT_SIZE)
     colorbar.ax.tick_params(labelsize=FONT_SIZE - 1)
     ax.plot(path[:, 0], path[:, 1], "-", color=COLORS["path"], linewidth=1.1, label="SGD path")

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from math import prod
 
 import sympy as sp
 
@@ -160,9 +159,13 @@ def _polynomial(
 def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fraction]) -> Fraction:
     total = Fraction(0)
     for exponents, coefficient in polynomial.items():
-        total += coefficient * prod(
-            (p**e for p, e in zip(parameters, exponents, strict=True) if e), start=Fraction(1)
-        )
+        term = coefficient
+        for value, exponent in zip(parameters, exponents, strict=True):
+            if exponent == 1:
+                term *= value
+            elif exponent:
+                term *= value**exponent
+        total += term
     return total
 
 
