@@ -377,7 +377,7 @@ def test_progress_bar_only_on_a_terminal():
     bar.stage("training")
     bar.steps(1000, 1000)
     bar.clear()
-    assert "training with TensorFlow" in shown.getvalue()
+    assert "waiting for TensorFlow" in shown.getvalue()
     assert "checking step 1000 of 1000" in shown.getvalue()
 
 
