@@ -232,6 +232,85 @@ class _Tally:
         return self.failed == 0
 
 
+class _StepChecks:
+    """The checks of one trace, step by step, up to its last finite step."""
+
+    def __init__(
+        self, problem: Problem, quantities: Mapping[str, Evaluator], trace: Trace
+    ) -> None:
+        self.problem, self.quantities, self.trace = problem, quantities, trace
+        self.names = list(trace.parameters)
+        self.last = trace.last_finite()
+        self.eta = Fraction(problem.training.learning_rate)
+        self.held = np.asarray(trace.learning_rate_held, dtype=problem.dtype)
+        self.tally = _Tally()
+        self.references = {name: np.full(trace.steps + 1, math.nan) for name in self.names}
+        self.worst_so_far = np.zeros(trace.steps + 1)
+        self.ok_so_far = np.ones(trace.steps + 1, dtype=bool)
+        self.first_updates: dict[str, Check] = {}
+        self.gradient_bound: Bound | None = None
+        self.bit_exact = 0
+        self.values = {
+            name: [Fraction(float(v)) for v in trace.parameters[name][: self.last + 1]]
+            for name in self.names
+        }
+
+    def run(self, on_step: Callable[[int, int], None] | None) -> None:
+        for s in range(self.last + 1):
+            if s >= 1:
+                self._updates(s)
+            self._values(s)
+            self.worst_so_far[s], self.ok_so_far[s] = self.tally.max_ulps, self.tally.ok
+            if on_step is not None and (s % 50 == 0 or s == self.last):
+                on_step(s, self.last)
+
+    def _updates(self, s: int) -> None:
+        """theta_s against theta_{s-1} - eta g_{s-1}, exactly, for each parameter."""
+        parameters, gradients = self.trace.parameters, self.trace.gradients
+        for name in self.names:
+            previous = self.values[name][s - 1]
+            change = self.eta * Fraction(float(gradients[name][s - 1]))
+            check = compare(
+                f"{name} (update)",
+                previous - change,
+                float(parameters[name][s]),
+                update_bound(previous, change),
+                self.problem.dtype,
+            )
+            self.tally.add(s, check, update=True)
+            self.first_updates.setdefault(name, check)
+            # The optimizer's own arithmetic, fl(theta - fl(eta32 g)), in the dtype:
+            redone = parameters[name][s - 1] - self.held * gradients[name][s - 1]
+            self.bit_exact += int(redone == parameters[name][s])
+
+    def _values(self, s: int) -> None:
+        """The tape's loss and gradients at theta_s against the exact references."""
+        theta = [self.values[name][s] for name in self.names]
+        for quantity, evaluator in self.quantities.items():
+            bound = rounding_bound(self.problem.n, self.problem.dtype, evaluator.magnitude(theta))
+            reference = evaluator.value(theta)
+            parameter = quantity.removeprefix("dL/d")
+            tape = self.trace.loss[s] if quantity == "L" else self.trace.gradients[parameter][s]
+            self.tally.add(s, compare(quantity, reference, float(tape), bound, self.problem.dtype))
+            if quantity != "L":
+                self.references[parameter][s] = float(reference)
+                self.gradient_bound = self.gradient_bound or bound
+
+    def rows(self) -> list[TrainingRow]:
+        """The displayed steps, and the first non-finite one if training diverged."""
+        trace, names = self.trace, self.names
+        rows = [
+            _row(s, names, trace, self.references, float(self.worst_so_far[s]),
+                 bool(self.ok_so_far[s]))
+            for s in trace.display_steps(self.problem.training.display_step)
+            if s <= self.last
+        ]
+        diverged_at = trace.first_non_finite()
+        if diverged_at is not None:
+            rows.append(_row(diverged_at, names, trace, None, self.tally.max_ulps, False))
+        return rows
+
+
 def check_training(
     problem: Problem,
     symbolic: Symbolic,
@@ -245,64 +324,16 @@ def check_training(
     """
     names = list(symbolic.parameters)
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
-    dtype, n = problem.dtype, problem.n
     ground = landscape(problem, symbolic)
     quantities = {"L": ground.loss} | {
         f"dL/d{name}": Evaluator(symbolic, formulas[name], xs, ys) for name in names
     }
-    eta = Fraction(problem.training.learning_rate)
-    held = np.asarray(trace.learning_rate_held, dtype=dtype)
-    last = trace.last_finite()  # the last step checked
-    tally = _Tally()
-    references = {name: np.full(trace.steps + 1, math.nan) for name in names}
-    worst_so_far = np.zeros(trace.steps + 1)
-    ok_so_far = np.ones(trace.steps + 1, dtype=bool)
-    first_checks: dict[str, Check] = {}
-    gradient_bound: Bound | None = None
-    bit_exact = 0
-    values = {name: [Fraction(float(v)) for v in trace.parameters[name][: last + 1]]
-              for name in names}
-
-    for s in range(last + 1):
-        if s >= 1:
-            for name in names:
-                previous = values[name][s - 1]
-                change = eta * Fraction(float(trace.gradients[name][s - 1]))
-                check = compare(
-                    f"{name} (update)",
-                    previous - change,
-                    float(trace.parameters[name][s]),
-                    update_bound(previous, change),
-                    dtype,
-                )
-                tally.add(s, check, update=True)
-                first_checks.setdefault(name, check)
-                tape_update = trace.parameters[name][s - 1] - held * trace.gradients[name][s - 1]
-                bit_exact += int(tape_update == trace.parameters[name][s])
-        theta = [values[name][s] for name in names]
-        for quantity, evaluator in quantities.items():
-            bound = rounding_bound(n, dtype, evaluator.magnitude(theta))
-            reference = evaluator.value(theta)
-            tape_value = trace.loss[s] if quantity == "L" else trace.gradients[quantity[4:]][s]
-            tally.add(s, compare(quantity, reference, float(tape_value), bound, dtype))
-            if quantity != "L":
-                references[quantity[4:]][s] = float(reference)
-                gradient_bound = gradient_bound or bound
-        worst_so_far[s], ok_so_far[s] = tally.max_ulps, tally.ok
-        if on_step is not None and (s % 50 == 0 or s == last):
-            on_step(s, last)
-
-    final_step = max(last, 0)
-    rows = [
-        _row(s, names, trace, references, float(worst_so_far[s]), bool(ok_so_far[s]))
-        for s in trace.display_steps(problem.training.display_step)
-        if s <= last
-    ]
+    checks = _StepChecks(problem, quantities, trace)
+    checks.run(on_step)
+    tally, last = checks.tally, checks.last
     diverged_at = trace.first_non_finite()
-    if diverged_at is not None:
-        rows.append(_row(diverged_at, names, trace, None, tally.max_ulps, False))
+    final_step = max(last, 0)
     final = {name: float(trace.parameters[name][final_step]) for name in names}
-    optimum = _optimum(ground, names, [Fraction(v) for v in final.values()]) if last >= 0 else None
     end = final_step + 1
     return TrainingFacts(
         steps=problem.training.steps,
@@ -311,20 +342,21 @@ def check_training(
         display_step=problem.training.display_step,
         engine=trace.engine,
         rules=tuple(
-            _update_rule(name, formulas[name], symbolic, trace, eta, first_checks.get(name))
+            _update_rule(name, formulas[name], symbolic, trace, checks.eta,
+                         checks.first_updates.get(name))
             for name in names
         ),
         sums_forms={q: e.form.latex if e.form else "" for q, e in quantities.items()},
         sums_forms_verified=all(e.form is not None and e.form.verified
                                 for e in quantities.values()),
-        gradient_bound=gradient_bound or rounding_bound(n, dtype, Fraction(0)),
+        gradient_bound=checks.gradient_bound or rounding_bound(problem.n, problem.dtype, 0),
         update_roundings=UPDATE_ROUNDINGS,
         update_unit_roundoff=float(OPTIMIZER_UNIT_ROUNDOFF),
-        steps_checked=max(last, 0),
+        steps_checked=final_step,
         checks_made=tally.made,
         failed_checks=tally.failed,
-        updates_checked=max(last, 0) * len(names),
-        bit_exact_updates=bit_exact,
+        updates_checked=final_step * len(names),
+        bit_exact_updates=checks.bit_exact,
         ok=tally.ok and diverged_at is None and last >= 0,
         first_failure=tally.first_failure,
         diverged_at=diverged_at,
@@ -335,9 +367,11 @@ def check_training(
         final_step=final_step,
         final=final,
         final_loss=float(trace.loss[final_step]),
-        optimum=optimum,
+        optimum=(
+            _optimum(ground, names, [Fraction(v) for v in final.values()]) if last >= 0 else None
+        ),
         optimum_note="" if ground.solution is not None else NOT_UNIQUE,
-        rows=tuple(rows),
+        rows=tuple(checks.rows()),
         series=Series(
             steps=tuple(range(end)),
             parameters={k: tuple(map(float, trace.parameters[k][:end])) for k in names},
