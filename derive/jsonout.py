@@ -120,6 +120,7 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
         "steps": training.steps,
         "learning_rate": training.learning_rate,
         "learning_rate_held": training.learning_rate_held,
+        "learning_rate_change": training.learning_rate_change,
         "display_step": training.display_step,
         "engine": training.engine,
         "steps_checked": training.steps_checked,

@@ -98,6 +98,7 @@ class TrainingFacts:
     steps: int  # requested
     learning_rate: float  # as given
     learning_rate_held: float  # as the optimizer holds it
+    learning_rate_change: float  # |held - given| / given
     display_step: int
     engine: str
     rules: tuple[UpdateRule, ...]
@@ -339,6 +340,9 @@ def check_training(
         steps=problem.training.steps,
         learning_rate=problem.training.learning_rate,
         learning_rate_held=trace.learning_rate_held,
+        learning_rate_change=float(
+            abs(Fraction(trace.learning_rate_held) - checks.eta) / checks.eta
+        ),
         display_step=problem.training.display_step,
         engine=trace.engine,
         rules=tuple(
