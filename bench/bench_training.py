@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,7 +55,14 @@ def environment() -> dict[str, str]:
     return env
 
 
-def timed(command: list[str]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (all processes of the run) of one run."""
+    cpu = _children_cpu()
     started = time.perf_counter()
     result = subprocess.run(
         command, cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -63,7 +71,7 @@ def timed(command: list[str]) -> float:
     # The report exits 1 when a check fails; anything else is a broken run.
     if result.returncode not in (0, 1):
         sys.exit(f"failed ({result.returncode}): {' '.join(command)}\n{result.stderr.decode()}")
-    return elapsed
+    return elapsed, _children_cpu() - cpu
 
 
 def main() -> int:
@@ -84,11 +92,14 @@ def main() -> int:
         timed(plain)
         timed(report)
         times: dict[str, list[float]] = {"plain script": [], "derive report": []}
+        cpu: dict[str, list[float]] = {"plain script": [], "derive report": []}
         for run in range(args.repeat):
             # Alternate the order, so neither side always runs on a warmer machine.
             order = [("plain script", plain), ("derive report", report)]
             for name, command in order if run % 2 == 0 else order[::-1]:
-                times[name].append(timed(command))
+                wall, used = timed(command)
+                times[name].append(wall)
+                cpu[name].append(used)
             print(
                 f"run {run + 1}: plain {times['plain script'][-1]:.2f} s, "
                 f"report {times['derive report'][-1]:.2f} s",
@@ -97,9 +108,12 @@ def main() -> int:
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     medians = {name: statistics.median(values) for name, values in times.items()}
     print()
-    print(f"{'':16}{'median':>9}{'min':>9}{'max':>9}")
+    print(f"{'wall time, s':16}{'median':>9}{'min':>9}{'max':>9}{'CPU, s':>9}")
     for name, values in times.items():
-        print(f"{name:16}{medians[name]:9.2f}{min(values):9.2f}{max(values):9.2f}")
+        print(
+            f"{name:16}{medians[name]:9.2f}{min(values):9.2f}{max(values):9.2f}"
+            f"{statistics.median(cpu[name]):9.2f}"
+        )
     ratio = medians["derive report"] / medians["plain script"]
     print(f"\nratio (report / plain script, medians of {args.repeat}): {ratio:.2f}")
     return 0
