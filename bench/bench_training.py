@@ -55,6 +55,32 @@ def environment() -> dict[str, str]:
     return env
 
 
+def _busy_fraction(interval: float = 0.5) -> float:
+    """How busy the machine's CPUs were over `interval` seconds (Linux /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(interval)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def wait_until_idle(limit: float) -> None:
+    """Wait (at most `limit` seconds) until other work leaves the CPUs alone."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            if _busy_fraction() < 0.1:
+                return
+        except OSError:  # no /proc/stat: do not wait
+            return
+    print("  (the machine stayed busy; timing anyway)", flush=True)
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -78,6 +104,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (default 5)")
     parser.add_argument("--steps", type=int, default=1000, help="training steps (default 1000)")
+    parser.add_argument(
+        "--wait-idle", type=float, default=0, metavar="SECONDS",
+        help="before each run, wait up to this long for other work to leave the CPUs "
+        "(on a shared machine; default 0: do not wait)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="derive-bench-") as out:
@@ -97,6 +128,8 @@ def main() -> int:
             # Alternate the order, so neither side always runs on a warmer machine.
             order = [("plain script", plain), ("derive report", report)]
             for name, command in order if run % 2 == 0 else order[::-1]:
+                if args.wait_idle:
+                    wait_until_idle(args.wait_idle)
                 wall, used = timed(command)
                 times[name].append(wall)
                 cpu[name].append(used)
