@@ -13,9 +13,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, DeriveError, InputError
-from .problem import BUILTIN_DATASETS, DTYPES, Training
+
+if TYPE_CHECKING:
+    from .background import TrainingJob
 
 EXAMPLES = """\
 examples:
@@ -79,6 +82,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .problem import BUILTIN_DATASETS
+
     parser = _Parser(
         prog="python -m derive",
         description="Explain, with proof, how tf.GradientTape arrives at its gradients.",
@@ -146,10 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_report(args: argparse.Namespace) -> int:
-    from .background import TrainingJob
+def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     from .datasets import parse_number_list, resolve_dataset
-    from .problem import make_problem
+    from .problem import DTYPES, Training, make_problem
     from .progress import Progress
 
     say = (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
@@ -183,22 +187,17 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out)
 
     started = time.perf_counter()
-    # TensorFlow's import and the training start first, in another process; the
-    # derivation, the exact references and the formulas are worked out here meanwhile.
-    job = TrainingJob()
-    try:
-        from .pipeline import run
-        from .render import check_writable, write_atomically
+    from .pipeline import run
+    from .render import check_writable, write_atomically
 
-        check_writable(out)
-        say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
-            + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
-            + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None
-               else " (pinned)")
-            + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}")
-        report, contents = run(job, problem, args.wrong_derivative, formats, progress)
-    finally:
-        job.close()
+    check_writable(out)
+    say(f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
+        + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
+        + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None
+           else " (pinned)")
+        + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}")
+    report, contents = run(job, problem, args.wrong_derivative, formats, progress)
+    job.close()
     progress.stage("writing")
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     progress.clear()
@@ -237,15 +236,32 @@ def _training_lines(training) -> list[str]:  # type: ignore[no-untyped-def]
     return lines
 
 
+def _start_training(arguments: Sequence[str]) -> TrainingJob | None:
+    """Importing TensorFlow takes seconds, so the process that trains starts before
+    anything else, before the command line is even read; it waits for its problem.
+    An invalid command line just ends it again."""
+    if "report" not in arguments or {"-h", "--help"} & set(arguments):
+        return None
+    from .background import TrainingJob
+
+    return TrainingJob()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    job = _start_training(arguments)
     parser = build_parser()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in arguments
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
         if args.command is None:
             parser.print_help()
             return EXIT_OK
-        return run_report(args)
+        if job is None:
+            from .background import TrainingJob
+
+            job = TrainingJob()
+        return run_report(args, job)
     except DeriveError as error:
         if debug:
             raise
@@ -263,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        if job is not None:
+            job.close()
 
 
 if __name__ == "__main__":

@@ -24,12 +24,14 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .errors import DeriveError
-from .plots import PlotSpec
-from .problem import Problem
-from .tape import Trace
+
+if TYPE_CHECKING:  # starting the child must not wait for NumPy: nothing heavy is imported
+    from .plots import PlotSpec
+    from .problem import Problem
+    from .tape import Trace
 
 _LENGTH = struct.Struct(">Q")
 
@@ -122,15 +124,12 @@ class TrainingJob:
         return self._talk()  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """End the child: politely if it is done, by force if it is still working."""
+        """End the child. After its last message it has nothing left to do but tear
+        TensorFlow down, and before that its work is no longer wanted: either way it
+        is stopped at once rather than waited for."""
         if self._process.poll() is None:
-            try:
-                assert self._process.stdin is not None
-                self._process.stdin.close()
-                self._process.wait(timeout=0.5)
-            except (OSError, subprocess.TimeoutExpired):
-                self._process.kill()
-                self._process.wait()
+            self._process.kill()
+            self._process.wait()
         for stream in (self._process.stdout, self._process.stdin):
             if stream is not None and not stream.closed:
                 stream.close()
