@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from .report import Report
     from .tape import Trace
 
+# A draft repeats the derivation's exact work, which grows with n; past this many
+# samples that work alone outlasts TensorFlow's import, and a draft would only delay.
+WARM_UP_MAX_SAMPLES = 50
 _TINY_PAGE = '<p>warm-up <b>x</b></p><svg viewBox="0 0 2 2"><path d="M 0 0 L 1 1"/></svg>'
 
 
@@ -41,7 +44,7 @@ def warm_up(problem: Problem, wrong_derivative: str | None, formats: Iterable[st
     from .training import reference_trace
 
     formats = set(formats)
-    if not formats & {"html", "pdf"}:
+    if not formats & {"html", "pdf"} or problem.n > WARM_UP_MAX_SAMPLES:
         return
     steps = min(problem.training.steps, 1)
     draft = dataclasses.replace(
