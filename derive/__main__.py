@@ -286,4 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(main())
+    code = main()
+    # Every file is written and synced, the training process has ended: flush the two
+    # streams and leave, without the interpreter tearing SymPy, WeasyPrint and NumPy
+    # down object by object (a quarter of a second).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
