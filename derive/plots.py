@@ -157,6 +157,20 @@ def to_svg(figure, name: str, label: str) -> str:  # type: ignore[no-untyped-def
     return svg.replace(">", f"><title>{label}</title>", 1)
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "\N{SUPERSCRIPT MINUS}⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value: float, _position: int) -> str:
+    """10⁻⁴ as plain text: matplotlib's default log labels go through its TeX layout,
+    which costs more than the rest of the plot."""
+    if value <= 0:
+        return ""
+    exponent = math.log10(value)
+    if abs(exponent - round(exponent)) > 1e-9:
+        return ""
+    return "10" + str(round(exponent)).translate(_SUPERSCRIPT)
+
+
 def loss_plot(data: PlotData) -> str:
     figure = _figure(3.9, 2.8, HALF)
     ax = figure.add_subplot()
@@ -173,6 +187,7 @@ def loss_plot(data: PlotData) -> str:
                    label="least-squares minimum")
     if positive.any():
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_power_of_ten)
     if data.diverged_at is not None:
         ax.set_title(f"Loss (non-finite from step {data.diverged_at})")
     else:
@@ -247,7 +262,7 @@ def surface_plot(data: PlotData) -> str | None:
     first, second = spec.names
     path = np.column_stack([np.asarray(data.parameters[n], dtype=float) for n in spec.names])
     (w_low, w_high), (b_low, b_high) = _window(path, data)
-    grid_w, grid_b = np.meshgrid(np.linspace(w_low, w_high, 100), np.linspace(b_low, b_high, 80))
+    grid_w, grid_b = np.meshgrid(np.linspace(w_low, w_high, 80), np.linspace(b_low, b_high, 60))
     surface = evaluate(spec.loss_polynomial, grid_w, grid_b)
     floor = max(float(surface.min()), 1e-12 * max(float(surface.max()), 1e-300))
     surface = np.maximum(surface, floor)

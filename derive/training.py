@@ -34,6 +34,9 @@ from .tape import Trace
 # the product, the difference), each by at most 2^-24 relative.
 UPDATE_ROUNDINGS = 3
 OPTIMIZER_UNIT_ROUNDOFF = Fraction(1, 2**24)
+_UPDATE_GAMMA = (
+    UPDATE_ROUNDINGS * OPTIMIZER_UNIT_ROUNDOFF / (1 - UPDATE_ROUNDINGS * OPTIMIZER_UNIT_ROUNDOFF)
+)
 NOT_UNIQUE = (
     "The least-squares solution is not unique here (a single sample, or all x equal): "
     "many lines fit equally well."
@@ -141,11 +144,14 @@ def update_bound(previous: Fraction, change: Fraction) -> Bound:
     With theta' = theta (1 + d2) - eta g (1 + d0)(1 + d1)(1 + d2) and every |d| <= u,
     the error is at most u |theta| + gamma_3 |eta g|.
     """
-    u = OPTIMIZER_UNIT_ROUNDOFF
-    k = UPDATE_ROUNDINGS
-    gamma = k * u / (1 - k * u)
     magnitude = abs(previous) + abs(change)
-    return Bound(k, float(u), float(gamma), float(magnitude), float(gamma * magnitude))
+    return Bound(
+        UPDATE_ROUNDINGS,
+        float(OPTIMIZER_UNIT_ROUNDOFF),
+        float(_UPDATE_GAMMA),
+        float(magnitude),
+        float(_UPDATE_GAMMA * magnitude),
+    )
 
 
 # --- What needs no tape: the loss over the parameters, its minimum ---------------------
