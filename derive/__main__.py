@@ -13,9 +13,12 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, DeriveError, InputError
-from .problem import BUILTIN_DATASETS, DTYPES, Training
+
+if TYPE_CHECKING:
+    from .background import TrainingJob
 
 EXAMPLES = """\
 examples:
@@ -31,6 +34,10 @@ examples:
       show that a derivative without the factor 2 fails the check (exit code 1)
   python -m derive report --no-backward
       leave out section 7, the tape's backward pass node by node
+  python -m derive report --data tf-examples --steps 200 --lr 0.02 --display-step 20
+      train 200 steps, check every one, a table row every 20 steps
+  python -m derive report --data tf-examples --lr 1.5
+      a learning rate that diverges: the report shows where (exit code 1)
 
 exit codes: 0 every check passed, 1 a check failed, 2 bad input, 3 internal error
 """
@@ -77,6 +84,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .problem import BUILTIN_DATASETS
+
     parser = _Parser(
         prog="python -m derive",
         description="Explain, with proof, how tf.GradientTape arrives at its gradients.",
@@ -125,13 +134,32 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="leave out the tape's backward pass, node by node (shown by default)",
     )
+    training = report.add_argument_group("training (SGD, as the original script)")
+    training.add_argument(
+        "--steps",
+        type=int,
+        default=1000,
+        help="training steps to run and check (default 1000; 0: the initial check only)",
+    )
+    training.add_argument(
+        "--lr", type=float, default=0.01, metavar="ETA", help="learning rate (default 0.01)"
+    )
+    training.add_argument(
+        "--display-step",
+        type=int,
+        default=50,
+        metavar="K",
+        help="a table row every K steps (default 50); every step is checked regardless",
+    )
     output = report.add_argument_group("output")
     output.add_argument(
         "--format", default="html,pdf", help="comma-separated: html, pdf, json (default html,pdf)"
     )
     output.add_argument("--out", default="reports", help="output folder (default reports)")
     output.add_argument("--name", help="file name stem (default: the data set's name)")
-    output.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    output.add_argument(
+        "--quiet", action="store_true", help="print nothing but errors (and no progress bar)"
+    )
     _add_lang(output)
     _add_handouts(commands)
     return parser
@@ -199,13 +227,13 @@ def _lang(text: str) -> str:
     return translator(text.strip()).lang
 
 
-def run_report(args: argparse.Namespace) -> int:
+def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     from .datasets import parse_number_list, resolve_dataset
-    from .problem import make_problem
-    from .render import check_writable, render_all, write_atomically
-    from .report import explain
+    from .problem import DTYPES, Training, make_problem
+    from .progress import Progress
 
     say = (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
+    progress = Progress.quiet() if args.quiet else Progress()
     formats = _formats(args.format)
     lang = _lang(args.lang)
     if args.dtype not in DTYPES:
@@ -218,7 +246,11 @@ def run_report(args: argparse.Namespace) -> int:
     dataset = resolve_dataset(args.data, x, y, columns)  # type: ignore[arg-type]
     init = _init_values(args.init) if args.init else None
     problem = make_problem(
-        dataset, dtype=args.dtype, init=init, seed=args.seed, training=Training()
+        dataset,
+        dtype=args.dtype,
+        init=init,
+        seed=args.seed,
+        training=Training(args.steps, args.lr, args.display_step),
     )
     stem = _stem(args.name) if args.name is not None else _stem(problem.name)
     if args.wrong_derivative is not None:
@@ -230,23 +262,35 @@ def run_report(args: argparse.Namespace) -> int:
                 args.wrong_derivative,
             )
     out = Path(args.out)
-    check_writable(out)
 
     started = time.perf_counter()
+    from .pipeline import run
+    from .render import check_writable, write_atomically
+
+    check_writable(out)
     say(
         f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
         + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
         + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)")
+        + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}"
     )
-    report = explain(problem, args.wrong_derivative, backward=not args.no_backward)
-    contents = render_all(report, formats, lambda stage: None, lang=lang)
+    report, contents = run(
+        job, problem, args.wrong_derivative, formats, progress,
+        lang=lang, backward=not args.no_backward,
+    )  # fmt: skip
+    job.close()
+    progress.stage("writing")
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
+    progress.clear()
     for check in report.checks:
         verdict = "pass" if check.ok else "FAIL"
         say(
             f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
             f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}"
         )
+    if report.training is not None:
+        for line in _training_lines(report.training):
+            say(line)
     if report.backward is not None:
         say(
             f"  backward: {len(report.backward.checked)} nodes, the tape's adjoints vs the "
@@ -261,11 +305,45 @@ def run_report(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
+def _training_lines(training) -> list[str]:  # type: ignore[no-untyped-def]
+    final = ", ".join(f"{k} = {v:.8g}" for k, v in training.final.items())
+    lines = [
+        f"  training: {training.steps_checked} of {training.steps} steps checked "
+        f"({training.checks_made} values), largest error {training.max_ulps:.3g} ULP",
+        f"  after step {training.final_step}: {final}, loss = {training.final_loss:.8g}",
+    ]
+    if training.first_failure is not None:
+        check = training.first_failure.check
+        lines.append(
+            f"  FIRST FAILING CHECK at step {training.first_failure.step}: {check.quantity} "
+            f"{check.ulps:.3g} ULP from the reference (tolerance {check.tolerance:.2g})"
+        )
+    if training.diverged_at is not None:
+        lines.append(
+            f"  DIVERGED: values became non-finite at step {training.diverged_at}; "
+            "checking stopped there"
+        )
+    return lines
+
+
+def _start_training(arguments: Sequence[str]) -> TrainingJob | None:
+    """Importing TensorFlow takes seconds, so the process that trains starts before
+    anything else, before the command line is even read; it waits for its problem.
+    An invalid command line just ends it again."""
+    if "report" not in arguments or {"-h", "--help"} & set(arguments):
+        return None
+    from .background import TrainingJob
+
+    return TrainingJob()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    job = _start_training(arguments)
     parser = build_parser()
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in arguments
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(arguments)
         if args.command is None:
             parser.print_help()
             return EXIT_OK
@@ -273,7 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .handout_cli import run_handouts
 
             return run_handouts(args)
-        return run_report(args)
+        if job is None:
+            from .background import TrainingJob
+
+            job = TrainingJob()
+        return run_report(args, job)
     except DeriveError as error:
         if debug:
             raise
@@ -291,8 +373,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+    finally:
+        if job is not None:
+            job.close()
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.exit(main())
+    code = main()
+    # Every file is written and synced, the training process has ended: flush the two
+    # streams and leave, without the interpreter tearing SymPy, WeasyPrint and NumPy
+    # down object by object (a quarter of a second).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -50,6 +50,7 @@ from .symbolic import Formula, N, ReportLatexPrinter, Symbolic
 from .symbolic import shown_terms as _shown_terms
 
 if TYPE_CHECKING:
+    from .ops import Node
     from .problem import Problem
     from .tape import BackwardTrace, TapeResult
 
@@ -706,10 +707,17 @@ def explain_backward(
     formulas: Mapping[str, Formula],
     script: TapeResult,
     samples: Samples | None = None,
+    trace: BackwardTrace | None = None,
 ) -> BackwardFacts:
-    """Run the tape node by node and build the facts (TensorFlow is imported here)."""
-    from .tape import backward_at
+    """The facts of the backward section; `trace` is the tape's node-by-node replay
+    when it ran elsewhere (the training process), else it runs here, with TensorFlow."""
+    if trace is None:
+        from .tape import backward_at
 
-    nodes = (*symbolic.model.graph, *symbolic.loss_definition.graph)
-    trace = backward_at(problem, nodes)
+        trace = backward_at(problem, graph_nodes(symbolic))
     return build_backward(problem, symbolic, formulas, trace, script, samples=samples)
+
+
+def graph_nodes(symbolic: Symbolic) -> tuple[Node, ...]:
+    """The ops of the model and the loss, in the order the script runs them."""
+    return (*symbolic.model.graph, *symbolic.loss_definition.graph)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from .backward import BackwardFacts
     from .check import Check
     from .report import Report, SampleRow
+    from .training import Failure, TrainingFacts
 
 SCHEMA_ID = "derive-report/1"
 
@@ -150,7 +151,68 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             },
         },
         "versions": dict(report.versions),
+        "training": training_to_dict(report.training) if report.training else None,
     } | ({"backward": backward_to_list(report.backward)} if report.backward else {})
+
+
+def _failure(failure: Failure | None) -> dict[str, Any] | None:
+    if failure is None:
+        return None
+    return {"step": failure.step, "check": check_to_dict(failure.check)}
+
+
+def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
+    optimum = training.optimum
+    return {
+        "steps": training.steps,
+        "learning_rate": training.learning_rate,
+        "learning_rate_held": training.learning_rate_held,
+        "learning_rate_change": training.learning_rate_change,
+        "display_step": training.display_step,
+        "engine": training.engine,
+        "steps_checked": training.steps_checked,
+        "checks_made": training.checks_made,
+        "failed_checks": training.failed_checks,
+        "ok": training.ok,
+        "first_failing_step": training.first_failing_step,
+        "first_failure": _failure(training.first_failure),
+        "diverged_at": training.diverged_at,
+        "max_ulps": _number(training.max_ulps),
+        "max_rel_error": _number(training.max_rel_error),
+        "max_update_ulps": _number(training.max_update_ulps),
+        "worst": _failure(training.worst),
+        "updates_checked": training.updates_checked,
+        "bit_exact_updates": training.bit_exact_updates,
+        "final": {
+            "step": training.final_step,
+            **{name: _number(v) for name, v in training.final.items()},
+            "loss": _number(training.final_loss),
+        },
+        "optimum": None
+        if optimum is None
+        else {
+            **{name: v for name, v in optimum.parameters.items()},
+            "loss": optimum.loss,
+            "distance": {name: _number(v) for name, v in optimum.distance.items()},
+            "loss_gap": _number(optimum.loss_gap),
+        },
+        "optimum_note": training.optimum_note or None,
+        "displayed": [
+            {
+                "step": row.step,
+                "parameters": {name: _number(v) for name, v in row.parameters.items()},
+                "loss": _number(row.loss),
+                "gradients": {
+                    name: {"reference": _number(row.reference[name]), "tape": _number(v)}
+                    for name, v in row.tape.items()
+                },
+                "worst_ulps": _number(row.worst_ulps),
+                "ok": row.ok,
+                "finite": row.finite,
+            }
+            for row in training.rows
+        ],
+    }
 
 
 PRETTY_LIMIT = 1000  # samples; larger documents are written compactly

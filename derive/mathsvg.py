@@ -27,6 +27,28 @@ MATH_SCALE = 1.08
 _VIEWBOX = re.compile(r'viewBox="([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+)"')
 _SIZE_ATTRIBUTES = re.compile(r' width="[-\d.]+" height="[-\d.]+"')
 _UNKNOWN_COMMAND = re.compile(r">\\[A-Za-z]+<")
+_GLYPH = re.compile(r'<path d="([^"]*)" fill="([^"]*)" />')
+
+
+def _merge_glyphs(svg: str) -> str:
+    """One path per colour instead of one per glyph.
+
+    A formula's glyphs do not overlap, so the picture is the same; a PDF renderer
+    handles one long path far faster than dozens of short elements (each is an
+    element to style and a node to draw), and a report has about a hundred formulas.
+    """
+    paths: dict[str, list[str]] = {}
+    for outline, fill in _GLYPH.findall(svg):
+        paths.setdefault(fill, []).append(outline.strip())
+    if sum(len(group) for group in paths.values()) < 2:
+        return svg
+    first = _GLYPH.search(svg)
+    assert first is not None
+    merged = "".join(
+        f'<path d="{" ".join(outlines)}" fill="{fill}" />' for fill, outlines in paths.items()
+    )
+    rest = _GLYPH.sub("", svg[first.start() :])
+    return svg[: first.start()] + merged + rest
 
 
 @lru_cache(maxsize=4096)
@@ -60,4 +82,4 @@ def latex_to_svg(latex: str, label: str | None = None, display: bool = False) ->
         f' class="{css_class}" role="img" aria-label="{html.escape(label or latex)}"'
         f' style="{style}"'
     )
-    return _SIZE_ATTRIBUTES.sub(lambda _: attributes, svg, count=1)
+    return _SIZE_ATTRIBUTES.sub(lambda _: attributes, _merge_glyphs(svg), count=1)

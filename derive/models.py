@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import sympy as sp
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .ops import Node
+
+if TYPE_CHECKING:  # building the definitions needs no SymPy: the tape's process never loads it
+    import sympy as sp
 
 
 @dataclass(frozen=True)

@@ -111,8 +111,19 @@ def render_template(name: str, lang: str = DEFAULT, **context: Any) -> str:
     return environment().get_template(name).render(t=t, version=__version__, **context)
 
 
-def to_html(report: Report, lang: str = DEFAULT) -> str:
-    return render_template("report.html.j2", lang, report=report)
+def training_plots(report: Report) -> dict[str, Markup]:
+    """The training plots as inline SVG, by name (none without training)."""
+    if report.training is None:
+        return {}
+    from .plots import plot_data, training_plots
+
+    return {name: Markup(svg) for name, svg in training_plots(plot_data(report.training)).items()}
+
+
+def to_html(report: Report, lang: str = DEFAULT, plots: Mapping[str, Markup] | None = None) -> str:
+    if plots is None:
+        plots = training_plots(report)
+    return render_template("report.html.j2", lang, report=report, plots=plots)
 
 
 # The font for Korean (and other CJK) text in the PDF: Noto Sans CJK Regular, shipped
@@ -304,16 +315,27 @@ def render_all(
     formats: Iterable[str],
     progress: Callable[[str], None] = lambda _: None,
     lang: str = DEFAULT,
+    plots: Callable[[], Mapping[str, str]] | None = None,
 ) -> dict[str, bytes]:
-    """Every requested format, in memory: nothing is written until all have succeeded."""
+    """Every requested format, in memory: nothing is written until all have succeeded.
+
+    `plots` supplies the training plots when they were drawn elsewhere (as inline SVG
+    by name); without it they are drawn here.
+    """
     from .jsonout import to_json
 
     formats = list(formats)
     contents: dict[str, bytes] = {}
     html: str | None = None
     if "html" in formats or "pdf" in formats:
+        progress("plots")
+        drawn = (
+            {name: Markup(svg) for name, svg in plots().items()}
+            if plots is not None and report.training is not None
+            else training_plots(report)
+        )
         progress("html")
-        html = to_html(report, lang)
+        html = to_html(report, lang, drawn)
     if "html" in formats:
         contents["html"] = html.encode("utf-8")  # type: ignore[union-attr]
     if "pdf" in formats:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,8 @@ from .symbolic import (
     verify_equal,
     wrong_formula,
 )
-from .tape import TapeResult, gradient_at
+from .tape import TapeResult, Trace, train
+from .training import TrainingFacts, check_training
 
 MAX_TABLE_ROWS = 20  # beyond this, the per-sample table shows its ends only
 EDGE_ROWS = 5
@@ -132,11 +134,13 @@ class Report:
     reference_method: Message
     versions: Mapping[str, str]
     backward: BackwardFacts | None = None  # the tape's backward pass, node by node
+    training: TrainingFacts | None = None  # None for --steps 0: the initial check only
 
     @property
     def ok(self) -> bool:
         backward_ok = self.backward is None or self.backward.ok
-        return all(check.ok for check in self.checks) and backward_ok
+        training_ok = self.training is None or self.training.ok
+        return all(check.ok for check in self.checks) and backward_ok and training_ok
 
     def to_dict(self) -> dict[str, Any]:
         from .jsonout import report_to_dict
@@ -244,47 +248,9 @@ def _sample_table(
     )
 
 
-def explain(
-    problem: Problem,
-    wrong_derivative: str | None = None,
-    tape: Callable[[Problem], TapeResult] | None = None,
-    *,
-    backward: bool = True,
-) -> Report:
-    """Derive, substitute and check: the whole explanation of one gradient evaluation.
-
-    `tape` computes the values under test; by default TensorFlow's GradientTape.
-    `backward` adds the tape's own backward pass, node by node.
-    """
-    symbolic = build_symbolic(get_model(problem.model), get_loss(problem.loss))
-    samples = Samples.of(problem.x, problem.y)
-    parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
-    formulas = {name: d.result for name, d in symbolic.derivations.items()}
-    if wrong_derivative is not None:
-        formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
-    tape_result = (tape or gradient_at)(problem)
-
-    quantities = [("L", "L", "L", symbolic.loss, tape_result.loss)] + [
-        (name, f"dL/d{name}", _gradient_lhs(name), formulas[name], tape_result.gradients[name])
-        for name in formulas
-    ]
-    substitutions = []
-    checks = []
-    references: dict[str, Fraction] = {}
-    for key, quantity, lhs, formula, tape_value in quantities:
-        exact = references[key] = reference.value(symbolic, formula, parameters, samples)
-        substitutions.append(
-            substitute(symbolic, quantity, lhs, formula, parameters, samples, exact)
-        )
-        magnitude = reference.magnitude(symbolic, formula, parameters, samples)
-        bound = rounding_bound(problem.n, problem.dtype, magnitude, samples.exact)
-        checks.append(compare(quantity, exact, tape_value, bound, problem.dtype))
-
-    backward_facts = (
-        explain_backward(problem, symbolic, formulas, tape_result, samples) if backward else None
-    )
+def _problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
     model = get_model(problem.model)
-    facts = ProblemFacts(
+    return ProblemFacts(
         name=problem.name,
         source=problem.dataset.source,
         n=problem.n,
@@ -313,13 +279,96 @@ def explain(
             for k in shown_rows(problem.n)
         ),
     )
+
+
+@cache
+def _symbolic(model: str, loss: str) -> Symbolic:
+    return build_symbolic(get_model(model), get_loss(loss))
+
+
+def symbolic_for(problem: Problem) -> Symbolic:
+    """The problem's model and loss made symbolic (built once per process)."""
+    return _symbolic(problem.model, problem.loss)
+
+
+def formulas_for(symbolic: Symbolic, wrong_derivative: str | None = None) -> dict[str, Formula]:
+    """The derived gradient formulas, or deliberately wrong ones for the demonstration."""
+    formulas = {name: d.result for name, d in symbolic.derivations.items()}
+    if wrong_derivative is not None:
+        formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
+    return formulas
+
+
+def explain(
+    problem: Problem,
+    wrong_derivative: str | None = None,
+    trace: Trace | Callable[[], Trace] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    *,
+    tape: Callable[[Problem], TapeResult] | None = None,
+    backward: bool = True,
+) -> Report:
+    """Derive, substitute and check: the gradient at the initial values, the tape's
+    backward pass, then every training step.
+
+    `trace` is the tape's training run (derive.tape.train), or a function that
+    returns it -- called only once everything that needs no tape is done, so that a
+    run in another process overlaps this work; without one, TensorFlow runs here.
+    `on_step(done, total)` follows the step checks. `tape` replaces the tape's first
+    gradient by another computation (tests use a float32 emulation); there is no
+    training then. `backward` adds the tape's backward pass, node by node.
+    """
+    symbolic = symbolic_for(problem)
+    samples = Samples.of(problem.x, problem.y)
+    parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
+    formulas = formulas_for(symbolic, wrong_derivative)
+
+    quantities = [("L", "L", "L", symbolic.loss)] + [
+        (name, f"dL/d{name}", _gradient_lhs(name), formulas[name]) for name in formulas
+    ]
+    substitutions = []
+    references: dict[str, Fraction] = {}
+    bounds = []
+    for key, quantity, lhs, formula in quantities:
+        exact = references[key] = reference.value(symbolic, formula, parameters, samples)
+        substitutions.append(
+            substitute(symbolic, quantity, lhs, formula, parameters, samples, exact)
+        )
+        magnitude = reference.magnitude(symbolic, formula, parameters, samples)
+        bounds.append(rounding_bound(problem.n, problem.dtype, magnitude, samples.exact))
+
+    facts = _problem_facts(problem, symbolic)
+    derivations = _derivation_facts(symbolic, problem.n)
+    table = _sample_table(symbolic, formulas, parameters, samples, references)
+
+    # Everything above needs no tape; from here on the tape's numbers are needed.
+    run: Trace | None = None
+    if tape is not None:
+        tape_result = tape(problem)
+    else:
+        run = train(problem) if trace is None else trace() if callable(trace) else trace
+        tape_result = run.at(0)
+    tape_values = [tape_result.loss, *(tape_result.gradients[name] for name in formulas)]
+    checks = [
+        compare(quantity, references[key], tape_value, bound, problem.dtype)
+        for (key, quantity, _, _), bound, tape_value in zip(
+            quantities, bounds, tape_values, strict=True
+        )
+    ]
+    backward_facts = (
+        explain_backward(
+            problem, symbolic, formulas, tape_result, samples, run.backward if run else None
+        )
+        if backward
+        else None
+    )
     return Report(
         problem=facts,
-        derivations=_derivation_facts(symbolic, problem.n),
+        derivations=derivations,
         substitutions=tuple(substitutions),
-        samples=_sample_table(symbolic, formulas, parameters, samples, references),
+        samples=table,
         checks=tuple(checks),
-        wrong_derivative=Message.of(f"wrong.{wrong_derivative}") if wrong_derivative else None,
+        wrong_derivative=(Message.of(f"wrong.{wrong_derivative}") if wrong_derivative else None),
         reference_method=reference.method(samples, problem.dtype),
         versions={
             "derive": __version__,
@@ -328,6 +377,11 @@ def explain(
             "numpy": np.__version__,
         },
         backward=backward_facts,
+        training=(
+            check_training(problem, symbolic, formulas, run, on_step)
+            if run is not None and problem.training.steps > 0
+            else None
+        ),
     )
 
 

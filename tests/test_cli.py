@@ -125,12 +125,27 @@ def test_no_traceback_at_process_level(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+class _NoJob:
+    """Stands in for the training process: nothing is started."""
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture
 def no_tensorflow(monkeypatch):
-    """Run the command line on the float32 emulation instead of TensorFlow."""
+    """Run the command line on the float32 emulation instead of TensorFlow: the
+    initial check only (no training process, no backward pass)."""
+    from derive.render import render_all
+    from derive.report import explain
     from tests.emulated_tape import emulated_tape
 
-    monkeypatch.setattr("derive.report.gradient_at", emulated_tape)
+    def run(job, problem, wrong_derivative, formats, progress, *, lang="en", backward=True):
+        report = explain(problem, wrong_derivative, tape=emulated_tape, backward=False)
+        return report, render_all(report, formats, lang=lang)
+
+    monkeypatch.setattr("derive.background.TrainingJob", _NoJob)
+    monkeypatch.setattr("derive.pipeline.run", run)
 
 
 def test_a_failing_pdf_step_changes_nothing(out, capsys, monkeypatch, no_tensorflow):

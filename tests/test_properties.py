@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from derive.problem import Dataset, make_problem
+from derive.problem import Dataset, Training, make_problem
 from derive.report import explain
 from derive.symbolic import WRONG_DERIVATIVES
 
@@ -32,7 +32,13 @@ def _problem(case):
     dataset = Dataset(
         "random", tuple(p[0] for p in case["data"]), tuple(p[1] for p in case["data"]), "test"
     )
-    return make_problem(dataset, dtype=case["dtype"], init={"W": case["W"], "b": case["b"]})
+    # The initial check and the backward pass; training has tests of its own.
+    return make_problem(
+        dataset,
+        dtype=case["dtype"],
+        init={"W": case["W"], "b": case["b"]},
+        training=Training(steps=0),
+    )
 
 
 @SETTINGS

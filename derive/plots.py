@@ -1,0 +1,337 @@
+"""Training plots: matplotlib Figures (not pyplot) written as inline SVG.
+
+The SVG bytes are deterministic (a fixed ``svg.hashsalt`` per figure and no date),
+text stays text (``svg.fonttype = none``: small, searchable, quick to print), and
+every id is prefixed with the figure's name so several figures can share a page.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+Polynomial = Mapping[tuple[int, ...], float]
+
+COLORS = {"path": "#b3261e", "start": "#5b6470", "end": "#17703a", "optimum": "#1b1f24"}
+FONT_SIZE = 8.5
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """What the plots need besides the training run; known before training."""
+
+    names: tuple[str, ...]  # the parameters, e.g. ("W", "b")
+    x: Sequence[float]
+    y: Sequence[float]
+    loss_polynomial: Polynomial  # L(parameters) for this data
+    prediction_polynomial: Polynomial | None  # y_hat(x, parameters), exponents of (x, *names)
+    optimum: Mapping[str, float] | None
+    optimum_loss: float | None
+    display_step: int
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """What the plots show, as plain numbers."""
+
+    spec: PlotSpec
+    steps: Sequence[int]  # 0 .. the last step with finite values
+    parameters: Mapping[str, Sequence[float]]
+    loss: Sequence[float]
+    gradients: Mapping[str, Sequence[float]]
+    display: Sequence[int]  # the displayed steps (arrows, markers)
+    diverged_at: int | None
+
+
+def plot_data(training) -> PlotData:  # type: ignore[no-untyped-def]
+    """The plots' numbers from the training facts (derive.training.TrainingFacts)."""
+    series = training.series
+    return PlotData(
+        spec=training.plot_spec,
+        steps=series.steps,
+        parameters=series.parameters,
+        loss=series.loss,
+        gradients=series.gradients,
+        display=[row.step for row in training.rows if row.finite],
+        diverged_at=training.diverged_at,
+    )
+
+
+def plot_data_from_trace(spec: PlotSpec, trace) -> PlotData:  # type: ignore[no-untyped-def]
+    """The same numbers straight from a derive.tape.Trace, before any check is made
+    (the training process draws the plots while the checks run elsewhere)."""
+    end = max(trace.last_finite(), 0) + 1
+
+    def values(array: np.ndarray) -> tuple[float, ...]:
+        return tuple(map(float, array[:end]))
+
+    return PlotData(
+        spec=spec,
+        steps=tuple(range(end)),
+        parameters={name: values(trace.parameters[name]) for name in spec.names},
+        loss=values(trace.loss),
+        gradients={name: values(trace.gradients[name]) for name in spec.names},
+        display=[s for s in trace.display_steps(spec.display_step) if s < end],
+        diverged_at=trace.first_non_finite(),
+    )
+
+
+def evaluate(polynomial: Polynomial, *values: np.ndarray | float) -> np.ndarray:
+    total = np.zeros(np.broadcast(*values).shape) if values else np.zeros(())
+    for exponents, coefficient in polynomial.items():
+        term = np.full(total.shape, coefficient, dtype=float)
+        for value, exponent in zip(values, exponents, strict=False):
+            if exponent:
+                term = term * np.asarray(value, dtype=float) ** exponent
+        total = total + term
+    return total
+
+
+def _figure(width: float, height: float, margins: tuple[float, float, float, float]):  # type: ignore[no-untyped-def]
+    """A Figure with fixed margins (left, right, bottom, top as fractions): the labels
+    have known sizes, and a layout engine would cost more than the drawing."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    left, right, bottom, top = margins
+    figure.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
+    return figure
+
+
+HALF = (0.17, 0.97, 0.15, 0.9)  # margins of the two small plots side by side
+
+
+def _style(ax) -> None:  # type: ignore[no-untyped-def]
+    ax.tick_params(labelsize=FONT_SIZE - 1)
+    ax.xaxis.label.set_size(FONT_SIZE)
+    ax.yaxis.label.set_size(FONT_SIZE)
+    ax.title.set_size(FONT_SIZE + 0.5)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+_ID = re.compile(r'\bid="([^"]+)"')
+_REFERENCE = re.compile(r'(url\(#|href="#)([^)"]+)')
+_STYLE_ATTRIBUTE = re.compile(r' style="([^"]*)"')
+_STYLE_ELEMENT = re.compile(r"<style[^>]*>(.*?)</style>\s*", re.S)
+
+
+def _presentation_attributes(match: re.Match[str]) -> str:
+    """style="fill: #fff; stroke: none" -> fill="#fff" stroke="none".
+
+    In an HTML page every style attribute is HTML CSS, which knows no fill or
+    stroke (WeasyPrint warns about each one); SVG presentation attributes are not.
+    """
+    pairs = (item.split(":", 1) for item in match.group(1).split(";") if ":" in item)
+    return "".join(f' {name.strip()}="{value.strip()}"' for name, value in pairs)
+
+
+def to_svg(figure, name: str, label: str) -> str:  # type: ignore[no-untyped-def]
+    """The figure as inline SVG: deterministic, ids prefixed, sized by CSS."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": f"derive-{name}", "svg.fonttype": "none"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    svg = buffer.getvalue()
+    svg = svg[svg.index("<svg") :]
+    # matplotlib's one stylesheet (*{stroke-linejoin: round; stroke-linecap: butt})
+    # would apply to the whole page; the same defaults go on the root element instead.
+    svg = _STYLE_ELEMENT.sub("", svg)
+    svg = _STYLE_ATTRIBUTE.sub(_presentation_attributes, svg)
+    svg = svg.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
+    svg = _ID.sub(lambda m: f'id="{name}-{m.group(1)}"', svg)
+    svg = _REFERENCE.sub(lambda m: f"{m.group(1)}{name}-{m.group(2)}", svg)
+    label = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+    svg = re.sub(
+        r'<svg ([^>]*?)width="[^"]+" height="[^"]+"',
+        rf'<svg \1class="plot" role="img" aria-label="{label}"',
+        svg,
+        count=1,
+    )
+    return svg.replace(">", f"><title>{label}</title>", 1)
+
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "\N{SUPERSCRIPT MINUS}⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value: float, _position: int) -> str:
+    """10⁻⁴ as plain text: matplotlib's default log labels go through its TeX layout,
+    which costs more than the rest of the plot."""
+    if value <= 0:
+        return ""
+    exponent = math.log10(value)
+    if abs(exponent - round(exponent)) > 1e-9:
+        return ""
+    return "10" + str(round(exponent)).translate(_SUPERSCRIPT)
+
+
+def loss_plot(data: PlotData) -> str:
+    figure = _figure(3.9, 2.8, HALF)
+    ax = figure.add_subplot()
+    steps = np.asarray(data.steps)
+    loss = np.asarray(data.loss, dtype=float)
+    positive = np.isfinite(loss) & (loss > 0)
+    ax.plot(
+        steps[positive], loss[positive], color=COLORS["path"], linewidth=1.2, label="tape's loss"
+    )
+    shown = [s for s in data.display if positive[s]]
+    ax.plot(shown, loss[shown], "o", color=COLORS["path"], markersize=2.5)
+    best = data.spec.optimum_loss
+    if best is not None and best > 0:
+        ax.axhline(
+            best,
+            color=COLORS["optimum"],
+            linestyle="--",
+            linewidth=0.8,
+            label="least-squares minimum",
+        )
+    if positive.any():
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_power_of_ten)
+    if data.diverged_at is not None:
+        ax.set_title(f"Loss (non-finite from step {data.diverged_at})")
+    else:
+        ax.set_title("Loss at each step")
+    ax.set_xlabel("step")
+    ax.set_ylabel("L (log scale)")
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    _style(ax)
+    return to_svg(figure, "loss", "The loss against the step, on a log scale")
+
+
+def fit_plot(data: PlotData) -> str | None:
+    spec = data.spec
+    if spec.prediction_polynomial is None:
+        return None
+    polynomial = spec.prediction_polynomial
+    figure = _figure(3.9, 2.8, HALF)
+    ax = figure.add_subplot()
+    x = np.asarray(spec.x, dtype=float)
+    low, high = float(x.min()), float(x.max())
+    pad = (high - low) * 0.08 or 1.0
+    grid = np.linspace(low - pad, high + pad, 50)
+
+    def line(values: Mapping[str, float]) -> np.ndarray:
+        return evaluate(polynomial, grid, *(values[n] for n in spec.names))
+
+    first = {n: data.parameters[n][0] for n in spec.names}
+    last = {n: data.parameters[n][-1] for n in spec.names}
+    ax.plot(spec.x, spec.y, "o", color=COLORS["optimum"], markersize=3.5, label="data")
+    ax.plot(grid, line(first), "--", color=COLORS["start"], linewidth=1, label="step 0")
+    ax.plot(
+        grid, line(last), "-", color=COLORS["end"], linewidth=1.4, label=f"step {data.steps[-1]}"
+    )
+    if spec.optimum is not None:
+        ax.plot(
+            grid,
+            line(spec.optimum),
+            ":",
+            color=COLORS["optimum"],
+            linewidth=1,
+            label="least squares",
+        )
+    if data.diverged_at is not None:
+        ax.set_ylim(*_padded(float(np.min(spec.y)), float(np.max(spec.y)), 1.0))
+    ax.set_title("The data and the fitted line")
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    _style(ax)
+    return to_svg(figure, "fit", "The data with the line at the first and the last step")
+
+
+def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
+    pad = max((high - low) * fraction, 0.05 * max(abs(low), abs(high), 1e-3))
+    return low - pad, high + pad
+
+
+def _window(path: np.ndarray, data: PlotData) -> tuple[tuple[float, float], ...]:
+    """A view around the start, the optimum and the end of the path; a diverging path
+    leaves it (its end is not included)."""
+    spec = data.spec
+    points = [path[0]]
+    if spec.optimum is not None:
+        points.append([spec.optimum[name] for name in spec.names])
+    if data.diverged_at is None:
+        points.append(path[-1])
+    corners = np.asarray(points, dtype=float)
+    return tuple(
+        _padded(float(corners[:, j].min()), float(corners[:, j].max()), 0.35) for j in range(2)
+    )
+
+
+def surface_plot(data: PlotData) -> str | None:
+    spec = data.spec
+    if len(spec.names) != 2:
+        return None
+    from matplotlib.colors import LogNorm
+
+    first, second = spec.names
+    path = np.column_stack([np.asarray(data.parameters[n], dtype=float) for n in spec.names])
+    (w_low, w_high), (b_low, b_high) = _window(path, data)
+    grid_w, grid_b = np.meshgrid(np.linspace(w_low, w_high, 80), np.linspace(b_low, b_high, 60))
+    surface = evaluate(spec.loss_polynomial, grid_w, grid_b)
+    floor = max(float(surface.min()), 1e-12 * max(float(surface.max()), 1e-300))
+    surface = np.maximum(surface, floor)
+    levels = np.geomspace(floor, float(surface.max()), 13)
+
+    figure = _figure(7.0, 3.9, (0.08, 0.92, 0.12, 0.93))
+    ax = figure.add_subplot()
+    filled = ax.contourf(grid_w, grid_b, surface, levels=levels, norm=LogNorm(), cmap="Blues_r")
+    ax.contour(grid_w, grid_b, surface, levels=levels, colors="white", linewidths=0.3)
+    colorbar = figure.colorbar(filled, ax=ax, format="%.2g", fraction=0.05, pad=0.02)
+    colorbar.set_label("L", size=FONT_SIZE)
+    colorbar.ax.tick_params(labelsize=FONT_SIZE - 1)
+    ax.plot(path[:, 0], path[:, 1], "-", color=COLORS["path"], linewidth=1.1, label="SGD path")
+    shown = list(data.display)
+    push = -np.column_stack([np.asarray(data.gradients[n], dtype=float)[shown] for n in spec.names])
+    # Arrows in data units, the longest a fifth of the view in its own direction.
+    spans = np.array([w_high - w_low, b_high - b_low])
+    reach = float(np.max(np.abs(push) / spans)) if len(shown) else 0.0
+    if reach > 0 and math.isfinite(reach):
+        ax.quiver(
+            path[shown, 0],
+            path[shown, 1],
+            push[:, 0],
+            push[:, 1],
+            angles="xy",
+            scale_units="xy",
+            scale=reach / 0.2,
+            color=COLORS["path"],
+            width=0.003,
+            headwidth=4,
+            label="\N{MINUS SIGN}\N{NABLA}L at the displayed steps (scaled)",
+        )
+    ax.plot(*path[0], "o", color=COLORS["start"], markersize=5, label="step 0")
+    ax.plot(*path[-1], "s", color=COLORS["end"], markersize=5, label=f"step {data.steps[-1]}")
+    if spec.optimum is not None:
+        ax.plot(
+            spec.optimum[first],
+            spec.optimum[second],
+            "*",
+            color=COLORS["optimum"],
+            markersize=9,
+            label="least-squares optimum",
+        )
+    ax.set_xlim(w_low, w_high)
+    ax.set_ylim(b_low, b_high)
+    ax.set_xlabel(first)
+    ax.set_ylabel(second)
+    ax.set_title(f"The loss over ({first}, {second}) and the path of SGD")
+    ax.legend(fontsize=FONT_SIZE - 1, loc="best", framealpha=0.85)
+    _style(ax)
+    return to_svg(
+        figure, "surface", f"Contours of the loss over {first} and {second}, with the SGD path"
+    )
+
+
+def training_plots(data: PlotData) -> dict[str, str]:
+    """Every plot that applies, by name: loss, fit, surface."""
+    plots = {"loss": loss_plot(data), "fit": fit_plot(data), "surface": surface_plot(data)}
+    return {name: svg for name, svg in plots.items() if svg is not None}
