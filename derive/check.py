@@ -33,8 +33,9 @@ def unit_roundoff(dtype: str) -> Fraction:
 
 
 # The smallest positive (subnormal) number of each dtype: the spacing of the floats
-# near zero, and twice the largest absolute error of an operation that underflows.
+# near zero. And the smallest normal number: what an underflowing result can lose.
 SMALLEST_SUBNORMAL = {"float32": 2.0**-149, "float64": 2.0**-1074}
+SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
 
 
 def ulp(value: float, dtype: str) -> float:
@@ -47,10 +48,10 @@ def ulp(value: float, dtype: str) -> float:
 
 
 def underflow_allowance(roundings: int, dtype: str) -> Fraction:
-    """k * eta: a result too small for normal numbers is off by up to half the smallest
-    subnormal per rounding, beyond the relative error u (the standard model with
-    underflow). Negligible unless the values are tiny."""
-    return roundings * Fraction(SMALLEST_SUBNORMAL[dtype]) / 2
+    """k * tiny: a result too small for normal numbers may lose everything below the
+    smallest normal number -- TensorFlow on the CPU flushes subnormal results to zero --
+    beyond the relative error u. Negligible unless the values are tiny."""
+    return roundings * Fraction(SMALLEST_NORMAL[dtype])
 
 
 @dataclass(frozen=True)

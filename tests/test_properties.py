@@ -45,6 +45,8 @@ def _problem(case):
 @given(case=problems)
 # A loss that underflows: r^2 is below float32's smallest normal number.
 @example(case={"data": [(0.0, 1.1754943508222875e-38)], "W": 0.0, "b": 0.0, "dtype": "float32"})
+# A subnormal residual: TensorFlow flushes the subnormal gradient to zero.
+@example(case={"data": [(2.0, 1.401298464324817e-45)], "W": 0.0, "b": 0.0, "dtype": "float32"})
 def test_the_tape_is_within_its_bound(case):
     report = explain(_problem(case))
     assert report.ok, [c for c in report.checks if not c.ok]
