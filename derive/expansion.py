@@ -17,6 +17,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -158,3 +159,31 @@ def is_safe(values: np.ndarray) -> bool:
         magnitudes.size == 0
         or (magnitudes.max() < SAFE_MAGNITUDE and magnitudes.min() > SAFE_SMALLEST)
     )
+
+
+def exact_sum(value: Expansion, length: int) -> Fraction:
+    """The exact sum over all samples of the expansion, as a rational number.
+
+    Every float64 is m * 2^e with an integer m of at most 53 bits: the mantissas are
+    split into 26-bit halves (so that a million of them add up in int64 without
+    overflow), summed per exponent, and the few per-exponent totals combined exactly.
+    """
+    totals: dict[int, int] = {}
+    for part in value.parts:
+        values = np.broadcast_to(part, (length,))
+        values = values[values != 0]
+        if not np.isfinite(values).all():
+            raise ValueError("exact_sum needs finite values")
+        fractions, exponents = np.frexp(values)
+        mantissas = (fractions * 2.0**53).astype(np.int64)  # exact: |f| < 1, 53 bits
+        high, low = mantissas >> 26, mantissas & ((1 << 26) - 1)
+        for exponent in np.unique(exponents):
+            chosen = exponents == exponent
+            key = int(exponent) - 53
+            totals[key] = (
+                totals.get(key, 0) + (int(high[chosen].sum()) << 26) + int(low[chosen].sum())
+            )
+    result = Fraction(0)
+    for exponent, mantissa in totals.items():
+        result += Fraction(mantissa) * Fraction(2) ** exponent
+    return result

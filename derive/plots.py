@@ -33,6 +33,7 @@ class PlotSpec:
     optimum: Mapping[str, float] | None
     optimum_loss: float | None
     display_step: int
+    samples: int = 0  # how many samples the data has; x and y may be a subsample
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,9 @@ def fit_plot(data: PlotData) -> str | None:
 
     first = {n: data.parameters[n][0] for n in spec.names}
     last = {n: data.parameters[n][-1] for n in spec.names}
-    ax.plot(spec.x, spec.y, "o", color=COLORS["optimum"], markersize=3.5, label="data")
+    shown = len(spec.x)
+    label = "data" if shown >= spec.samples else f"data ({shown:,} of {spec.samples:,} shown)"
+    ax.plot(spec.x, spec.y, "o", color=COLORS["optimum"], markersize=3.5, label=label)
     ax.plot(grid, line(first), "--", color=COLORS["start"], linewidth=1, label="step 0")
     ax.plot(
         grid, line(last), "-", color=COLORS["end"], linewidth=1.4, label=f"step {data.steps[-1]}"

@@ -20,8 +20,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+import numpy as np
 import sympy as sp
 
+from .expansion import Expansion, exact_sum
 from .symbolic import (
     X_I,
     Y_I,
@@ -150,10 +152,29 @@ def _polynomial(
     result: dict[Exponents, Fraction] = {}
     for (a, b, *exponents), c in poly.terms():
         if (a, b) not in data_sums:
-            data_sums[a, b] = sum((x**a * y**b for x, y in zip(xs, ys, strict=True)), Fraction(0))
+            data_sums[a, b] = _data_sum(xs, ys, a, b)
         key = tuple(exponents)
         result[key] = result.get(key, Fraction(0)) + scale * Fraction(str(c)) * data_sums[a, b]
     return result
+
+
+# Beyond this many samples, data sums are formed with error-free float64 arithmetic
+# (still exact) instead of one rational operation per sample.
+FAST_SUM_SAMPLES = 2000
+
+
+def _data_sum(xs: Sequence[Fraction], ys: Sequence[Fraction], a: int, b: int) -> Fraction:
+    """sum of x_i^a y_i^b, exactly."""
+    if len(xs) <= FAST_SUM_SAMPLES:
+        return sum((x**a * y**b for x, y in zip(xs, ys, strict=True)), Fraction(0))
+    # The values are floats (the dtype's), so float() gives them back exactly, and
+    # products held as expansions stay exact.
+    x = Expansion.of(np.array([float(v) for v in xs]))
+    y = Expansion.of(np.array([float(v) for v in ys]))
+    term = Expansion.of(1.0)
+    for factor in [x] * a + [y] * b:
+        term = term * factor
+    return exact_sum(term, len(xs))
 
 
 def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fraction]) -> Fraction:

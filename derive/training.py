@@ -167,10 +167,13 @@ class Landscape:
     prediction_polynomial: Mapping[tuple[int, ...], float] | None  # y_hat(x, parameters)
 
     def plot_spec(self, problem: Problem, names: Sequence[str]) -> PlotSpec:
+        # A plot shows at most MAX_PLOTTED_POINTS samples, evenly spread over the data.
+        chosen = np.unique(np.linspace(0, problem.n - 1, MAX_PLOTTED_POINTS).astype(int))
         return PlotSpec(
             names=tuple(names),
-            x=problem.x,
-            y=problem.y,
+            x=tuple(problem.x[i] for i in chosen),
+            y=tuple(problem.y[i] for i in chosen),
+            samples=problem.n,
             loss_polynomial={e: float(c) for e, c in (self.loss.polynomial or {}).items()},
             prediction_polynomial=self.prediction_polynomial,
             optimum=(
@@ -205,6 +208,9 @@ def _prediction_polynomial(symbolic: Symbolic) -> dict[tuple[int, ...], float] |
     except sp.PolynomialError:
         return None
     return {tuple(e): float(c) for e, c in poly.terms()}
+
+
+MAX_PLOTTED_POINTS = 1000
 
 
 # --- The step checks ---------------------------------------------------------------------
