@@ -1,6 +1,7 @@
 """Wall time and peak memory of `python -m derive report` for growing data sets.
 
-    python bench/bench_inputs.py [--sizes 10,10000,1000000] [--repeat 3] [--check-reference]
+    python bench/bench_inputs.py [--sizes 10,10000,1000000] [--repeat 3] [--steps N]
+                                 [--check-reference]
 
 Each size runs as its own process (median wall time of --repeat runs; peak resident
 memory of the child), beside the two-sample report as the baseline. Targets: at most
@@ -35,9 +36,10 @@ def make_csv(folder: Path, n: int) -> Path:
     return path
 
 
-def run(arguments: list[str], out: Path) -> tuple[float, float]:
+def run(arguments: list[str], out: Path, extra: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident MB of one report process."""
     command = [sys.executable, "-m", "derive", "report", "--quiet", "--init", "W=0.2,b=0.7"]
+    command += extra
     command += ["--format", "html,pdf,json", "--out", str(out), *arguments]
     started = time.perf_counter()
     child = subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -84,6 +86,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,10000,1000000")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--check-reference", action="store_true")
+    parser.add_argument(
+        "--steps", type=int, help="training steps for every run (default: the report's, 1000)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory() as folder:
@@ -94,7 +99,8 @@ def main() -> None:
         print(f"{'case':<26}{'median wall s':>14}{'ratio':>8}{'peak MB':>10}")
         baseline = None
         for label, arguments in cases:
-            results = [run(arguments, root / "out") for _ in range(args.repeat)]
+            extra = [] if args.steps is None else ["--steps", str(args.steps)]
+            results = [run(arguments, root / "out", extra) for _ in range(args.repeat)]
             wall = statistics.median(r[0] for r in results)
             peak = max(r[1] for r in results)
             baseline = baseline or wall

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from importlib import resources
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -57,6 +59,9 @@ def test_the_learners_numbers(tmp_path, capsys):
     )
     assert code == 0
     document = json.loads((tmp_path / "single.json").read_text())
+    schema = json.loads((resources.files("derive") / "schema" / "report.schema.json").read_text())
+    jsonschema.validate(document, schema)  # with the backward pass and the training
+    assert document["training"]["steps_checked"] == 1000 and document["backward"]
     gradients = document["initial"]["gradients"]
     for name, value in (("W", -1.388673), ("b", -0.420810)):
         assert gradients[name]["reference"] == pytest.approx(value, abs=5e-7)
