@@ -52,6 +52,11 @@ BAD_INPUTS = [
     (["--wrong-derivative", "typo"], "unknown kind of wrong derivative", "typo"),
     (["--columns", "x"], "--columns expects two names", "x"),
     (["--nonsense"], "invalid command line", "--nonsense"),
+    (["--lr", "0"], "--lr must be a positive number", "0.0"),
+    (["--lr", "-0.5"], "--lr must be a positive number", "-0.5"),
+    (["--lr", "nan"], "--lr must be a positive number", "nan"),
+    (["--steps", "-1"], "--steps must not be negative", "-1"),
+    (["--display-step", "0"], "--display-step must be at least 1", "0"),
     (["--lang", "fr"], "unknown language; choose en or ko", "fr"),
 ]
 
