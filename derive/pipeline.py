@@ -85,6 +85,8 @@ def run(
     def tape() -> Trace:
         # Called by explain once everything that needs no tape is done.
         spec = plot_spec(problem, symbolic_for(problem)) if wants_plots else None
+        if spec is not None:
+            spec = dataclasses.replace(spec, lang=lang)
         # Sent from a thread: a large message must not block this process while the
         # child is still busy training.
         sender = threading.Thread(target=job.request_plots, args=(spec,), daemon=True)

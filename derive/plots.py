@@ -34,6 +34,7 @@ class PlotSpec:
     optimum_loss: float | None
     display_step: int
     samples: int = 0  # how many samples the data has; x and y may be a subsample
+    lang: str = "en"  # the language of titles, labels and legends
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,13 @@ def _power_of_ten(value: float, _position: int) -> str:
     return "10" + str(round(exponent)).translate(_SUPERSCRIPT)
 
 
+def _words(data: PlotData, key: str, **fields: object) -> str:
+    """A title, label or legend in the report's language (derive/locales)."""
+    from .i18n import translator
+
+    return translator(data.spec.lang).text(f"plot.{key}", **fields)
+
+
 def loss_plot(data: PlotData) -> str:
     figure = _figure(3.9, 2.8, HALF)
     ax = figure.add_subplot()
@@ -179,7 +187,11 @@ def loss_plot(data: PlotData) -> str:
     loss = np.asarray(data.loss, dtype=float)
     positive = np.isfinite(loss) & (loss > 0)
     ax.plot(
-        steps[positive], loss[positive], color=COLORS["path"], linewidth=1.2, label="tape's loss"
+        steps[positive],
+        loss[positive],
+        color=COLORS["path"],
+        linewidth=1.2,
+        label=_words(data, "tape_loss"),
     )
     shown = [s for s in data.display if positive[s]]
     ax.plot(shown, loss[shown], "o", color=COLORS["path"], markersize=2.5)
@@ -190,20 +202,20 @@ def loss_plot(data: PlotData) -> str:
             color=COLORS["optimum"],
             linestyle="--",
             linewidth=0.8,
-            label="least-squares minimum",
+            label=_words(data, "least_squares_minimum"),
         )
     if positive.any():
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_power_of_ten)
     if data.diverged_at is not None:
-        ax.set_title(f"Loss (non-finite from step {data.diverged_at})")
+        ax.set_title(_words(data, "loss_diverged", step=data.diverged_at))
     else:
-        ax.set_title("Loss at each step")
-    ax.set_xlabel("step")
-    ax.set_ylabel("L (log scale)")
+        ax.set_title(_words(data, "loss_title"))
+    ax.set_xlabel(_words(data, "step"))
+    ax.set_ylabel(_words(data, "loss_axis"))
     ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
     _style(ax)
-    return to_svg(figure, "loss", "The loss against the step, on a log scale")
+    return to_svg(figure, "loss", _words(data, "loss_alt"))
 
 
 def fit_plot(data: PlotData) -> str | None:
@@ -224,11 +236,27 @@ def fit_plot(data: PlotData) -> str | None:
     first = {n: data.parameters[n][0] for n in spec.names}
     last = {n: data.parameters[n][-1] for n in spec.names}
     shown = len(spec.x)
-    label = "data" if shown >= spec.samples else f"data ({shown:,} of {spec.samples:,} shown)"
+    label = (
+        _words(data, "data")
+        if shown >= spec.samples
+        else _words(data, "data_subsample", shown=f"{shown:,}", total=f"{spec.samples:,}")
+    )
     ax.plot(spec.x, spec.y, "o", color=COLORS["optimum"], markersize=3.5, label=label)
-    ax.plot(grid, line(first), "--", color=COLORS["start"], linewidth=1, label="step 0")
     ax.plot(
-        grid, line(last), "-", color=COLORS["end"], linewidth=1.4, label=f"step {data.steps[-1]}"
+        grid,
+        line(first),
+        "--",
+        color=COLORS["start"],
+        linewidth=1,
+        label=_words(data, "step_n", step=0),
+    )
+    ax.plot(
+        grid,
+        line(last),
+        "-",
+        color=COLORS["end"],
+        linewidth=1.4,
+        label=_words(data, "step_n", step=data.steps[-1]),
     )
     if spec.optimum is not None:
         ax.plot(
@@ -237,16 +265,16 @@ def fit_plot(data: PlotData) -> str | None:
             ":",
             color=COLORS["optimum"],
             linewidth=1,
-            label="least squares",
+            label=_words(data, "least_squares"),
         )
     if data.diverged_at is not None:
         ax.set_ylim(*_padded(float(np.min(spec.y)), float(np.max(spec.y)), 1.0))
-    ax.set_title("The data and the fitted line")
+    ax.set_title(_words(data, "fit_title"))
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
     _style(ax)
-    return to_svg(figure, "fit", "The data with the line at the first and the last step")
+    return to_svg(figure, "fit", _words(data, "fit_alt"))
 
 
 def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
@@ -291,7 +319,14 @@ def surface_plot(data: PlotData) -> str | None:
     colorbar = figure.colorbar(filled, ax=ax, format="%.2g", fraction=0.05, pad=0.02)
     colorbar.set_label("L", size=FONT_SIZE)
     colorbar.ax.tick_params(labelsize=FONT_SIZE - 1)
-    ax.plot(path[:, 0], path[:, 1], "-", color=COLORS["path"], linewidth=1.1, label="SGD path")
+    ax.plot(
+        path[:, 0],
+        path[:, 1],
+        "-",
+        color=COLORS["path"],
+        linewidth=1.1,
+        label=_words(data, "sgd_path"),
+    )
     shown = list(data.display)
     push = -np.column_stack([np.asarray(data.gradients[n], dtype=float)[shown] for n in spec.names])
     # Arrows in data units, the longest a fifth of the view in its own direction.
@@ -309,10 +344,18 @@ def surface_plot(data: PlotData) -> str | None:
             color=COLORS["path"],
             width=0.003,
             headwidth=4,
-            label="\N{MINUS SIGN}\N{NABLA}L at the displayed steps (scaled)",
+            label=_words(data, "arrows"),
         )
-    ax.plot(*path[0], "o", color=COLORS["start"], markersize=5, label="step 0")
-    ax.plot(*path[-1], "s", color=COLORS["end"], markersize=5, label=f"step {data.steps[-1]}")
+    ax.plot(
+        *path[0], "o", color=COLORS["start"], markersize=5, label=_words(data, "step_n", step=0)
+    )
+    ax.plot(
+        *path[-1],
+        "s",
+        color=COLORS["end"],
+        markersize=5,
+        label=_words(data, "step_n", step=data.steps[-1]),
+    )
     if spec.optimum is not None:
         ax.plot(
             spec.optimum[first],
@@ -320,21 +363,47 @@ def surface_plot(data: PlotData) -> str | None:
             "*",
             color=COLORS["optimum"],
             markersize=9,
-            label="least-squares optimum",
+            label=_words(data, "least_squares_optimum"),
         )
     ax.set_xlim(w_low, w_high)
     ax.set_ylim(b_low, b_high)
     ax.set_xlabel(first)
     ax.set_ylabel(second)
-    ax.set_title(f"The loss over ({first}, {second}) and the path of SGD")
+    ax.set_title(_words(data, "surface_title", first=first, second=second))
     ax.legend(fontsize=FONT_SIZE - 1, loc="best", framealpha=0.85)
     _style(ax)
-    return to_svg(
-        figure, "surface", f"Contours of the loss over {first} and {second}, with the SGD path"
-    )
+    return to_svg(figure, "surface", _words(data, "surface_alt", first=first, second=second))
+
+
+# The PyPI package that ships a font with Hangul (see derive/render.py).
+_CJK_FONT_PACKAGE = "cvttf_NotoSansCJK_Regular"
+
+
+def _font_families() -> list[str]:
+    """DejaVu Sans, then the CJK font when installed: matplotlib falls back to it for
+    Hangul, so labels are measured (and laid out) with the glyphs they will show."""
+    from importlib import resources
+
+    from matplotlib import font_manager
+
+    families = ["DejaVu Sans"]
+    try:
+        folder = resources.files(_CJK_FONT_PACKAGE)
+    except ModuleNotFoundError:
+        return families
+    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if item.name.lower().endswith((".otf", ".ttf")):
+            font_manager.fontManager.addfont(str(item))
+            families.append(font_manager.FontProperties(fname=str(item)).get_name())
+            break
+    return families
 
 
 def training_plots(data: PlotData) -> dict[str, str]:
     """Every plot that applies, by name: loss, fit, surface."""
-    plots = {"loss": loss_plot(data), "fit": fit_plot(data), "surface": surface_plot(data)}
+    import matplotlib
+
+    families = _font_families() if data.spec.lang != "en" else ["DejaVu Sans"]
+    with matplotlib.rc_context({"font.family": families}):
+        plots = {"loss": loss_plot(data), "fit": fit_plot(data), "surface": surface_plot(data)}
     return {name: svg for name, svg in plots.items() if svg is not None}

@@ -111,18 +111,22 @@ def render_template(name: str, lang: str = DEFAULT, **context: Any) -> str:
     return environment().get_template(name).render(t=t, version=__version__, **context)
 
 
-def training_plots(report: Report) -> dict[str, Markup]:
+def training_plots(report: Report, lang: str = DEFAULT) -> dict[str, Markup]:
     """The training plots as inline SVG, by name (none without training)."""
     if report.training is None:
         return {}
+    import dataclasses
+
     from .plots import plot_data, training_plots
 
-    return {name: Markup(svg) for name, svg in training_plots(plot_data(report.training)).items()}
+    data = plot_data(report.training)
+    data = dataclasses.replace(data, spec=dataclasses.replace(data.spec, lang=lang))
+    return {name: Markup(svg) for name, svg in training_plots(data).items()}
 
 
 def to_html(report: Report, lang: str = DEFAULT, plots: Mapping[str, Markup] | None = None) -> str:
     if plots is None:
-        plots = training_plots(report)
+        plots = training_plots(report, lang)
     return render_template("report.html.j2", lang, report=report, plots=plots)
 
 
@@ -332,7 +336,7 @@ def render_all(
         drawn = (
             {name: Markup(svg) for name, svg in plots().items()}
             if plots is not None and report.training is not None
-            else training_plots(report)
+            else training_plots(report, lang)
         )
         progress("html")
         html = to_html(report, lang, drawn)

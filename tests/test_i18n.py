@@ -114,3 +114,18 @@ def test_english_pdf_does_not_load_the_font(report):
     fetcher = make_fetcher()
     to_pdf(to_html(report, "en"), fetcher)
     assert fetcher.fetched == []
+
+
+@pytest.mark.tensorflow
+def test_training_plots_speak_the_reports_language():
+    from derive.problem import BUILTIN_DATASETS, Training, make_problem
+    from derive.render import to_html
+    from derive.report import explain
+
+    problem = make_problem(
+        BUILTIN_DATASETS["seed"], init={"W": 0.2, "b": 0.7}, training=Training(steps=20)
+    )
+    report = explain(problem, backward=False)
+    korean, english = to_html(report, "ko"), to_html(report, "en")
+    assert "단계별 손실" in korean and "Loss at each step" not in korean
+    assert "Loss at each step" in english
