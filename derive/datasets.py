@@ -45,7 +45,7 @@ def read_csv_text(
         raise InputError("no header row in the CSV data", source)
     header_line = lines[0][1]
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    reader = csv.reader(io.StringIO("\n".join(line for _, line in lines)), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(header_line), delimiter=delimiter)
     header = [cell.strip() for cell in next(reader)]
     positions = []
     for column in columns:
@@ -54,15 +54,14 @@ def read_csv_text(
                 f"column {column!r} not found in the CSV header", ", ".join(header) or "empty"
             )
         positions.append(header.index(column))
-    rows = list(reader)
-    try:
-        # Fast path: NumPy parses whole columns; any problem falls back to the
-        # row-by-row reading below, which names the line and the column.
-        xs, ys = (np.array([row[p] for row in rows], dtype=np.float64) for p in positions)
-        if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
-            raise ValueError("not finite")
-    except (ValueError, IndexError):
-        xs, ys = _read_cells(rows, [number for number, _ in lines[1:]], columns, positions)
+    body = [line for _, line in lines[1:]]
+    parsed = _parse_plain(body, delimiter, len(header), positions)
+    if parsed is None:
+        # Quoted cells, ragged rows, or a cell that is not a finite number: read row by
+        # row, which handles quoting and names the line and the column of a bad cell.
+        rows = list(csv.reader(io.StringIO("\n".join(body)), delimiter=delimiter))
+        parsed = _read_cells(rows, [number for number, _ in lines[1:]], columns, positions)
+    xs, ys = parsed
     if not xs.size:
         raise InputError("no samples in the CSV data", source)
     return Dataset(
@@ -72,6 +71,27 @@ def read_csv_text(
         f"CSV: {source}, columns {columns[0]} and {columns[1]}",
         Message.of("dataset.csv", file=source, x=columns[0], y=columns[1]),
     )
+
+
+def _parse_plain(
+    body: list[str], delimiter: str, width: int, positions: list[int]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The fast path for plain files (no quotes, every row as wide as the header): one
+    split of the whole text and one NumPy conversion. None when it does not apply."""
+    text = delimiter.join(body)
+    if '"' in text:
+        return None
+    if any(line.count(delimiter) != width - 1 for line in body):
+        return None  # a ragged row: the careful path says which line
+    cells = text.split(delimiter)
+    try:
+        table = np.array(cells, dtype=np.float64).reshape(len(body), width)
+    except ValueError:
+        return None
+    xs, ys = (np.ascontiguousarray(table[:, p]) for p in positions)
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        return None
+    return xs, ys
 
 
 def _read_cells(

@@ -229,3 +229,13 @@ def test_csv_from_standard_input(out, monkeypatch, capsys, no_tensorflow):
     assert code == 0
     document = json.loads((out / "stdin.json").read_text())
     assert document["problem"]["x_given"] == [3.3] and document["problem"]["n"] == 1
+
+
+def test_ragged_rows_are_not_misread(tmp_path):
+    from derive.datasets import read_csv
+    from derive.errors import InputError
+
+    path = tmp_path / "ragged.csv"
+    path.write_text("x,y\n1\n2,3,4\n", encoding="utf-8")  # as many cells as 2 rows of 2
+    with pytest.raises(InputError, match="line 2"):
+        read_csv(str(path))
