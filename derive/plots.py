@@ -375,28 +375,18 @@ def surface_plot(data: PlotData) -> str | None:
     return to_svg(figure, "surface", _words(data, "surface_alt", first=first, second=second))
 
 
-# The PyPI package that ships a font with Hangul (see derive/render.py).
-_CJK_FONT_PACKAGE = "cvttf_NotoSansCJK_Regular"
-
-
 def _font_families() -> list[str]:
     """DejaVu Sans, then the CJK font when installed: matplotlib falls back to it for
     Hangul, so labels are measured (and laid out) with the glyphs they will show."""
-    from importlib import resources
-
     from matplotlib import font_manager
 
-    families = ["DejaVu Sans"]
-    try:
-        folder = resources.files(_CJK_FONT_PACKAGE)
-    except ModuleNotFoundError:
-        return families
-    for item in sorted(folder.iterdir(), key=lambda entry: entry.name):
-        if item.name.lower().endswith((".otf", ".ttf")):
-            font_manager.fontManager.addfont(str(item))
-            families.append(font_manager.FontProperties(fname=str(item)).get_name())
-            break
-    return families
+    from .fonts import cjk_font
+
+    font = cjk_font()
+    if font is None:
+        return ["DejaVu Sans"]
+    font_manager.fontManager.addfont(str(font))
+    return ["DejaVu Sans", font_manager.FontProperties(fname=str(font)).get_name()]
 
 
 def training_plots(data: PlotData) -> dict[str, str]:

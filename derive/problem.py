@@ -116,11 +116,6 @@ class Problem:
     def n(self) -> int:
         return len(self.x)
 
-    @property
-    def unit_roundoff(self) -> Fraction:
-        """u = 2^-p, half the distance from 1 to the next float of the tape's dtype."""
-        return Fraction(1, 2**24) if self.dtype == "float32" else Fraction(1, 2**53)
-
     def exact(self, values: Sequence[float]) -> list[Fraction]:
         """The dtype-rounded values as exact rationals (every float is one)."""
         return [Fraction(v) for v in values]

@@ -8,7 +8,6 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -19,6 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from .errors import OutputError, RenderError
+from .fonts import CJK_FAMILY, cjk_font
 from .i18n import DEFAULT, Translator, translator
 from .mathsvg import latex_to_svg
 from .numbers import exact_float, latex_number, plain
@@ -130,29 +130,8 @@ def to_html(report: Report, lang: str = DEFAULT, plots: Mapping[str, Markup] | N
     return render_template("report.html.j2", lang, report=report, plots=plots)
 
 
-# The font for Korean (and other CJK) text in the PDF: Noto Sans CJK Regular, shipped
-# by a PyPI package. Only the PDF loads it; the HTML names the family and lets the
-# browser use what it has.
-CJK_FONT_PACKAGE = "cvttf_NotoSansCJK_Regular"
-CJK_FAMILY = "Noto Sans CJK KR"
-_CJK_TEXT = re.compile("[\u1100-\u11ff\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
-
-
-@cache
-def cjk_font() -> Path | None:
-    """The font file of the CJK font package, or None when it is not installed."""
-    try:
-        folder = resources.files(CJK_FONT_PACKAGE)
-    except ModuleNotFoundError:
-        return None
-    fonts = sorted(
-        Path(str(item))
-        for item in folder.iterdir()
-        if item.name.lower().endswith((".otf", ".ttf", ".ttc"))
-    )
-    return fonts[0] if fonts else None
-
-
+# Only the PDF loads the CJK font; the HTML names the family and lets the browser use
+# what it has.
 @cache
 def _asset_bytes(path: Path) -> bytes:
     return path.read_bytes()
@@ -226,6 +205,9 @@ def font_face_css() -> str:
     if font is None:
         return ""
     return f'@font-face {{ font-family: "{CJK_FAMILY}"; src: url("{font.as_uri()}"); }}'
+
+
+_CJK_TEXT = re.compile("[\u1100-\u11ff\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 
 
 def needs_cjk_font(html: str) -> bool:
@@ -306,12 +288,6 @@ def _print(html: str, fetcher: OwnAssetsOnly | None, split: bool) -> list[bytes]
         ) from error
     finally:
         logger.removeFilter(notice_filter)
-
-
-@dataclass(frozen=True)
-class Output:
-    format: str
-    path: Path
 
 
 def render_all(
