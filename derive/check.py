@@ -67,16 +67,10 @@ class Bound:
 
 
 def rounding_bound(n: int, dtype: str, magnitude: Fraction, exact_reference: bool = True) -> Bound:
-    """gamma_k * M; when the reference is not exact, plus its own error (2^-52 * M)."""
-    u = unit_roundoff(dtype)
-    k = n - 1 + EXTRA_ROUNDINGS
-    if k * u >= 1:
-        return Bound(k, PRECISION_BITS[dtype], float(u), math.inf, float(magnitude), math.inf)
-    gamma = k * u / (1 - k * u)
-    value = gamma * magnitude + underflow_allowance(k, dtype)
-    if not exact_reference:
-        value += Fraction(1, 2**52) * magnitude
-    return Bound(k, PRECISION_BITS[dtype], float(u), float(gamma), float(magnitude), float(value))
+    """gamma_k * M for the loss or a gradient over n samples (k = n - 1 + 8); when the
+    reference is not exact, plus its own error (2^-52 * M)."""
+    allowance = Fraction(0) if exact_reference else Fraction(1, 2**52)
+    return gamma_bound(n - 1 + EXTRA_ROUNDINGS, dtype, magnitude, allowance)
 
 
 @dataclass(frozen=True)
