@@ -108,30 +108,27 @@ class Evaluator:
 
     def value(self, parameters: Sequence[Fraction]) -> Fraction:
         if self.polynomial is None:
-            names = self.symbolic.parameters
-            value, _ = evaluate_exact(
-                self.symbolic,
-                self.formula,
-                dict(zip(names, parameters, strict=True)),
-                self.xs,
-                self.ys,
-            )
-            return value
+            return self._sample_by_sample(self.formula, parameters, self.xs, self.ys)
         return _evaluate(self.polynomial, parameters)
 
     def magnitude(self, parameters: Sequence[Fraction]) -> Fraction:
         absolute = [abs(p) for p in parameters]
         if self.magnitude_polynomial is None:
-            names = self.symbolic.parameters
-            value, _ = evaluate_exact(
-                self.symbolic,
-                self._magnitude_formula,
-                dict(zip(names, absolute, strict=True)),
-                [abs(x) for x in self.xs],
-                [abs(y) for y in self.ys],
-            )
-            return value
+            xs, ys = [abs(x) for x in self.xs], [abs(y) for y in self.ys]
+            return self._sample_by_sample(self._magnitude_formula, absolute, xs, ys)
         return _evaluate(self.magnitude_polynomial, absolute)
+
+    def _sample_by_sample(
+        self,
+        formula: Formula,
+        parameters: Sequence[Fraction],
+        xs: Sequence[Fraction],
+        ys: Sequence[Fraction],
+    ) -> Fraction:
+        """The slow route, for a formula that is not a polynomial in the parameters."""
+        named = dict(zip(self.symbolic.parameters, parameters, strict=True))
+        value, _ = evaluate_exact(self.symbolic, formula, named, xs, ys)
+        return value
 
 
 def _polynomial(
