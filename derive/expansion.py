@@ -161,12 +161,30 @@ def is_safe(values: np.ndarray) -> bool:
     )
 
 
+def products_are_exact(values: np.ndarray, degree: int) -> bool:
+    """True when every product of `degree` of these values, held as an expansion, is exact.
+
+    A product of one value by 1.0 is always exact. For more factors, TwoProduct is exact
+    while nothing overflows (the splitting step needs headroom, hence 2^900) and no
+    error part underflows (each further factor can push the smallest part 2^-53 lower).
+    """
+    magnitudes = np.abs(values[values != 0])
+    if degree <= 1 or magnitudes.size == 0:
+        return True
+    if not np.isfinite(magnitudes).all():
+        return False
+    _, largest = np.frexp(magnitudes.max())
+    _, smallest = np.frexp(magnitudes.min())
+    return bool(degree * largest <= 900 and degree * (smallest - 1) >= -1022 + 53 * (degree + 1))
+
+
 def exact_sum(value: Expansion, length: int) -> Fraction:
     """The exact sum over all samples of the expansion, as a rational number.
 
     Every float64 is m * 2^e with an integer m of at most 53 bits: the mantissas are
-    split into 26-bit halves (so that a million of them add up in int64 without
-    overflow), summed per exponent, and the few per-exponent totals combined exactly.
+    split into 26-bit halves (so that 2^36 of them add up in int64 without overflow),
+    grouped by exponent (one sort), summed per exponent, and the few per-exponent
+    totals combined exactly.
     """
     totals: dict[int, int] = {}
     for part in value.parts:
@@ -174,15 +192,21 @@ def exact_sum(value: Expansion, length: int) -> Fraction:
         values = values[values != 0]
         if not np.isfinite(values).all():
             raise ValueError("exact_sum needs finite values")
+        if values.size == 0:
+            continue
         fractions, exponents = np.frexp(values)
-        mantissas = (fractions * 2.0**53).astype(np.int64)  # exact: |f| < 1, 53 bits
+        order = np.argsort(exponents, kind="stable")
+        exponents = exponents[order]
+        mantissas = (fractions[order] * 2.0**53).astype(np.int64)  # exact: |f| < 1, 53 bits
         high, low = mantissas >> 26, mantissas & ((1 << 26) - 1)
-        for exponent in np.unique(exponents):
-            chosen = exponents == exponent
-            key = int(exponent) - 53
-            totals[key] = (
-                totals.get(key, 0) + (int(high[chosen].sum()) << 26) + int(low[chosen].sum())
-            )
+        starts = np.flatnonzero(np.r_[True, exponents[1:] != exponents[:-1]])
+        high_sums = np.add.reduceat(high, starts)
+        low_sums = np.add.reduceat(low, starts)
+        for exponent, high_sum, low_sum in zip(
+            exponents[starts].tolist(), high_sums.tolist(), low_sums.tolist(), strict=True
+        ):
+            key = exponent - 53
+            totals[key] = totals.get(key, 0) + (high_sum << 26) + low_sum
     result = Fraction(0)
     for exponent, mantissa in totals.items():
         result += Fraction(mantissa) * Fraction(2) ** exponent

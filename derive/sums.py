@@ -16,6 +16,7 @@ model) falls back to summing sample by sample.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -23,7 +24,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from .expansion import Expansion, exact_sum
+from .expansion import Expansion, exact_sum, products_are_exact
 from .symbolic import (
     X_I,
     Y_I,
@@ -79,6 +80,50 @@ def sums_form(symbolic: Symbolic, formula: Formula) -> SumsForm | None:
     )
 
 
+class DataSums:
+    """Sums of x_i^a y_i^b over one data set (and of |x_i|^a |y_i|^b), exact, each formed once.
+
+    The values are the tape's floats, held as float64 arrays. Up to FAST_SUM_SAMPLES
+    samples a sum is taken in rational arithmetic; beyond, every product is held
+    exactly as a float64 expansion and the parts are summed exactly
+    (:func:`derive.expansion.exact_sum`), which takes milliseconds for a million
+    samples where rationals take seconds per sum.
+    """
+
+    def __init__(self, x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> None:
+        self.x = np.asarray(x, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        self._sums: dict[tuple[int, int, bool], Fraction] = {}
+
+    @property
+    def n(self) -> int:
+        return int(self.x.size)
+
+    def total(self, a: int, b: int, *, absolute: bool = False) -> Fraction:
+        """sum over i of x_i^a y_i^b (of |x_i|^a |y_i|^b when absolute), exactly."""
+        key = (a, b, absolute)
+        if key not in self._sums:
+            x, y = (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
+            self._sums[key] = _data_sum(x, y, a, b)
+        return self._sums[key]
+
+    def fractions(self, *, absolute: bool = False) -> tuple[list[Fraction], list[Fraction]]:
+        """Every sample as exact rationals, for a formula with no sums form."""
+        x, y = (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
+        return [Fraction(v) for v in x.tolist()], [Fraction(v) for v in y.tolist()]
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_data_sums(x: tuple[float, ...], y: tuple[float, ...]) -> DataSums:
+    return DataSums(x, y)
+
+
+def data_sums(x: tuple[float, ...], y: tuple[float, ...]) -> DataSums:
+    """The one DataSums of these samples: the loss, the gradients, the optimum and the
+    plots all need the same few sums."""
+    return _cached_data_sums(x, y)
+
+
 class Evaluator:
     """Exact value, and rounding-error magnitude, of one formula at any parameter values.
 
@@ -88,51 +133,39 @@ class Evaluator:
     and |data|, as in the initial check.
     """
 
-    def __init__(
-        self,
-        symbolic: Symbolic,
-        formula: Formula,
-        xs: Sequence[Fraction],
-        ys: Sequence[Fraction],
-    ) -> None:
+    def __init__(self, symbolic: Symbolic, formula: Formula, data: DataSums) -> None:
         self.symbolic = symbolic
         self.formula = formula
-        self.xs, self.ys = list(xs), list(ys)
+        self.data = data
         self.form = sums_form(symbolic, formula)
-        self.polynomial = _polynomial(symbolic, formula, self.xs, self.ys)
+        self.polynomial = _polynomial(symbolic, formula, data, absolute=False)
         magnitude = Formula(abs(formula.coefficient), absolute_form(formula.summand))
-        self.magnitude_polynomial = _polynomial(
-            symbolic, magnitude, [abs(x) for x in xs], [abs(y) for y in ys]
-        )
+        self.magnitude_polynomial = _polynomial(symbolic, magnitude, data, absolute=True)
         self._magnitude_formula = magnitude
 
     def value(self, parameters: Sequence[Fraction]) -> Fraction:
         if self.polynomial is None:
-            return self._sample_by_sample(self.formula, parameters, self.xs, self.ys)
+            return self._sample_by_sample(self.formula, parameters, absolute=False)
         return _evaluate(self.polynomial, parameters)
 
     def magnitude(self, parameters: Sequence[Fraction]) -> Fraction:
         absolute = [abs(p) for p in parameters]
         if self.magnitude_polynomial is None:
-            xs, ys = [abs(x) for x in self.xs], [abs(y) for y in self.ys]
-            return self._sample_by_sample(self._magnitude_formula, absolute, xs, ys)
+            return self._sample_by_sample(self._magnitude_formula, absolute, absolute=True)
         return _evaluate(self.magnitude_polynomial, absolute)
 
     def _sample_by_sample(
-        self,
-        formula: Formula,
-        parameters: Sequence[Fraction],
-        xs: Sequence[Fraction],
-        ys: Sequence[Fraction],
+        self, formula: Formula, parameters: Sequence[Fraction], *, absolute: bool
     ) -> Fraction:
         """The slow route, for a formula that is not a polynomial in the parameters."""
         named = dict(zip(self.symbolic.parameters, parameters, strict=True))
+        xs, ys = self.data.fractions(absolute=absolute)
         value, _ = evaluate_exact(self.symbolic, formula, named, xs, ys)
         return value
 
 
 def _polynomial(
-    symbolic: Symbolic, formula: Formula, xs: Sequence[Fraction], ys: Sequence[Fraction]
+    symbolic: Symbolic, formula: Formula, data: DataSums, *, absolute: bool
 ) -> dict[Exponents, Fraction] | None:
     """{exponents of the parameters: exact coefficient} for the formula over this data."""
     parameters = list(symbolic.parameters.values())
@@ -143,15 +176,12 @@ def _polynomial(
         return None
     if any(not c.is_Rational for c in poly.coeffs()):
         return None
-    n = len(xs)
-    scale = Fraction(str(formula.coefficient.subs(N, n)))
-    data_sums: dict[tuple[int, int], Fraction] = {}
+    scale = Fraction(str(formula.coefficient.subs(N, data.n)))
     result: dict[Exponents, Fraction] = {}
     for (a, b, *exponents), c in poly.terms():
-        if (a, b) not in data_sums:
-            data_sums[a, b] = _data_sum(xs, ys, a, b)
         key = tuple(exponents)
-        result[key] = result.get(key, Fraction(0)) + scale * Fraction(str(c)) * data_sums[a, b]
+        term = scale * Fraction(str(c)) * data.total(a, b, absolute=absolute)
+        result[key] = result.get(key, Fraction(0)) + term
     return result
 
 
@@ -160,18 +190,15 @@ def _polynomial(
 FAST_SUM_SAMPLES = 2000
 
 
-def _data_sum(xs: Sequence[Fraction], ys: Sequence[Fraction], a: int, b: int) -> Fraction:
+def _data_sum(x: np.ndarray, y: np.ndarray, a: int, b: int) -> Fraction:
     """sum of x_i^a y_i^b, exactly."""
-    if len(xs) <= FAST_SUM_SAMPLES:
-        return sum((x**a * y**b for x, y in zip(xs, ys, strict=True)), Fraction(0))
-    # The values are floats (the dtype's), so float() gives them back exactly, and
-    # products held as expansions stay exact.
-    x = Expansion.of(np.array([float(v) for v in xs]))
-    y = Expansion.of(np.array([float(v) for v in ys]))
+    if x.size <= FAST_SUM_SAMPLES or not products_are_exact(np.concatenate([x, y]), a + b):
+        xs, ys = (Fraction(v) for v in x.tolist()), (Fraction(v) for v in y.tolist())
+        return sum((p**a * q**b for p, q in zip(xs, ys, strict=True)), Fraction(0))
     term = Expansion.of(1.0)
-    for factor in [x] * a + [y] * b:
+    for factor in [Expansion.of(x)] * a + [Expansion.of(y)] * b:
         term = term * factor
-    return exact_sum(term, len(xs))
+    return exact_sum(term, x.size)
 
 
 def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fraction]) -> Fraction:

@@ -25,7 +25,7 @@ from .check import PRECISION_BITS, Bound, Check, compare, rounding_bound
 from .numbers import latex_number
 from .plots import PlotSpec
 from .problem import Problem
-from .sums import Evaluator, affine_solution
+from .sums import Evaluator, affine_solution, data_sums
 from .symbolic import X_I, Formula, Symbolic, latex
 from .tape import Trace
 
@@ -187,10 +187,10 @@ class Landscape:
 
 
 def landscape(problem: Problem, symbolic: Symbolic) -> Landscape:
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
-    gradients = [Evaluator(symbolic, d.result, xs, ys) for d in symbolic.derivations.values()]
+    data = data_sums(problem.x, problem.y)
+    gradients = [Evaluator(symbolic, d.result, data) for d in symbolic.derivations.values()]
     return Landscape(
-        loss=Evaluator(symbolic, symbolic.loss, xs, ys),
+        loss=Evaluator(symbolic, symbolic.loss, data),
         solution=affine_solution(gradients),
         prediction_polynomial=_prediction_polynomial(symbolic),
     )
@@ -339,10 +339,10 @@ def check_training(
     `on_step(done, total)` is called as the checks go (for a progress bar).
     """
     names = list(symbolic.parameters)
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
+    data = data_sums(problem.x, problem.y)
     ground = landscape(problem, symbolic)
     quantities = {"L": ground.loss} | {
-        f"dL/d{name}": Evaluator(symbolic, formulas[name], xs, ys) for name in names
+        f"dL/d{name}": Evaluator(symbolic, formulas[name], data) for name in names
     }
     checks = _StepChecks(problem, quantities, trace)
     checks.run(on_step)
@@ -490,9 +490,9 @@ def reference_trace(problem: Problem, symbolic: Symbolic, formulas: Mapping[str,
     on purpose, and the command line renders a first draft with it while it waits."""
     names = list(symbolic.parameters)
     dtype = np.dtype(problem.dtype).type
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
-    loss = Evaluator(symbolic, symbolic.loss, xs, ys)
-    evaluators = [Evaluator(symbolic, formulas[name], xs, ys) for name in names]
+    data = data_sums(problem.x, problem.y)
+    loss = Evaluator(symbolic, symbolic.loss, data)
+    evaluators = [Evaluator(symbolic, formulas[name], data) for name in names]
     held = dtype(np.float32(problem.training.learning_rate))
     steps = problem.training.steps
     values = [dtype(problem.initial.values[name]) for name in names]

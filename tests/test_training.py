@@ -19,7 +19,7 @@ import pytest
 
 from derive.problem import BUILTIN_DATASETS, Training, make_problem
 from derive.reference import Samples, magnitude
-from derive.sums import Evaluator, affine_solution
+from derive.sums import DataSums, Evaluator, affine_solution
 from derive.symbolic import evaluate_exact, verify_equal, wrong_formula
 from derive.tape import Trace
 from derive.training import check_training, reference_trace, update_bound
@@ -57,7 +57,7 @@ def test_sums_form_gives_the_same_numbers_as_the_derived_formula(symbolic, data,
     xs, ys = problem.exact(problem.x), problem.exact(problem.y)
     draw = random.Random(4)
     for formula in [symbolic.loss, *formulas(symbolic, wrong).values()]:
-        evaluator = Evaluator(symbolic, formula, xs, ys)
+        evaluator = Evaluator(symbolic, formula, DataSums(problem.x, problem.y))
         assert evaluator.form is not None and evaluator.form.verified
         assert verify_equal(evaluator.form.expression, formula.expression)
         for _ in range(5):
@@ -71,8 +71,7 @@ def test_sums_form_gives_the_same_numbers_as_the_derived_formula(symbolic, data,
 
 def test_sums_form_reads_like_the_textbook(symbolic):
     problem = problem_for("seed")
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
-    gradient = Evaluator(symbolic, symbolic.derivations["W"].result, xs, ys)
+    gradient = Evaluator(symbolic, symbolic.derivations["W"].result, DataSums(problem.x, problem.y))
     assert gradient.form.latex == (
         r"\frac{2}{n} \left(W \sum_{i=1}^{n} {x}_{i}^{2} + b \sum_{i=1}^{n} {x}_{i} "
         r"- \sum_{i=1}^{n} {x}_{i} {y}_{i}\right)"
@@ -81,8 +80,8 @@ def test_sums_form_reads_like_the_textbook(symbolic):
 
 def test_closed_form_optimum_is_the_least_squares_line(symbolic):
     problem = problem_for("tf-examples")
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
-    gradients = [Evaluator(symbolic, d.result, xs, ys) for d in symbolic.derivations.values()]
+    data = DataSums(problem.x, problem.y)
+    gradients = [Evaluator(symbolic, d.result, data) for d in symbolic.derivations.values()]
     solution = affine_solution(gradients)
     assert solution is not None
     assert all(g.value(solution) == 0 for g in gradients)  # exactly zero
@@ -93,8 +92,8 @@ def test_closed_form_optimum_is_the_least_squares_line(symbolic):
 
 def test_no_unique_optimum_for_one_sample(symbolic):
     problem = problem_for("single")
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
-    gradients = [Evaluator(symbolic, d.result, xs, ys) for d in symbolic.derivations.values()]
+    data = DataSums(problem.x, problem.y)
+    gradients = [Evaluator(symbolic, d.result, data) for d in symbolic.derivations.values()]
     assert affine_solution(gradients) is None
 
 

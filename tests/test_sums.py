@@ -1,0 +1,66 @@
+"""The exact data sums behind the training checks: the fast route equals rational arithmetic."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from derive.expansion import Expansion, exact_sum, products_are_exact
+from derive.sums import FAST_SUM_SAMPLES, DataSums, data_sums
+
+
+def rational_sum(x: np.ndarray, y: np.ndarray, a: int, b: int) -> Fraction:
+    return sum(
+        (Fraction(p) ** a * Fraction(q) ** b for p, q in zip(x.tolist(), y.tolist(), strict=True)),
+        Fraction(0),
+    )
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(finite, min_size=1, max_size=40))
+def test_exact_sum_is_the_rational_sum(values):
+    """Any finite float64 values, however far apart in size, sum exactly."""
+    array = np.array(values)
+    assert exact_sum(Expansion.of(array), array.size) == sum(map(Fraction, values), Fraction(0))
+
+
+def test_exact_sum_of_an_expansion_counts_every_part():
+    x = np.array([1e16, 3.0, -7.5])
+    product = Expansion.of(x) * Expansion.of(x + 1)  # parts: products and their errors
+    assert len(product.parts) > 1
+    expected = sum((Fraction(v) * Fraction(v + 1) for v in x.tolist()), Fraction(0))
+    assert exact_sum(product, x.size) == expected
+
+
+def test_many_samples_take_the_fast_route_and_agree_with_rationals():
+    rng = np.random.default_rng(3)
+    n = FAST_SUM_SAMPLES + 501
+    x = rng.normal(0, 5, n).astype(np.float32).astype(np.float64)
+    y = (0.5 * x + rng.normal(0, 1, n)).astype(np.float32).astype(np.float64)
+    sums = DataSums(tuple(x), tuple(y))
+    for a, b in [(0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2)]:
+        assert sums.total(a, b) == rational_sum(x, y, a, b)
+        assert sums.total(a, b, absolute=True) == rational_sum(np.abs(x), np.abs(y), a, b)
+
+
+def test_values_whose_products_would_overflow_take_the_rational_route():
+    x = np.full(FAST_SUM_SAMPLES + 1, 1e200)
+    x[0] = 3e-300  # and one whose square would underflow
+    y = np.ones_like(x)
+    assert products_are_exact(x, 1)
+    assert not products_are_exact(x, 2)
+    assert not products_are_exact(np.array([3e-300, 1.0]), 2)
+    assert products_are_exact(np.array([3e-30, 1e30]), 2)
+    assert DataSums(x, y).total(2, 0) == rational_sum(x, y, 2, 0)
+
+
+def test_one_data_sums_per_data_set():
+    x, y = (1.0, 2.0, 3.0), (2.0, 4.0, 7.0)
+    assert data_sums(x, y) is data_sums(x, y)
+    assert data_sums(x, y).total(1, 1) == Fraction(31)
