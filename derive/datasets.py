@@ -7,6 +7,7 @@ import io
 import math
 import sys
 from collections.abc import Sequence
+from operator import methodcaller
 from pathlib import Path
 
 import numpy as np
@@ -36,31 +37,9 @@ def read_csv_text(
 ) -> Dataset:
     """Samples from CSV text with a header; ',' or ';' separated; '#' lines ignored."""
     text = text.removeprefix("\ufeff")
-    lines = [
-        (number, line)
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    if not lines:
-        raise InputError("no header row in the CSV data", source)
-    header_line = lines[0][1]
-    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    reader = csv.reader(io.StringIO(header_line), delimiter=delimiter)
-    header = [cell.strip() for cell in next(reader)]
-    positions = []
-    for column in columns:
-        if column not in header:
-            raise InputError(
-                f"column {column!r} not found in the CSV header", ", ".join(header) or "empty"
-            )
-        positions.append(header.index(column))
-    body = [line for _, line in lines[1:]]
-    parsed = _parse_plain(body, delimiter, len(header), positions)
+    parsed = _parse_quickly(text, columns) if "#" not in text else None
     if parsed is None:
-        # Quoted cells, ragged rows, or a cell that is not a finite number: read row by
-        # row, which handles quoting and names the line and the column of a bad cell.
-        rows = list(csv.reader(io.StringIO("\n".join(body)), delimiter=delimiter))
-        parsed = _read_cells(rows, [number for number, _ in lines[1:]], columns, positions)
+        parsed = _parse_carefully(text, source, columns)
     xs, ys = parsed
     if not xs.size:
         raise InputError("no samples in the CSV data", source)
@@ -73,6 +52,53 @@ def read_csv_text(
     )
 
 
+def _header(line: str, columns: tuple[str, str]) -> tuple[str, list[int], int]:
+    """The delimiter, the positions of the chosen columns, and the number of columns."""
+    delimiter = ";" if line.count(";") > line.count(",") else ","
+    header = [cell.strip() for cell in next(csv.reader(io.StringIO(line), delimiter=delimiter))]
+    positions = []
+    for column in columns:
+        if column not in header:
+            raise InputError(
+                f"column {column!r} not found in the CSV header", ", ".join(header) or "empty"
+            )
+        positions.append(header.index(column))
+    return delimiter, positions, len(header)
+
+
+def _parse_quickly(text: str, columns: tuple[str, str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A file with no comments: dropping empty lines is all the filtering it needs, and
+    line numbers are only wanted for an error. None when the file is not plain; the
+    careful path then reads it again and names what is wrong."""
+    lines = list(filter(None, text.splitlines()))
+    if not lines or not lines[0].strip():
+        return None
+    delimiter, positions, width = _header(lines[0], columns)
+    return _parse_plain(lines[1:], delimiter, width, positions)
+
+
+def _parse_carefully(
+    text: str, source: str, columns: tuple[str, str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Line by line, keeping line numbers for the message about a bad cell."""
+    lines = [
+        (number, line)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not lines:
+        raise InputError("no header row in the CSV data", source)
+    delimiter, positions, width = _header(lines[0][1], columns)
+    body = [line for _, line in lines[1:]]
+    parsed = _parse_plain(body, delimiter, width, positions)
+    if parsed is None:
+        # Quoted cells, ragged rows, or a cell that is not a finite number: read row by
+        # row, which handles quoting and names the line and the column of a bad cell.
+        rows = list(csv.reader(io.StringIO("\n".join(body)), delimiter=delimiter))
+        parsed = _read_cells(rows, [number for number, _ in lines[1:]], columns, positions)
+    return parsed
+
+
 def _parse_plain(
     body: list[str], delimiter: str, width: int, positions: list[int]
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -81,7 +107,7 @@ def _parse_plain(
     text = delimiter.join(body)
     if '"' in text:
         return None
-    if any(line.count(delimiter) != width - 1 for line in body):
+    if set(map(methodcaller("count", delimiter), body)) - {width - 1}:
         return None  # a ragged row: the careful path says which line
     cells = text.split(delimiter)
     try:

@@ -14,13 +14,13 @@ with NumPy and a correctly rounded sum).
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .expansion import Expansion, total
 from .i18n import Translator, translator
 from .numbers import plain
 
@@ -100,12 +100,13 @@ def _rows(node: NodeFacts) -> tuple[_Row, ...]:
 
 
 def _summary(items: Sequence[float] | np.ndarray | None) -> dict[str, str]:
-    """Smallest, largest and sum; for an array (many samples) with NumPy and math.fsum."""
+    """Smallest, largest and sum; for an array (many samples), the correctly rounded sum."""
     if items is None:
         return dict.fromkeys(("min", "max", "\u03a3"), "\u2014")
     if isinstance(items, np.ndarray):
-        total = math.fsum(memoryview(np.ascontiguousarray(items)))
-        chosen = (float(np.min(items)), float(np.max(items)), total)
+        finite = bool(np.isfinite(items).all())  # else the sum is NaN or infinite anyway
+        summed = total(Expansion.of(items), items.size) if finite else float(np.sum(items))
+        chosen = (float(np.min(items)), float(np.max(items)), summed)
     else:
         chosen = (min(items), max(items), sum(items))
     return dict(zip(("min", "max", "\u03a3"), map(_number, chosen), strict=True))

@@ -66,6 +66,8 @@ CSV_CASES = [
     ("a,b\n1,2\n", "column 'x' not found", "a, b"),
     ("x,y\n", "no samples in the CSV data", "data.csv"),
     ("", "no header row", "data.csv"),
+    ("\n\nx,y\n\n1,2\n   \n3,oops\n", "non-numeric value in column 'y'", "line 7: 'oops'"),
+    ("\n \n", "no header row", "data.csv"),
 ]
 
 
@@ -107,6 +109,10 @@ def test_csv_variants_are_read(tmp_path):
     path.write_text("\ufeff# measured in class\nlen;weight\n\n3.3;1.7\n1;2\n", encoding="utf-8")
     dataset = read_csv(str(path), ("len", "weight"))
     assert dataset.x == (3.3, 1.0) and dataset.y == (1.7, 2.0)
+    # No comments, but blank and whitespace-only lines, and a header after blank lines.
+    path.write_text("\n\nx,y\n\n1,2\n  \n3, 4\n", encoding="utf-8")
+    dataset = read_csv(str(path))
+    assert dataset.x == (1.0, 3.0) and dataset.y == (2.0, 4.0)
 
 
 def test_help_has_examples():

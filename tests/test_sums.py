@@ -64,3 +64,13 @@ def test_one_data_sums_per_data_set():
     x, y = (1.0, 2.0, 3.0), (2.0, 4.0, 7.0)
     assert data_sums(x, y) is data_sums(x, y)
     assert data_sums(x, y).total(1, 1) == Fraction(31)
+
+
+def test_exact_sum_in_chunks_is_the_same_sum(monkeypatch):
+    """Beyond 2^26 values the sum is taken in chunks; small chunks show the seams hold."""
+    rng = np.random.default_rng(8)
+    values = rng.normal(0, 1e3, 1001) * 2.0 ** rng.integers(-60, 60, 1001)
+    whole = exact_sum(Expansion.of(values), values.size)
+    monkeypatch.setattr("derive.expansion._BINCOUNT_CHUNK", 7)
+    assert exact_sum(Expansion.of(values), values.size) == whole
+    assert whole == sum(map(Fraction, values.tolist()), Fraction(0))
