@@ -18,6 +18,7 @@ pickles (both ends are this package):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pickle
@@ -81,6 +82,7 @@ class TrainingJob:
         self._drain = threading.Thread(target=self._collect_errors, daemon=True)
         self._drain.start()
         self._trace: Trace | None = None
+        self._sending: threading.Thread | None = None
 
     def _collect_errors(self) -> None:
         assert self._process.stderr is not None
@@ -107,9 +109,25 @@ class TrainingJob:
             raise TrainingError(f"training failed: {payload}")
         return payload
 
+    def _send_in_background(self, message: object) -> None:
+        """Send without waiting: the child reads only once TensorFlow is loaded, and a
+        large message (a million samples) would hold this process until then. Messages
+        still leave in order, each after the one before."""
+        previous = self._sending
+
+        def send() -> None:
+            if previous is not None:
+                previous.join()
+            # A child that has gone (or was closed) is reported by the next receive.
+            with contextlib.suppress(TrainingError, OSError, ValueError):
+                self._talk(message, send=True)
+
+        self._sending = threading.Thread(target=send, daemon=True)
+        self._sending.start()
+
     def submit(self, problem: Problem) -> None:
         """Hand the child the problem; it starts training once TensorFlow is loaded."""
-        self._talk(problem, send=True)
+        self._send_in_background(problem)
 
     def result(self) -> Trace:
         """Wait for the training run."""
@@ -119,7 +137,7 @@ class TrainingJob:
 
     def request_plots(self, spec: PlotSpec | None) -> None:
         """Ask for the plots of the run (None: no plots, the child may finish)."""
-        self._talk(spec, send=True)
+        self._send_in_background(spec)
 
     def plots(self) -> dict[str, str]:
         """Wait for the plots asked for with request_plots."""
@@ -132,6 +150,8 @@ class TrainingJob:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+        if self._sending is not None:
+            self._sending.join(timeout=1)  # fails at once now that the child is gone
         for stream in (self._process.stdout, self._process.stdin):
             if stream is not None and not stream.closed:
                 stream.close()

@@ -17,7 +17,6 @@ one step after the other.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -87,15 +86,10 @@ def run(
         spec = plot_spec(problem, symbolic_for(problem)) if wants_plots else None
         if spec is not None:
             spec = dataclasses.replace(spec, lang=lang)
-        # Sent from a thread: a large message must not block this process while the
-        # child is still busy training.
-        sender = threading.Thread(target=job.request_plots, args=(spec,), daemon=True)
-        sender.start()
+        job.request_plots(spec)  # sent in the background, read after the training
         warm_up(problem, wrong_derivative, formats, lang)
         progress.stage("training")
-        trace = job.result()
-        sender.join()
-        return trace
+        return job.result()
 
     report = explain(problem, wrong_derivative, tape, progress.steps, backward=backward)
     contents = render_all(
