@@ -7,7 +7,7 @@ over it. A Report shows itself as HTML in Jupyter.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
@@ -18,7 +18,7 @@ import sympy as sp
 
 from . import __version__, reference
 from .backward import BackwardFacts, explain_backward
-from .check import Check, compare, rounding_bound
+from .check import Bound, Check, compare, rounding_bound
 from .datasets import resolve_dataset
 from .i18n import Message
 from .models import get_loss, get_model
@@ -35,7 +35,7 @@ from .symbolic import (
     wrong_formula,
 )
 from .tape import TapeResult, Trace, train
-from .training import TrainingFacts, check_training
+from .training import TrainingFacts, check_training, reference_trace
 
 MAX_TABLE_ROWS = 20  # beyond this, the per-sample table shows its ends only
 EDGE_ROWS = 5
@@ -299,25 +299,26 @@ def formulas_for(symbolic: Symbolic, wrong_derivative: str | None = None) -> dic
     return formulas
 
 
-def explain(
-    problem: Problem,
-    wrong_derivative: str | None = None,
-    trace: Trace | Callable[[], Trace] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    *,
-    tape: Callable[[Problem], TapeResult] | None = None,
-    backward: bool = True,
-) -> Report:
-    """Derive, substitute and check: the gradient at the initial values, the tape's
-    backward pass, then every training step.
+@dataclass(frozen=True)
+class Groundwork:
+    """Everything of a report that needs no tape: derived, substituted, referenced."""
 
-    `trace` is the tape's training run (derive.tape.train), or a function that
-    returns it -- called only once everything that needs no tape is done, so that a
-    run in another process overlaps this work; without one, TensorFlow runs here.
-    `on_step(done, total)` follows the step checks. `tape` replaces the tape's first
-    gradient by another computation (tests use a float32 emulation); there is no
-    training then. `backward` adds the tape's backward pass, node by node.
-    """
+    problem: Problem
+    wrong_derivative: str | None
+    symbolic: Symbolic
+    samples: Samples
+    formulas: Mapping[str, Formula]
+    quantities: tuple[tuple[str, str, str, Formula], ...]  # key, name, LaTeX lhs, formula
+    references: Mapping[str, Fraction]
+    bounds: tuple[Bound, ...]
+    substitutions: tuple[Substitution, ...]
+    facts: ProblemFacts
+    derivations: tuple[GradientDerivation, ...]
+    table: SampleTable
+
+
+def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork:
+    """Derive, substitute and compute the exact references: all that comes before the tape."""
     symbolic = symbolic_for(problem)
     samples = Samples.of(problem.x, problem.y)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
@@ -336,40 +337,61 @@ def explain(
         )
         magnitude = reference.magnitude(symbolic, formula, parameters, samples)
         bounds.append(rounding_bound(problem.n, problem.dtype, magnitude, samples.exact))
+    return Groundwork(
+        problem=problem,
+        wrong_derivative=wrong_derivative,
+        symbolic=symbolic,
+        samples=samples,
+        formulas=formulas,
+        quantities=tuple(quantities),
+        references=references,
+        bounds=tuple(bounds),
+        substitutions=tuple(substitutions),
+        facts=_problem_facts(problem, symbolic),
+        derivations=_derivation_facts(symbolic, problem.n),
+        table=_sample_table(symbolic, formulas, parameters, samples, references),
+    )
 
-    facts = _problem_facts(problem, symbolic)
-    derivations = _derivation_facts(symbolic, problem.n)
-    table = _sample_table(symbolic, formulas, parameters, samples, references)
 
-    # Everything above needs no tape; from here on the tape's numbers are needed.
-    run: Trace | None = None
-    if tape is not None:
-        tape_result = tape(problem)
-    else:
-        run = train(problem) if trace is None else trace() if callable(trace) else trace
-        tape_result = run.at(0)
+def complete(
+    ground: Groundwork,
+    tape_result: TapeResult,
+    run: Trace | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    *,
+    backward: bool = True,
+) -> Report:
+    """The report, once the tape's numbers are here: its first gradient (`tape_result`)
+    and, with `run`, the training run to check step by step."""
+    problem, formulas = ground.problem, ground.formulas
     tape_values = [tape_result.loss, *(tape_result.gradients[name] for name in formulas)]
     checks = [
-        compare(quantity, references[key], tape_value, bound, problem.dtype)
+        compare(quantity, ground.references[key], tape_value, bound, problem.dtype)
         for (key, quantity, _, _), bound, tape_value in zip(
-            quantities, bounds, tape_values, strict=True
+            ground.quantities, ground.bounds, tape_values, strict=True
         )
     ]
     backward_facts = (
         explain_backward(
-            problem, symbolic, formulas, tape_result, samples, run.backward if run else None
+            problem,
+            ground.symbolic,
+            formulas,
+            tape_result,
+            ground.samples,
+            run.backward if run else None,
         )
         if backward
         else None
     )
+    wrong = ground.wrong_derivative
     return Report(
-        problem=facts,
-        derivations=derivations,
-        substitutions=tuple(substitutions),
-        samples=table,
+        problem=ground.facts,
+        derivations=ground.derivations,
+        substitutions=ground.substitutions,
+        samples=ground.table,
         checks=tuple(checks),
-        wrong_derivative=(Message.of(f"wrong.{wrong_derivative}") if wrong_derivative else None),
-        reference_method=reference.method(samples, problem.dtype),
+        wrong_derivative=(Message.of(f"wrong.{wrong}") if wrong else None),
+        reference_method=reference.method(ground.samples, problem.dtype),
         versions={
             "derive": __version__,
             "tensorflow": tape_result.tensorflow_version,
@@ -378,11 +400,48 @@ def explain(
         },
         backward=backward_facts,
         training=(
-            check_training(problem, symbolic, formulas, run, on_step)
+            check_training(problem, ground.symbolic, formulas, run, on_step)
             if run is not None and problem.training.steps > 0
             else None
         ),
     )
+
+
+def draft(ground: Groundwork) -> Report:
+    """The report with exact references rounded to the dtype standing in for the tape,
+    one training step and no backward section: everything the tape does not change is
+    as it will be, so rendering the draft renders (and caches) those formulas early."""
+    problem = ground.problem
+    steps = min(problem.training.steps, 1)
+    short = replace(problem, training=replace(problem.training, steps=steps))
+    stand_in = reference_trace(short, ground.symbolic, ground.formulas)
+    return complete(replace(ground, problem=short), stand_in.at(0), stand_in, backward=False)
+
+
+def explain(
+    problem: Problem,
+    wrong_derivative: str | None = None,
+    trace: Trace | Callable[[], Trace] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    *,
+    tape: Callable[[Problem], TapeResult] | None = None,
+    backward: bool = True,
+) -> Report:
+    """Derive, substitute and check: the gradient at the initial values, the tape's
+    backward pass, then every training step.
+
+    `trace` is the tape's training run (derive.tape.train), or a function that
+    returns it -- called only once everything that needs no tape is done; without
+    one, TensorFlow runs here. `on_step(done, total)` follows the step checks. `tape`
+    replaces the tape's first gradient by another computation (tests use a float32
+    emulation); there is no training then. `backward` adds the tape's backward pass,
+    node by node.
+    """
+    ground = prepare(problem, wrong_derivative)
+    if tape is not None:
+        return complete(ground, tape(problem), None, on_step, backward=backward)
+    run = train(problem) if trace is None else trace() if callable(trace) else trace
+    return complete(ground, run.at(0), run, on_step, backward=backward)
 
 
 def build_report(
