@@ -101,11 +101,21 @@ class DataSums:
 
     def total(self, a: int, b: int, *, absolute: bool = False) -> Fraction:
         """sum over i of x_i^a y_i^b (of |x_i|^a |y_i|^b when absolute), exactly."""
+        if absolute and a % 2 == 0 and b % 2 == 0:
+            absolute = False  # even powers: the same sum
         key = (a, b, absolute)
         if key not in self._sums:
             x, y = (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
-            self._sums[key] = _data_sum(x, y, a, b)
+            self._sums[key] = _data_sum(x, y, a, b, single=self._single)
         return self._sums[key]
+
+    @functools.cached_property
+    def _single(self) -> bool:
+        """Every value is a float32 (as the tape's float32 data always are)."""
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: not equal
+            return all(
+                np.array_equal(v.astype(np.float32).astype(np.float64), v) for v in (self.x, self.y)
+            )
 
     def fractions(self, *, absolute: bool = False) -> tuple[list[Fraction], list[Fraction]]:
         """Every sample as exact rationals, for a formula with no sums form."""
@@ -190,8 +200,13 @@ def _polynomial(
 FAST_SUM_SAMPLES = 2000
 
 
-def _data_sum(x: np.ndarray, y: np.ndarray, a: int, b: int) -> Fraction:
-    """sum of x_i^a y_i^b, exactly."""
+def _data_sum(x: np.ndarray, y: np.ndarray, a: int, b: int, *, single: bool) -> Fraction:
+    """sum of x_i^a y_i^b, exactly; `single` when every value is a float32."""
+    if x.size > FAST_SUM_SAMPLES and single and a + b <= 2:
+        # Two float32 mantissas (24 bits each) multiply exactly within float64's 53, and
+        # float32's range squared stays far inside float64's: the products are exact.
+        with np.errstate(all="raise"):
+            return exact_sum(Expansion.of(x**a * y**b), x.size)
     if x.size <= FAST_SUM_SAMPLES or not products_are_exact(np.concatenate([x, y]), a + b):
         xs, ys = (Fraction(v) for v in x.tolist()), (Fraction(v) for v in y.tolist())
         return sum((p**a * q**b for p, q in zip(xs, ys, strict=True)), Fraction(0))

@@ -74,3 +74,19 @@ def test_exact_sum_in_chunks_is_the_same_sum(monkeypatch):
     monkeypatch.setattr("derive.expansion._BINCOUNT_CHUNK", 7)
     assert exact_sum(Expansion.of(values), values.size) == whole
     assert whole == sum(map(Fraction, values.tolist()), Fraction(0))
+
+
+def test_float32_data_and_float64_data_give_the_same_exact_sums():
+    """float32 values take the plain-product route; the same values with one float64
+    among them take the expansion route; both equal the rational sums."""
+    rng = np.random.default_rng(5)
+    n = FAST_SUM_SAMPLES + 10
+    x = rng.normal(0, 3, n).astype(np.float32).astype(np.float64)
+    y = rng.normal(1, 3, n).astype(np.float32).astype(np.float64)
+    wide = x.copy()
+    wide[7] = 0.1  # not a float32
+    for data in (x, wide):
+        sums = DataSums(data, y)
+        for a, b in [(2, 0), (1, 1), (0, 2), (1, 0)]:
+            assert sums.total(a, b) == rational_sum(data, y, a, b)
+            assert sums.total(a, b, absolute=True) == rational_sum(np.abs(data), np.abs(y), a, b)
