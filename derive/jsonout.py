@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .backward import BackwardFacts
     from .check import Check
-    from .report import Report, SampleRow
+    from .report import ProblemFacts, Report, SampleRow
     from .training import Failure, TrainingFacts
 
 SCHEMA_ID = "derive-report/1"
@@ -112,10 +115,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "source": problem.source,
             "n": problem.n,
             "dtype": problem.dtype,
-            "x": list(problem.x),
-            "y": list(problem.y),
-            "x_given": list(problem.x_given),
-            "y_given": list(problem.y_given),
+            **{key: list(getattr(problem, key)) for key in SAMPLE_ARRAYS},
             "init": dict(problem.init),
             "init_source": problem.init_source,
             "seed": problem.seed,
@@ -216,10 +216,37 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
 
 
 PRETTY_LIMIT = 1000  # samples; larger documents are written compactly
+SAMPLE_ARRAYS = ("x", "y", "x_given", "y_given")  # the problem's fields that grow with n
 
 
-def to_json(report: Report) -> str:
+@dataclass(frozen=True)
+class EncodedSamples:
+    """The problem's sample arrays already written as JSON. For a million samples that
+    takes about a second, which the command line spends while TensorFlow trains."""
+
+    arrays: Mapping[str, str]  # field name -> JSON array text
+
+    @staticmethod
+    def of(problem: ProblemFacts) -> EncodedSamples:
+        return EncodedSamples(
+            {key: json.dumps(list(getattr(problem, key))) for key in SAMPLE_ARRAYS}
+        )
+
+
+def to_json(report: Report, samples: EncodedSamples | None = None) -> str:
     """Indented for reading; compact for large data, where indenting would take seconds
-    (Python's fast C encoder only writes compact JSON)."""
-    indent = 2 if report.problem.n <= PRETTY_LIMIT else None
-    return json.dumps(report.to_dict(), indent=indent, allow_nan=False) + "\n"
+    (Python's fast C encoder only writes compact JSON). `samples` (large data only)
+    holds the sample arrays encoded beforehand."""
+    document = report.to_dict()
+    if report.problem.n <= PRETTY_LIMIT:
+        return json.dumps(document, indent=2, allow_nan=False) + "\n"
+    samples = samples or EncodedSamples.of(report.problem)
+    # Each array goes in where a placeholder string was encoded; the random token
+    # cannot occur in any other string of the document.
+    token = secrets.token_hex(16)
+    for key in SAMPLE_ARRAYS:
+        document["problem"][key] = f"{token}:{key}"
+    text = json.dumps(document, allow_nan=False)
+    for key in SAMPLE_ARRAYS:
+        text = text.replace(f'"{token}:{key}"', samples.arrays[key], 1)
+    return text + "\n"

@@ -57,6 +57,7 @@ def run(
     backward: bool = True,
 ) -> tuple[Report, dict[str, bytes]]:
     """Check and render `problem`, with `job` training it in the background."""
+    from .jsonout import PRETTY_LIMIT, EncodedSamples
     from .render import render_all
     from .report import complete, prepare, symbolic_for
     from .training import plot_spec
@@ -68,10 +69,18 @@ def run(
     spec = plot_spec(problem, symbolic_for(problem)) if wants_plots else None
     job.request_plots(None if spec is None else dataclasses.replace(spec, lang=lang))
     warm_up(ground, formats, lang)
+    samples_json = (
+        EncodedSamples.of(ground.facts) if "json" in formats and problem.n > PRETTY_LIMIT else None
+    )
     progress.stage("training")
     trace = job.result()
     report = complete(ground, trace.at(0), trace, progress.steps, backward=backward)
     contents = render_all(
-        report, formats, progress.stage, lang=lang, plots=job.plots if wants_plots else None
+        report,
+        formats,
+        progress.stage,
+        lang=lang,
+        plots=job.plots if wants_plots else None,
+        samples_json=samples_json,
     )
     return report, contents

@@ -24,6 +24,7 @@ from .mathsvg import latex_to_svg
 from .numbers import exact_float, latex_number, plain
 
 if TYPE_CHECKING:
+    from .jsonout import EncodedSamples
     from .report import Report
 
 FORMATS = ("html", "pdf", "json")
@@ -296,11 +297,13 @@ def render_all(
     progress: Callable[[str], None] = lambda _: None,
     lang: str = DEFAULT,
     plots: Callable[[], Mapping[str, str]] | None = None,
+    samples_json: EncodedSamples | None = None,
 ) -> dict[str, bytes]:
     """Every requested format, in memory: nothing is written until all have succeeded.
 
     `plots` supplies the training plots when they were drawn elsewhere (as inline SVG
-    by name); without it they are drawn here.
+    by name); without it they are drawn here. `samples_json`: the sample arrays
+    already encoded as JSON (see :func:`derive.jsonout.to_json`).
     """
     from .jsonout import to_json
 
@@ -322,7 +325,7 @@ def render_all(
         progress("pdf")
         contents["pdf"] = to_pdf(html)  # type: ignore[arg-type]
     if "json" in formats:
-        contents["json"] = to_json(report).encode("utf-8")
+        contents["json"] = to_json(report, samples_json).encode("utf-8")
     return contents
 
 

@@ -122,3 +122,17 @@ def test_report_shows_itself_in_jupyter():
     report = explain(problem, tape=emulated_tape, backward=False)
     html = report._repr_html_()
     assert html.startswith("<!DOCTYPE html>") and "<svg" in html
+
+
+def test_large_json_with_samples_encoded_beforehand_is_the_same_document(monkeypatch):
+    """Beyond PRETTY_LIMIT samples the arrays are spliced in as encoded earlier."""
+    from derive import jsonout
+
+    monkeypatch.setattr(jsonout, "PRETTY_LIMIT", 1)
+    problem = make_problem(BUILTIN_DATASETS["tf-examples"], init={"W": 0.5, "b": -0.25})
+    report = explain(problem, tape=emulated_tape, backward=False)
+    direct = jsonout.to_json(report)
+    early = jsonout.to_json(report, jsonout.EncodedSamples.of(report.problem))
+    assert direct == early
+    assert json.loads(direct) == report.to_dict()  # the same content as the plain encoding
+    assert "\n" not in direct.rstrip("\n")  # compact
