@@ -14,6 +14,9 @@ pickles (both ends are this package):
     child  -> parent  ("ok", Trace) | ("error", message)
     parent -> child   PlotSpec | None
     child  -> parent  ("ok", {name: svg}) | ("error", message)
+    parent -> child   True | False                  the sample arrays as JSON?
+    child  -> parent  ("ok", EncodedSamples)        (when True; the child is idle by
+                                                    then, this process is not)
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ import struct
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from .errors import DeriveError
 
 if TYPE_CHECKING:  # starting the child must not wait for NumPy: nothing heavy is imported
+    from .jsonout import EncodedSamples
     from .plots import PlotSpec
     from .problem import Problem
     from .tape import Trace
@@ -143,6 +148,14 @@ class TrainingJob:
         """Wait for the plots asked for with request_plots."""
         return self._talk()  # type: ignore[no-any-return]
 
+    def request_samples_json(self, wanted: bool) -> None:
+        """Say, after request_plots, whether to write the sample arrays as JSON."""
+        self._send_in_background(wanted)
+
+    def samples_json(self) -> EncodedSamples:
+        """Wait for the arrays asked for (after the plots, if any were asked for)."""
+        return self._talk()  # type: ignore[no-any-return]
+
     def close(self) -> None:
         """End the child. After its last message it has nothing left to do but tear
         TensorFlow down, and before that its work is no longer wanted: either way it
@@ -181,18 +194,40 @@ def _child() -> int:
     _send(reply, ("ok", trace))
     try:
         spec = _receive(receive)
+        if spec is not None:
+            _answer(reply, lambda: _plots(spec, trace))
+        if _receive(receive):
+            _answer(reply, lambda: _samples_json(problem))
     except EOFError:
-        return 0
-    if spec is None:
-        return 0
-    try:
-        from .plots import plot_data_from_trace, training_plots
-
-        _send(reply, ("ok", training_plots(plot_data_from_trace(spec, trace))))
-    except Exception as error:
-        _send(reply, ("error", f"{type(error).__name__}: {error}"))
+        return 0  # the parent needs nothing more
+    except _Failed:
         return 1
     return 0
+
+
+class _Failed(Exception):
+    """An answer failed; the parent has been told."""
+
+
+def _answer(reply: IO[bytes], work: Callable[[], object]) -> None:
+    try:
+        result = work()
+    except Exception as error:  # reported by the parent as one line
+        _send(reply, ("error", f"{type(error).__name__}: {error}"))
+        raise _Failed from error
+    _send(reply, ("ok", result))
+
+
+def _plots(spec: PlotSpec, trace: Trace) -> dict[str, str]:
+    from .plots import plot_data_from_trace, training_plots
+
+    return training_plots(plot_data_from_trace(spec, trace))
+
+
+def _samples_json(problem: Problem) -> EncodedSamples:
+    from .jsonout import EncodedSamples
+
+    return EncodedSamples.of_problem(problem)
 
 
 if __name__ == "__main__":

@@ -188,18 +188,23 @@ def exact_sum(value: Expansion, length: int) -> Fraction:
     per-exponent totals are combined in Python integers.
     """
     totals: dict[int, int] = {}
+    constant = Fraction(0)  # parts that are the same for every sample
     for part in value.parts:
+        if not np.isfinite(part).all():
+            raise ValueError("exact_sum needs finite values")
+        if np.ndim(part) == 0:
+            constant += Fraction(float(part)) * length
+            continue
         values = np.broadcast_to(part, (length,))
         values = values[values != 0]
-        if not np.isfinite(values).all():
-            raise ValueError("exact_sum needs finite values")
         for start in range(0, values.size, _BINCOUNT_CHUNK):
             _add_per_exponent(values[start : start + _BINCOUNT_CHUNK], totals)
     if not totals:
-        return Fraction(0)
+        return constant
     # sum of m_e 2^e over the exponents e = 2^lowest * sum of m_e 2^(e - lowest)
     lowest = min(totals)
-    return Fraction(sum(m << (e - lowest) for e, m in totals.items())) * Fraction(2) ** lowest
+    mantissas = sum(m << (e - lowest) for e, m in totals.items())
+    return constant + Fraction(mantissas) * Fraction(2) ** lowest
 
 
 def _add_per_exponent(values: np.ndarray, totals: dict[int, int]) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .backward import BackwardFacts
     from .check import Check
+    from .problem import Problem
     from .report import ProblemFacts, Report, SampleRow
     from .training import Failure, TrainingFacts
 
@@ -222,7 +223,8 @@ SAMPLE_ARRAYS = ("x", "y", "x_given", "y_given")  # the problem's fields that gr
 @dataclass(frozen=True)
 class EncodedSamples:
     """The problem's sample arrays already written as JSON. For a million samples that
-    takes about a second, which the command line spends while TensorFlow trains."""
+    takes about a second, which the command line leaves to the training process once
+    it has nothing else to do (:mod:`derive.background`)."""
 
     arrays: Mapping[str, str]  # field name -> JSON array text
 
@@ -231,6 +233,17 @@ class EncodedSamples:
         return EncodedSamples(
             {key: json.dumps(list(getattr(problem, key))) for key in SAMPLE_ARRAYS}
         )
+
+    @staticmethod
+    def of_problem(problem: Problem) -> EncodedSamples:
+        """The same from the Problem (which the training process holds)."""
+        arrays = {
+            "x": problem.x,
+            "y": problem.y,
+            "x_given": problem.dataset.x,
+            "y_given": problem.dataset.y,
+        }
+        return EncodedSamples({key: json.dumps(list(arrays[key])) for key in SAMPLE_ARRAYS})
 
 
 def to_json(report: Report, samples: EncodedSamples | None = None) -> str:

@@ -2,13 +2,18 @@
 
     child process                      this process
     -------------                      ------------
-    import TensorFlow (seconds)        import SymPy, Jinja, WeasyPrint; derive; exact
-                                       references; a draft report rendered once to
-                                       render every formula (cached) and warm WeasyPrint
+    import TensorFlow (seconds)        import SymPy, Jinja, WeasyPrint; derive, exact
+                                       references (prepare); a draft of the report with
+                                       the references standing in for the tape, rendered
+                                       once to render (and cache) every formula the tape
+                                       does not change, and to warm WeasyPrint
     train: N steps in one tf.function
+    replay the ops node by node
     send the trace              ---->  check every step (exact, sums form)
     draw the plots (matplotlib is      ...
-      loaded with TensorFlow)   ---->  HTML with the plots, PDF, JSON
+      loaded with TensorFlow)   ---->  HTML with the plots, PDF
+    large data: the sample arrays
+      as JSON                   ---->  JSON
 
 The library call :func:`derive.report.build_report` does the same work in one process,
 one step after the other.
@@ -57,7 +62,7 @@ def run(
     backward: bool = True,
 ) -> tuple[Report, dict[str, bytes]]:
     """Check and render `problem`, with `job` training it in the background."""
-    from .jsonout import PRETTY_LIMIT, EncodedSamples
+    from .jsonout import PRETTY_LIMIT
     from .render import render_all
     from .report import complete, prepare, symbolic_for
     from .training import plot_spec
@@ -68,10 +73,9 @@ def run(
     ground = prepare(problem, wrong_derivative)
     spec = plot_spec(problem, symbolic_for(problem)) if wants_plots else None
     job.request_plots(None if spec is None else dataclasses.replace(spec, lang=lang))
+    large_json = "json" in formats and problem.n > PRETTY_LIMIT
+    job.request_samples_json(large_json)
     warm_up(ground, formats, lang)
-    samples_json = (
-        EncodedSamples.of(ground.facts) if "json" in formats and problem.n > PRETTY_LIMIT else None
-    )
     progress.stage("training")
     trace = job.result()
     report = complete(ground, trace.at(0), trace, progress.steps, backward=backward)
@@ -81,6 +85,6 @@ def run(
         progress.stage,
         lang=lang,
         plots=job.plots if wants_plots else None,
-        samples_json=samples_json,
+        samples_json=job.samples_json if large_json else None,
     )
     return report, contents

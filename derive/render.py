@@ -297,13 +297,14 @@ def render_all(
     progress: Callable[[str], None] = lambda _: None,
     lang: str = DEFAULT,
     plots: Callable[[], Mapping[str, str]] | None = None,
-    samples_json: EncodedSamples | None = None,
+    samples_json: Callable[[], EncodedSamples] | None = None,
 ) -> dict[str, bytes]:
     """Every requested format, in memory: nothing is written until all have succeeded.
 
     `plots` supplies the training plots when they were drawn elsewhere (as inline SVG
-    by name); without it they are drawn here. `samples_json`: the sample arrays
-    already encoded as JSON (see :func:`derive.jsonout.to_json`).
+    by name); without it they are drawn here. `samples_json`, likewise, supplies the
+    sample arrays of a large report encoded as JSON elsewhere (see
+    :func:`derive.jsonout.to_json`).
     """
     from .jsonout import to_json
 
@@ -325,7 +326,8 @@ def render_all(
         progress("pdf")
         contents["pdf"] = to_pdf(html)  # type: ignore[arg-type]
     if "json" in formats:
-        contents["json"] = to_json(report, samples_json).encode("utf-8")
+        encoded = samples_json() if samples_json is not None else None
+        contents["json"] = to_json(report, encoded).encode("utf-8")
     return contents
 
 

@@ -134,5 +134,7 @@ def test_large_json_with_samples_encoded_beforehand_is_the_same_document(monkeyp
     direct = jsonout.to_json(report)
     early = jsonout.to_json(report, jsonout.EncodedSamples.of(report.problem))
     assert direct == early
+    # The training process encodes them from the Problem it holds: the same text.
+    assert jsonout.EncodedSamples.of_problem(problem) == jsonout.EncodedSamples.of(report.problem)
     assert json.loads(direct) == report.to_dict()  # the same content as the plain encoding
     assert "\n" not in direct.rstrip("\n")  # compact

@@ -90,3 +90,12 @@ def test_float32_data_and_float64_data_give_the_same_exact_sums():
         for a, b in [(2, 0), (1, 1), (0, 2), (1, 0)]:
             assert sums.total(a, b) == rational_sum(data, y, a, b)
             assert sums.total(a, b, absolute=True) == rational_sum(np.abs(data), np.abs(y), a, b)
+
+
+def test_exact_sum_with_parts_common_to_every_sample():
+    x = np.array([0.1, -2.5, 3.0])
+    value = Expansion.of(x) * Expansion.of(x) + Expansion.of(0.3) * Expansion.of(0.7)
+    assert any(np.ndim(part) == 0 for part in value.parts)
+    exact_terms = [Fraction(v) ** 2 + Fraction(0.3) * Fraction(0.7) for v in x.tolist()]
+    assert exact_sum(value, x.size) == sum(exact_terms, Fraction(0))
+    assert exact_sum(Expansion.of(0.5), 4) == 2
