@@ -102,7 +102,10 @@ def backward_to_list(backward: BackwardFacts) -> list[dict[str, Any]]:
     return nodes
 
 
-def report_to_dict(report: Report) -> dict[str, Any]:
+def report_to_dict(
+    report: Report, sample_arrays: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The document; `sample_arrays` puts placeholders in place of the sample arrays."""
     problem = report.problem
     loss_check, *gradient_checks = report.checks
     return {
@@ -116,7 +119,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "source": problem.source,
             "n": problem.n,
             "dtype": problem.dtype,
-            **{key: list(getattr(problem, key)) for key in SAMPLE_ARRAYS},
+            **{
+                key: list(getattr(problem, key)) if sample_arrays is None else sample_arrays[key]
+                for key in SAMPLE_ARRAYS
+            },
             "init": dict(problem.init),
             "init_source": problem.init_source,
             "seed": problem.seed,
@@ -250,16 +256,14 @@ def to_json(report: Report, samples: EncodedSamples | None = None) -> str:
     """Indented for reading; compact for large data, where indenting would take seconds
     (Python's fast C encoder only writes compact JSON). `samples` (large data only)
     holds the sample arrays encoded beforehand."""
-    document = report.to_dict()
     if report.problem.n <= PRETTY_LIMIT:
-        return json.dumps(document, indent=2, allow_nan=False) + "\n"
+        return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
     samples = samples or EncodedSamples.of(report.problem)
     # Each array goes in where a placeholder string was encoded; the random token
     # cannot occur in any other string of the document.
     token = secrets.token_hex(16)
-    for key in SAMPLE_ARRAYS:
-        document["problem"][key] = f"{token}:{key}"
-    text = json.dumps(document, allow_nan=False)
+    placeholders = {key: f"{token}:{key}" for key in SAMPLE_ARRAYS}
+    text = json.dumps(report_to_dict(report, placeholders), allow_nan=False)
     for key in SAMPLE_ARRAYS:
         text = text.replace(f'"{token}:{key}"', samples.arrays[key], 1)
     return text + "\n"

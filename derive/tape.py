@@ -110,8 +110,9 @@ _NOT_ARITHMETIC = frozenset({"Placeholder", "ReadVariableOp", "Const", "Identity
 class BackwardTrace:
     """Every node's value and adjoint dL/d(node), as TensorFlow computed them.
 
-    One entry per sample, or one for scalars: float64 arrays from the tape (holding
-    its dtype's values exactly), or any sequence of floats.
+    One entry per sample, or one for scalars: arrays in the tape's dtype (half the
+    bytes of float64 to send from the training process for float32), or any
+    sequence of floats. The backward section reads them as float64, exactly.
     """
 
     values: Mapping[str, Sequence[float] | np.ndarray]
@@ -120,7 +121,7 @@ class BackwardTrace:
 
 
 def _flat(tensor: Any) -> np.ndarray:
-    return np.asarray(tensor.numpy(), dtype=np.float64).reshape(-1)
+    return np.asarray(tensor.numpy()).reshape(-1)
 
 
 def _data(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
