@@ -210,7 +210,7 @@ def _prediction_polynomial(symbolic: Symbolic) -> dict[tuple[int, ...], float] |
     return {tuple(e): float(c) for e, c in poly.terms()}
 
 
-MAX_PLOTTED_POINTS = 1000
+MAX_PLOTTED_POINTS = 500  # enough to show the cloud; each point is an element in the PDF
 
 
 # --- The step checks ---------------------------------------------------------------------
