@@ -26,6 +26,7 @@ import numpy as np
 import sympy as sp
 
 from .adjoints import (
+    DATA,
     FLOAT_ALLOWANCE,
     FloatReference,
     Reference,
@@ -721,3 +722,43 @@ def explain_backward(
 def graph_nodes(symbolic: Symbolic) -> tuple[Node, ...]:
     """The ops of the model and the loss, in the order the script runs them."""
     return (*symbolic.model.graph, *symbolic.loss_definition.graph)
+
+
+def stand_in_backward(problem: Problem, symbolic: Symbolic) -> BackwardTrace:
+    """The node-by-node replay computed with NumPy in the problem's dtype, for the draft
+    report (:func:`derive.report.draft`) that renders the formulas while TensorFlow
+    trains. Each forward op rounds once, as on the tape, so most of the numbers the
+    section shows come out the same and their formulas are rendered ahead of time. The
+    report itself always uses the tape's replay."""
+    from .tape import BackwardTrace
+
+    graph = graph_of(symbolic.model, symbolic.loss_definition)
+    backward = derive_adjoints(graph, symbolic)
+    dtype = np.dtype(problem.dtype).type
+    x, y = np.asarray(problem.x, dtype=dtype), np.asarray(problem.y, dtype=dtype)
+    parameters = [dtype(problem.initial.values[name]) for name in symbolic.parameters]
+    leaves = {**dict(zip(symbolic.parameters, parameters, strict=True)), "x": x, "y": y}
+    values: dict[str, np.ndarray] = {}
+    for vertex in graph:
+        if vertex.op is None:
+            values[vertex.name] = np.atleast_1d(leaves[vertex.name])
+        elif vertex.op.reduces:
+            values[vertex.name] = np.atleast_1d(np.mean(values[vertex.inputs[0]], dtype=dtype))
+        else:
+            values[vertex.name] = np.atleast_1d(
+                vertex.op.forward(*(values[name] for name in vertex.inputs))
+            )
+    arguments = [*symbolic.parameters.values(), *DATA.values()]
+    adjoints: dict[str, np.ndarray | None] = dict.fromkeys(values)
+    for vertex in graph:
+        if vertex.name not in backward.adjoints:
+            continue
+        term = backward.leaf_form(backward.adjoints[vertex.name]).subs(N, problem.n)
+        function = sp.lambdify(arguments, term, "numpy")
+        each = np.broadcast_to(np.asarray(function(*parameters, x, y), dtype=dtype), x.shape)
+        if vertex.name in backward.broadcast:
+            adjoints[vertex.name] = np.atleast_1d(np.sum(each, dtype=dtype))
+        else:
+            adjoints[vertex.name] = each if vertex.per_sample else each[:1]
+    recorded = tuple(v.op.tf_type for v in op_vertices(graph) if v.op is not None)
+    return BackwardTrace(values=values, adjoints=adjoints, recorded_ops=recorded)

@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from . import __version__, reference
-from .backward import BackwardFacts, explain_backward
+from .backward import BackwardFacts, explain_backward, stand_in_backward
 from .check import Bound, Check, compare, rounding_bound
 from .datasets import resolve_dataset
 from .i18n import Message
@@ -408,14 +408,24 @@ def complete(
 
 
 def draft(ground: Groundwork) -> Report:
-    """The report with exact references rounded to the dtype standing in for the tape,
-    one training step and no backward section: everything the tape does not change is
-    as it will be, so rendering the draft renders (and caches) those formulas early."""
+    """The report with stand-ins for the tape: exact references rounded to the dtype
+    for its gradients, one training step, and the backward replay done in NumPy
+    (:func:`derive.backward.stand_in_backward`). Everything the tape does not change
+    is as it will be, so rendering the draft renders (and caches) those formulas early."""
     problem = ground.problem
     steps = min(problem.training.steps, 1)
     short = replace(problem, training=replace(problem.training, steps=steps))
-    stand_in = reference_trace(short, ground.symbolic, ground.formulas)
-    return complete(replace(ground, problem=short), stand_in.at(0), stand_in, backward=False)
+    replay = stand_in_backward(problem, ground.symbolic)
+    stand_in = replace(reference_trace(short, ground.symbolic, ground.formulas), backward=replay)
+    # The first gradient as the replay computed it, so that the two agree as on the tape.
+    first = stand_in.at(0)
+    output = list(replay.values)[-1]  # values are in the graph's order; the loss is last
+    first = replace(
+        first,
+        loss=float(replay.values[output][0]),
+        gradients={name: float(replay.adjoints[name][0]) for name in first.gradients},
+    )
+    return complete(replace(ground, problem=short), first, stand_in)
 
 
 def explain(

@@ -525,3 +525,16 @@ def test_pdf_renders_with_the_graph(seed_report):
     fetcher = make_fetcher()
     pdf = to_pdf(to_html(seed_report), fetcher)
     assert pdf.startswith(b"%PDF") and fetcher.refused == []
+
+
+@pytest.mark.parametrize("data", ["seed", "single", "tf-examples"])
+def test_the_drafts_numpy_replay_passes_every_check(data):
+    """The stand-in replay of the draft rounds like a tape, so the draft passes its checks:
+    a draft that failed would be rendering formulas the report will not show."""
+    from derive.problem import BUILTIN_DATASETS, make_problem
+    from derive.report import draft, prepare
+
+    problem = make_problem(BUILTIN_DATASETS[data], init={"W": 0.2, "b": 0.7})
+    report = draft(prepare(problem))
+    assert report.backward is not None and report.backward.ok, report.backward.failures
+    assert report.ok
