@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -236,19 +236,16 @@ class EncodedSamples:
 
     @staticmethod
     def of(problem: ProblemFacts) -> EncodedSamples:
-        return EncodedSamples(
-            {key: json.dumps(list(getattr(problem, key))) for key in SAMPLE_ARRAYS}
-        )
+        return EncodedSamples.encode({key: getattr(problem, key) for key in SAMPLE_ARRAYS})
 
     @staticmethod
     def of_problem(problem: Problem) -> EncodedSamples:
         """The same from the Problem (which the training process holds)."""
-        arrays = {
-            "x": problem.x,
-            "y": problem.y,
-            "x_given": problem.dataset.x,
-            "y_given": problem.dataset.y,
-        }
+        given = {"x_given": problem.dataset.x, "y_given": problem.dataset.y}
+        return EncodedSamples.encode({"x": problem.x, "y": problem.y, **given})
+
+    @staticmethod
+    def encode(arrays: Mapping[str, Sequence[float]]) -> EncodedSamples:
         return EncodedSamples({key: json.dumps(list(arrays[key])) for key in SAMPLE_ARRAYS})
 
 

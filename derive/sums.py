@@ -105,9 +105,11 @@ class DataSums:
             absolute = False  # even powers: the same sum
         key = (a, b, absolute)
         if key not in self._sums:
-            x, y = (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
-            self._sums[key] = _data_sum(x, y, a, b, single=self._single)
+            self._sums[key] = _data_sum(*self._arrays(absolute), a, b, single=self._single)
         return self._sums[key]
+
+    def _arrays(self, absolute: bool) -> tuple[np.ndarray, np.ndarray]:
+        return (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
 
     @functools.cached_property
     def _single(self) -> bool:
@@ -119,7 +121,7 @@ class DataSums:
 
     def fractions(self, *, absolute: bool = False) -> tuple[list[Fraction], list[Fraction]]:
         """Every sample as exact rationals, for a formula with no sums form."""
-        x, y = (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
+        x, y = self._arrays(absolute)
         return [Fraction(v) for v in x.tolist()], [Fraction(v) for v in y.tolist()]
 
 
