@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy as sp
 
+from . import underflow
 from .adjoints import (
     DATA,
     FLOAT_ALLOWANCE,
@@ -410,18 +411,22 @@ def _node_check(
     tape: Sequence[float],
     k: int,
     dtype: str,
+    flushes: Sequence[Fraction],
 ) -> NodeCheck:
-    """Every sample's Check, with exact differences (the exact path, and scalars)."""
+    """Every sample's Check, with exact differences (the exact path, and scalars).
+
+    `flushes`: the sensitivity S to numbers flushed to zero, for each value.
+    """
     checks = [
         compare(
             _quantity(vertex, index, len(tape) > 1),
             exact,
             float(value),
-            gamma_bound(k, dtype, magnitude, reference.allowance),
+            gamma_bound(k, dtype, magnitude, sensitivity, reference.allowance),
             dtype,
         )
-        for index, (exact, magnitude, value) in enumerate(
-            zip(reference.values, reference.magnitudes, tape, strict=True)
+        for index, (exact, magnitude, sensitivity, value) in enumerate(
+            zip(reference.values, reference.magnitudes, flushes, tape, strict=True)
         )
     ]
 
@@ -442,12 +447,15 @@ def _node_check(
 class _Verdicts:
     """Every sample's verdict against a FloatReference, from NumPy."""
 
-    tolerances: np.ndarray  # (gamma_k + allowance) * M_i, rounded up
+    tolerances: np.ndarray  # (gamma_k + allowance) * M_i + (1 + gamma_k) lambda S_i, rounded up
+    flushes: np.ndarray  # S_i (upper bounds)
     ok: np.ndarray
     worst: int  # the sample closest to (or furthest beyond) its tolerance
 
 
-def _float_verdicts(reference: FloatReference, tape: np.ndarray, k: int, dtype: str) -> _Verdicts:
+def _float_verdicts(
+    reference: FloatReference, tape: np.ndarray, k: int, dtype: str, flushes: np.ndarray
+) -> _Verdicts:
     """The tape against the reference at every sample, at once.
 
     The difference tape_i - (high_i + low_i) is computed with TwoSum and two roundings,
@@ -455,7 +463,7 @@ def _float_verdicts(reference: FloatReference, tape: np.ndarray, k: int, dtype: 
     its tolerance is settled exactly, in rational arithmetic.
     """
     n = tape.size
-    tolerances = gamma_bounds(k, dtype, reference.magnitudes, reference.allowance)
+    tolerances = gamma_bounds(k, dtype, reference.magnitudes, flushes, reference.allowance)
     tolerances = np.broadcast_to(tolerances, (n,))
     finite = np.isfinite(tape)
     unbounded = np.isinf(tolerances)
@@ -478,7 +486,7 @@ def _float_verdicts(reference: FloatReference, tape: np.ndarray, k: int, dtype: 
             )
         badness[~finite] = math.inf
         worst = int(np.argmax(badness))
-    return _Verdicts(tolerances, ok, worst)
+    return _Verdicts(tolerances, np.broadcast_to(flushes, (n,)), ok, worst)
 
 
 def _float_node_check(
@@ -494,7 +502,8 @@ def _float_node_check(
 
     def check_at(i: int) -> Check:
         tolerance = float(verdicts.tolerances[i])
-        bound = bound_at(k, dtype, reference.magnitude(i), tolerance)
+        flushes = float(verdicts.flushes[i])
+        bound = bound_at(k, dtype, reference.magnitude(i), flushes, tolerance)
         return compare(_quantity(vertex, i, n > 1), reference.at(i), float(tape[i]), bound, dtype)
 
     failed = n - int(np.count_nonzero(verdicts.ok))
@@ -539,6 +548,8 @@ def build_backward(
     references = exact_references(backward, problem, symbolic) if fast is None else fast
     trace = _normalised(trace, exact)
     counts = rounding_counts(backward, n, problem.dtype)
+    flush_sensitivities = underflow.sensitivities(symbolic)
+    parameters = [problem.initial.values[name] for name in symbolic.parameters]
     writer = _Writer(backward, trace, n)
 
     nodes = []
@@ -557,18 +568,26 @@ def build_backward(
             k = counts[vertex.name]
             # A watched node without an adjoint on the tape fails its check (NaN).
             missing = tape_adjoints is None or len(tape_adjoints) == 0
+            sensitivity = flush_sensitivities.adjoints[vertex.name]
             if isinstance(reference, FloatReference):
                 tape = np.full(n, math.nan) if missing else tape_adjoints
                 # Nodes that pass the same adjoint on have the same verdicts: reuse them.
-                key = (id(reference), k)
+                key = (id(reference), k, sensitivity.summand)
                 if key not in verdicts or not np.array_equal(verdicts[key][0], tape):
-                    verdicts[key] = (tape, _float_verdicts(reference, tape, k, problem.dtype))
+                    flushes = underflow.per_sample_bounds(
+                        sensitivity, symbolic, parameters, samples.x, samples.y, problem.dtype
+                    )
+                    verdicts[key] = (
+                        tape,
+                        _float_verdicts(reference, tape, k, problem.dtype, flushes),
+                    )
                 check = _float_node_check(
                     vertex, reference, tape, k, problem.dtype, verdicts[key][1]
                 )
             else:
                 tape = (math.nan,) * len(reference.values) if missing else tape_adjoints
-                check = _node_check(vertex, reference, tape, k, problem.dtype)
+                flushes = _exact_flushes(sensitivity, problem, symbolic, len(reference.values))
+                check = _node_check(vertex, reference, tape, k, problem.dtype, flushes)
         op, tf_op = (
             _LEAF_OPS[vertex.kind] if vertex.op is None else (vertex.op.name, vertex.op.tf_type)
         )
@@ -634,6 +653,18 @@ def build_backward(
         ),
         exact=exact,
     )
+
+
+def _exact_flushes(
+    sensitivity: underflow.Sensitivity, problem: Problem, symbolic: Symbolic, count: int
+) -> list[Fraction]:
+    """S for each of a node's `count` reference values, exactly: the total for a scalar
+    every sample uses, else one per sample (a scalar: at the first sample)."""
+    if sensitivity.summed:
+        return [underflow.at_initial_values(problem, symbolic, sensitivity)]
+    parameters = [Fraction(problem.initial.values[name]) for name in symbolic.parameters]
+    xs, ys = problem.exact(problem.x[:count]), problem.exact(problem.y[:count])
+    return underflow.per_sample_exact(sensitivity, symbolic, parameters, xs, ys, problem.dtype)
 
 
 def _method(dtype: str, exact: bool, sums: Sequence[str]) -> Message:

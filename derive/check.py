@@ -3,11 +3,14 @@
 The reference is exact (rational arithmetic at the float values the tape used), so
 the whole difference is the tape's rounding error. That error is bounded by
 
-    |tape - exact| <= gamma_k * M,   gamma_k = k u / (1 - k u),
+    |tape - exact| <= gamma_k * M + (1 + gamma_k) * lambda * S,   gamma_k = k u / (1 - k u),
 
 where u is the unit roundoff of the tape's dtype (2^-24 for float32), k the number
 of roundings on the longest chain of operations, and M the same computation done
 on absolute values (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3).
+The second term covers numbers flushed to zero below the smallest normal number
+lambda; S, their sensitivity, comes from :mod:`derive.underflow`. It matters only
+for values near lambda (about 1e-38 in float32).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def unit_roundoff(dtype: str) -> Fraction:
 
 
 # The smallest positive (subnormal) number of each dtype: the spacing of the floats
-# near zero. And the smallest normal number: what an underflowing result can lose.
+# near zero. And the smallest normal number lambda: what a flush to zero can lose.
 SMALLEST_SUBNORMAL = {"float32": 2.0**-149, "float64": 2.0**-1074}
 SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
 
@@ -47,11 +50,20 @@ def ulp(value: float, dtype: str) -> float:
     return max(math.ldexp(1.0, exponent - bits), SMALLEST_SUBNORMAL[dtype])
 
 
-def underflow_allowance(roundings: int, dtype: str) -> Fraction:
-    """k * tiny: a result too small for normal numbers may lose everything below the
-    smallest normal number -- TensorFlow on the CPU flushes subnormal results to zero --
-    beyond the relative error u. Negligible unless the values are tiny."""
-    return roundings * Fraction(SMALLEST_NORMAL[dtype])
+def _gamma(roundings: int, dtype: str) -> Fraction | None:
+    """gamma_k = k u / (1 - k u), or None when k u >= 1 (no bound)."""
+    u = unit_roundoff(dtype)
+    return None if roundings * u >= 1 else roundings * u / (1 - roundings * u)
+
+
+def underflow_allowance(roundings: int, dtype: str, sensitivity: Fraction) -> Fraction:
+    """(1 + gamma_k) lambda S: TensorFlow on the CPU flushes numbers below the smallest
+    normal number lambda to zero, each flush losing less than lambda, and S (see
+    :mod:`derive.underflow`) bounds how far those losses travel. The factor 1 + gamma_k:
+    S is built from exact magnitudes, the tape multiplies by rounded ones."""
+    gamma = _gamma(roundings, dtype)
+    assert gamma is not None, "no bound at all when k u >= 1"
+    return (1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]) * sensitivity
 
 
 @dataclass(frozen=True)
@@ -61,16 +73,21 @@ class Bound:
     roundings: int  # k
     precision_bits: int  # p, with u = 2^-p
     unit_roundoff: float  # u
+    smallest_normal: float  # lambda: below it, TensorFlow flushes numbers to zero
     gamma: float  # k u / (1 - k u)
     magnitude: float  # M: the computation on absolute values
-    value: float  # gamma * M, the tolerance
+    sensitivity: float  # S: how far numbers flushed to zero can move the result
+    underflow: float  # (1 + gamma) lambda S
+    value: float  # gamma * M + underflow, the tolerance
 
 
-def rounding_bound(n: int, dtype: str, magnitude: Fraction, exact_reference: bool = True) -> Bound:
-    """gamma_k * M for the loss or a gradient over n samples (k = n - 1 + 8); when the
-    reference is not exact, plus its own error (2^-52 * M)."""
+def rounding_bound(
+    n: int, dtype: str, magnitude: Fraction, sensitivity: Fraction, exact_reference: bool = True
+) -> Bound:
+    """gamma_k * M + (1 + gamma_k) lambda S for the loss or a gradient over n samples
+    (k = n - 1 + 8); when the reference is not exact, plus its own error (2^-52 * M)."""
     allowance = Fraction(0) if exact_reference else Fraction(1, 2**52)
-    return gamma_bound(n - 1 + EXTRA_ROUNDINGS, dtype, magnitude, allowance)
+    return gamma_bound(n - 1 + EXTRA_ROUNDINGS, dtype, magnitude, sensitivity, allowance)
 
 
 @dataclass(frozen=True)
@@ -124,54 +141,101 @@ def compare(
 
 
 def gamma_bound(
-    roundings: int, dtype: str, magnitude: Fraction, allowance: Fraction = Fraction(0)
+    roundings: int,
+    dtype: str,
+    magnitude: Fraction,
+    sensitivity: Fraction,
+    allowance: Fraction = Fraction(0),
 ) -> Bound:
-    """gamma_k * M for a computation whose longest chain has exactly k = `roundings` roundings.
+    """gamma_k * M + (1 + gamma_k) lambda S for a computation whose longest chain has
+    exactly k = `roundings` roundings and whose flushes to zero have sensitivity S.
 
-    k = 0 (nothing rounded) gives a tolerance of 0: the tape must match exactly.
-    `allowance` * M is added for a reference that is not exact (its own error).
+    k = 0 (nothing rounded) with S = 0 gives a tolerance of 0: the tape must match
+    exactly. `allowance` * M is added for a reference that is not exact (its own error).
     """
     u = unit_roundoff(dtype)
-    if roundings * u >= 1:
+    gamma = _gamma(roundings, dtype)
+    if gamma is None:
         return Bound(
-            roundings, PRECISION_BITS[dtype], float(u), math.inf, float(magnitude), math.inf
+            roundings,
+            PRECISION_BITS[dtype],
+            float(u),
+            SMALLEST_NORMAL[dtype],
+            math.inf,
+            float(magnitude),
+            float(sensitivity),
+            math.inf,
+            math.inf,
         )
-    gamma = roundings * u / (1 - roundings * u)
+    underflow = underflow_allowance(roundings, dtype, sensitivity)
     return Bound(
         roundings,
         PRECISION_BITS[dtype],
         float(u),
+        SMALLEST_NORMAL[dtype],
         float(gamma),
         float(magnitude),
-        float((gamma + allowance) * magnitude + underflow_allowance(roundings, dtype)),
+        float(sensitivity),
+        float(underflow),
+        float((gamma + allowance) * magnitude + underflow),
     )
 
 
+def _up(value: Fraction) -> float:
+    """The smallest float64 not below value."""
+    rounded = float(value)
+    return rounded if Fraction(rounded) >= value else math.nextafter(rounded, math.inf)
+
+
 def gamma_bounds(
-    roundings: int, dtype: str, magnitudes: np.ndarray, allowance: Fraction
+    roundings: int,
+    dtype: str,
+    magnitudes: np.ndarray,
+    sensitivities: np.ndarray,
+    allowance: Fraction,
 ) -> np.ndarray:
-    """(gamma_k + allowance) * M_i for many magnitudes at once, in float64.
+    """(gamma_k + allowance) * M_i + (1 + gamma_k) lambda S_i for many samples at once,
+    in float64.
 
-    Every result is rounded up (never below the exact product), so it stays a bound.
+    Every product and sum is rounded up (never below the exact one), so it stays a bound.
     """
-    u = unit_roundoff(dtype)
-    if roundings * u >= 1:
-        return np.full(magnitudes.shape, math.inf)
-    factor = roundings * u / (1 - roundings * u) + allowance
-    factor_up = float(factor)
-    if Fraction(factor_up) < factor:
-        factor_up = math.nextafter(factor_up, math.inf)
-    product = factor_up * magnitudes
-    # One step up covers the rounding of the product, and an underflow to 0 as well.
-    exact_zero = (magnitudes == 0) | (factor_up == 0)
-    bounds = np.where(exact_zero, 0.0, np.nextafter(product, math.inf))
-    underflow = float(underflow_allowance(roundings, dtype))
-    # Adding a tiny allowance may round down; step up once more where it was added.
-    return bounds if underflow == 0 else np.nextafter(bounds + underflow, math.inf)
+    gamma = _gamma(roundings, dtype)
+    if gamma is None:
+        return np.full(np.broadcast(magnitudes, sensitivities).shape, math.inf)
+    factor = _up(gamma + allowance)
+    underflow_factor = _up((1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]))
+
+    def product_up(factor: float, values: np.ndarray) -> np.ndarray:
+        # One step up covers the rounding of the product, and an underflow to 0 as well.
+        exact_zero = (values == 0) | (factor == 0)
+        return np.where(exact_zero, 0.0, np.nextafter(factor * values, math.inf))
+
+    bounds = product_up(factor, magnitudes)
+    underflow = product_up(underflow_factor, sensitivities)
+    added = bounds + underflow
+    # The sum may round down where both parts are nonzero: step up once more there.
+    return np.where((bounds == 0) | (underflow == 0), added, np.nextafter(added, math.inf))
 
 
-def bound_at(roundings: int, dtype: str, magnitude: float, tolerance: float) -> Bound:
+def bound_at(
+    roundings: int, dtype: str, magnitude: float, sensitivity: float, tolerance: float
+) -> Bound:
     """The Bound of one entry of :func:`gamma_bounds`: its magnitude and tolerance as given."""
     u = unit_roundoff(dtype)
-    gamma = math.inf if roundings * u >= 1 else float(roundings * u / (1 - roundings * u))
-    return Bound(roundings, PRECISION_BITS[dtype], float(u), gamma, magnitude, tolerance)
+    gamma = _gamma(roundings, dtype)
+    underflow = (
+        math.inf
+        if gamma is None
+        else float(underflow_allowance(roundings, dtype, Fraction(sensitivity)))
+    )
+    return Bound(
+        roundings,
+        PRECISION_BITS[dtype],
+        float(u),
+        SMALLEST_NORMAL[dtype],
+        math.inf if gamma is None else float(gamma),
+        magnitude,
+        sensitivity,
+        underflow,
+        tolerance,
+    )

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from . import reference
-from .check import Check, compare, gamma_bound, rounding_bound
+from . import reference, underflow
+from .check import Bound, Check, compare, gamma_bound, rounding_bound
 from .errors import InputError
 from .models import get_loss, get_model
 from .problem import Dataset, Problem, make_problem
 from .reference import Samples
 from .substitute import _NumberPrinter
-from .symbolic import I, N, Symbolic, X, Y, build_symbolic, latex
+from .symbolic import Formula, I, N, Symbolic, X, Y, build_symbolic, latex
 from .tape import TapeResult
 
 LEARNING_RATE = Fraction(1, 100)  # eta of the SGD step on the sheet, as in the original script
@@ -292,9 +292,12 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
     dtype, n = problem.dtype, problem.n
 
-    def bound_for(formula):  # type: ignore[no-untyped-def]
+    def bound_for(formula: Formula, key: str) -> Bound:
         magnitude = reference.magnitude(symbolic, formula, parameters, samples)
-        return rounding_bound(n, dtype, magnitude, samples.exact)
+        flushes = underflow.at_initial_values(
+            problem, symbolic, underflow.sensitivities(symbolic).of_quantity(key)
+        )
+        return rounding_bound(n, dtype, magnitude, flushes, samples.exact)
 
     def entry(
         check: Check, exact: Fraction, printed: Fraction, name: str | None, mean: bool
@@ -306,7 +309,7 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
             consistent=not mean or (_means_agree(values, name) and _means_agree(hand, name)),
         )
 
-    loss = compare("L", values.loss, tape.loss, bound_for(symbolic.loss), dtype)
+    loss = compare("L", values.loss, tape.loss, bound_for(symbolic.loss, "L"), dtype)
     entries = [entry(loss, values.loss, hand.loss, None, True)]
     gradient_checks = {}
     for name, derivation in symbolic.derivations.items():
@@ -314,7 +317,7 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
             f"dL/d{name}",
             values.gradients[name],
             tape.gradients[name],
-            bound_for(derivation.result),
+            bound_for(derivation.result, name),
             dtype,
         )
         gradient_checks[name] = check
@@ -329,7 +332,7 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
             g_tape
         )
         magnitude = abs(parameters[name]) + rate32 * abs(g_tape)
-        bound = gamma_bound(2, dtype, magnitude)
+        bound = gamma_bound(2, dtype, magnitude, underflow.update_sensitivity(rate32))
         bound = replace(bound, value=float(Fraction(bound.value) + propagated))
         update = compare(f"{name}1", values.updated[name], tape_update, bound, dtype)
         entries.append(entry(update, values.updated[name], hand.updated[name], name, False))

@@ -38,8 +38,11 @@ def check_to_dict(check: Check) -> dict[str, Any]:
         "bound": {
             "roundings": check.bound.roundings,
             "unit_roundoff": check.bound.unit_roundoff,
+            "smallest_normal": check.bound.smallest_normal,
             "gamma": _number(check.bound.gamma),
             "magnitude": _number(check.bound.magnitude),
+            "sensitivity": _number(check.bound.sensitivity),
+            "underflow": _number(check.bound.underflow),
         },
         "ok": check.ok,
     }

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from . import __version__, reference
+from . import __version__, reference, underflow
 from .backward import BackwardFacts, explain_backward, stand_in_backward
 from .check import Bound, Check, compare, rounding_bound
 from .datasets import resolve_dataset
@@ -336,7 +336,10 @@ def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork
             substitute(symbolic, quantity, lhs, formula, parameters, samples, exact)
         )
         magnitude = reference.magnitude(symbolic, formula, parameters, samples)
-        bounds.append(rounding_bound(problem.n, problem.dtype, magnitude, samples.exact))
+        flushes = underflow.at_initial_values(
+            problem, symbolic, underflow.sensitivities(symbolic).of_quantity(key)
+        )
+        bounds.append(rounding_bound(problem.n, problem.dtype, magnitude, flushes, samples.exact))
     return Groundwork(
         problem=problem,
         wrong_derivative=wrong_derivative,

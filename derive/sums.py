@@ -149,11 +149,20 @@ class Evaluator:
         self.symbolic = symbolic
         self.formula = formula
         self.data = data
-        self.form = sums_form(symbolic, formula)
-        self.polynomial = _polynomial(symbolic, formula, data, absolute=False)
-        magnitude = Formula(abs(formula.coefficient), absolute_form(formula.summand))
-        self.magnitude_polynomial = _polynomial(symbolic, magnitude, data, absolute=True)
-        self._magnitude_formula = magnitude
+        self._magnitude_formula = Formula(abs(formula.coefficient), absolute_form(formula.summand))
+
+    # Each built on first use: an evaluator used for magnitudes only needs no other.
+    @functools.cached_property
+    def form(self) -> SumsForm | None:
+        return sums_form(self.symbolic, self.formula)
+
+    @functools.cached_property
+    def polynomial(self) -> dict[Exponents, Fraction] | None:
+        return _polynomial(self.symbolic, self.formula, self.data, absolute=False)
+
+    @functools.cached_property
+    def magnitude_polynomial(self) -> dict[Exponents, Fraction] | None:
+        return _polynomial(self.symbolic, self._magnitude_formula, self.data, absolute=True)
 
     def value(self, parameters: Sequence[Fraction]) -> Fraction:
         if self.polynomial is None:

@@ -21,13 +21,14 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from .check import PRECISION_BITS, Bound, Check, compare, rounding_bound
+from .check import PRECISION_BITS, SMALLEST_NORMAL, Bound, Check, compare, rounding_bound
 from .numbers import latex_number
 from .plots import PlotSpec
 from .problem import Problem
 from .sums import Evaluator, affine_solution, data_sums
 from .symbolic import X_I, Formula, Symbolic, latex
 from .tape import Trace
+from .underflow import SensitivityEvaluator, sensitivities, update_sensitivity
 
 # The optimizer keeps the learning rate in a float32 variable, whatever the dtype of
 # the parameters, and computes theta - fl(eta32 * g): three roundings (eta to float32,
@@ -138,20 +139,28 @@ class TrainingFacts:
         return self.diverged_at
 
 
-def update_bound(previous: Fraction, change: Fraction) -> Bound:
-    """|fl(theta - fl(eta32 g)) - (theta - eta g)| <= gamma_3 (|theta| + |eta g|).
+def update_bound(
+    previous: Fraction, change: Fraction, dtype: str, learning_rate: Fraction
+) -> Bound:
+    """|fl(theta - fl(eta32 g)) - (theta - eta g)| <= gamma_3 (|theta| + |eta g|) + flushes.
 
     With theta' = theta (1 + d2) - eta g (1 + d0)(1 + d1)(1 + d2) and every |d| <= u,
-    the error is at most u |theta| + gamma_3 |eta g|.
+    the error is at most u |theta| + gamma_3 |eta g|. Numbers flushed to zero add
+    (1 + gamma_3) lambda S, lambda the dtype's smallest normal number.
     """
     magnitude = abs(previous) + abs(change)
+    sensitivity = update_sensitivity(learning_rate)
+    underflow = (1 + _UPDATE_GAMMA) * Fraction(SMALLEST_NORMAL[dtype]) * sensitivity
     return Bound(
         UPDATE_ROUNDINGS,
         PRECISION_BITS["float32"],  # the optimizer holds the learning rate in float32
         float(OPTIMIZER_UNIT_ROUNDOFF),
+        SMALLEST_NORMAL[dtype],
         float(_UPDATE_GAMMA),
         float(magnitude),
-        float(_UPDATE_GAMMA * magnitude),
+        float(sensitivity),
+        float(underflow),
+        float(_UPDATE_GAMMA * magnitude + underflow),
     )
 
 
@@ -247,8 +256,15 @@ class _Tally:
 class _StepChecks:
     """The checks of one trace, step by step, up to its last finite step."""
 
-    def __init__(self, problem: Problem, quantities: Mapping[str, Evaluator], trace: Trace) -> None:
+    def __init__(
+        self,
+        problem: Problem,
+        quantities: Mapping[str, Evaluator],
+        flushes: Mapping[str, SensitivityEvaluator],
+        trace: Trace,
+    ) -> None:
         self.problem, self.quantities, self.trace = problem, quantities, trace
+        self.flushes = flushes
         self.names = list(trace.parameters)
         self.last = trace.last_finite()
         self.eta = Fraction(problem.training.learning_rate)
@@ -284,7 +300,7 @@ class _StepChecks:
                 f"{name} (update)",
                 previous - change,
                 float(parameters[name][s]),
-                update_bound(previous, change),
+                update_bound(previous, change, self.problem.dtype, self.eta),
                 self.problem.dtype,
             )
             self.tally.add(s, check, update=True)
@@ -297,7 +313,12 @@ class _StepChecks:
         """The tape's loss and gradients at theta_s against the exact references."""
         theta = [self.values[name][s] for name in self.names]
         for quantity, evaluator in self.quantities.items():
-            bound = rounding_bound(self.problem.n, self.problem.dtype, evaluator.magnitude(theta))
+            bound = rounding_bound(
+                self.problem.n,
+                self.problem.dtype,
+                evaluator.magnitude(theta),
+                self.flushes[quantity].at(theta),
+            )
             reference = evaluator.value(theta)
             parameter = quantity.removeprefix("dL/d")
             tape = self.trace.loss[s] if quantity == "L" else self.trace.gradients[parameter][s]
@@ -344,7 +365,17 @@ def check_training(
     quantities = {"L": ground.loss} | {
         f"dL/d{name}": Evaluator(symbolic, formulas[name], data) for name in names
     }
-    checks = _StepChecks(problem, quantities, trace)
+    flushes = {
+        quantity: SensitivityEvaluator(
+            sensitivities(symbolic).of_quantity(quantity.removeprefix("dL/d")),
+            symbolic,
+            problem.x,
+            problem.y,
+            problem.dtype,
+        )
+        for quantity in quantities
+    }
+    checks = _StepChecks(problem, quantities, flushes, trace)
     checks.run(on_step)
     tally, last = checks.tally, checks.last
     diverged_at = trace.first_non_finite()
@@ -370,7 +401,8 @@ def check_training(
         sums_forms_verified=all(
             e.form is not None and e.form.verified for e in quantities.values()
         ),
-        gradient_bound=checks.gradient_bound or rounding_bound(problem.n, problem.dtype, 0),
+        gradient_bound=checks.gradient_bound
+        or rounding_bound(problem.n, problem.dtype, Fraction(0), Fraction(0)),
         update_roundings=UPDATE_ROUNDINGS,
         update_unit_roundoff=float(OPTIMIZER_UNIT_ROUNDOFF),
         steps_checked=final_step,

@@ -101,28 +101,38 @@ def test_fast_references_are_within_their_allowance(symbolic, backward, data, w,
 @given(
     k=st.integers(0, 2**23),
     dtype=st.sampled_from(["float32", "float64"]),
-    magnitudes=st.lists(st.floats(0, 1e30), min_size=1, max_size=10),
+    entries=st.lists(
+        st.tuples(st.floats(0, 1e30), st.sampled_from([0.0, 1.0, 3.5, 1e6, 1e300])),
+        min_size=1,
+        max_size=10,
+    ),
     allowance=st.sampled_from([Fraction(0), Fraction(1, 2**48), Fraction(1, 2**52)]),
 )
-def test_vectorised_tolerances_never_fall_below_the_exact_bound(k, dtype, magnitudes, allowance):
-    tolerances = gamma_bounds(k, dtype, np.array(magnitudes), allowance)
+def test_vectorised_tolerances_never_fall_below_the_exact_bound(k, dtype, entries, allowance):
+    magnitudes = [m for m, _ in entries]
+    flushes = [s for _, s in entries]
+    tolerances = gamma_bounds(k, dtype, np.array(magnitudes), np.array(flushes), allowance)
     u = unit_roundoff(dtype)
-    for magnitude, tolerance in zip(magnitudes, tolerances, strict=True):
+    for magnitude, sensitivity, tolerance in zip(magnitudes, flushes, tolerances, strict=True):
         exact = (k * u / (1 - k * u) + allowance) * Fraction(magnitude) + underflow_allowance(
-            k, dtype
+            k, dtype, Fraction(sensitivity)
         )
         assert Fraction(float(tolerance)) >= exact
-        # and hardly above it: one step up from the rounded product
+        # and hardly above it: a step up from each rounded product and from their sum
         # (near the subnormal range, steps are absolute: a few smallest subnormals)
         slack = 4 * 2.0**-1074 if dtype == "float64" else 4 * 2.0**-149
         assert float(tolerance) <= math.nextafter(float(exact) * (1 + 2**-50) + slack, math.inf)
         assert exact > 0 or tolerance == 0
-        assert gamma_bound(k, dtype, Fraction(magnitude), allowance).value <= tolerance
+        bound = gamma_bound(k, dtype, Fraction(magnitude), Fraction(sensitivity), allowance)
+        assert bound.value <= tolerance
 
 
-def test_tolerance_without_roundings_is_zero():
-    assert gamma_bounds(0, "float32", np.array([1.0, 0.0]), Fraction(0)).tolist() == [0.0, 0.0]
-    assert np.isinf(gamma_bounds(2**24, "float32", np.array([1.0]), Fraction(0))).all()
+def test_tolerance_without_roundings_or_flushes_is_zero():
+    zero = np.zeros(2)
+    assert gamma_bounds(0, "float32", np.array([1.0, 0.0]), zero, Fraction(0)).tolist() == [0, 0]
+    # k = 0 but a possible flush to zero: lambda itself
+    assert gamma_bounds(0, "float32", np.array([1.0]), np.ones(1), Fraction(0))[0] >= 2.0**-126
+    assert np.isinf(gamma_bounds(2**24, "float32", np.array([1.0]), zero[:1], Fraction(0))).all()
 
 
 def test_core_sums_are_computed_once(symbolic):

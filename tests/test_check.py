@@ -21,23 +21,29 @@ def test_ulp_matches_numpy_spacing():
         assert ulp(value, "float64") == float(np.spacing(np.float64(value)))
 
 
-def test_bound_is_gamma_k_times_magnitude():
-    bound = rounding_bound(2, "float32", Fraction(10))
+def test_bound_is_gamma_k_times_magnitude_plus_the_flushes():
+    bound = rounding_bound(2, "float32", Fraction(10), Fraction(0))
     k = bound.roundings
     u = Fraction(1, 2**24)
-    assert bound.value == pytest.approx(float(k * u / (1 - k * u) * 10), rel=1e-12)
+    gamma = k * u / (1 - k * u)
+    assert bound.value == pytest.approx(float(gamma * 10), rel=1e-12)
+    flushing = rounding_bound(2, "float32", Fraction(10), Fraction(1000))
+    assert flushing.underflow == pytest.approx(float((1 + gamma) * 1000 * 2.0**-126), rel=1e-12)
+    assert flushing.value == pytest.approx(float(gamma * 10) + flushing.underflow, rel=1e-12)
 
 
 def test_compare_counts_ulps_exactly():
     reference = Fraction(1)
     tape = float(np.nextafter(np.float32(1), np.float32(2)))  # one float32 ULP above 1
-    check = compare("x", reference, tape, rounding_bound(1, "float32", Fraction(1)), "float32")
+    check = compare(
+        "x", reference, tape, rounding_bound(1, "float32", Fraction(1), Fraction(0)), "float32"
+    )
     assert check.ulps == pytest.approx(1.0)
     assert check.ok
 
 
 def test_compare_flags_a_difference_beyond_the_bound():
-    bound = rounding_bound(1, "float32", Fraction(1))
+    bound = rounding_bound(1, "float32", Fraction(1), Fraction(0))
     check = compare("x", Fraction(1), 1.0 + 10 * bound.value, bound, "float32")
     assert not check.ok
 

@@ -49,6 +49,10 @@ def _problem(case):
 @example(case={"data": [(0.0, 1.1754943508222875e-38)], "W": 0.0, "b": 0.0, "dtype": "float32"})
 # A subnormal residual: TensorFlow flushes the subnormal gradient to zero.
 @example(case={"data": [(2.0, 1.401298464324817e-45)], "W": 0.0, "b": 0.0, "dtype": "float32"})
+# A subnormal parameter: TensorFlow reads b as 0, so the adjoint of W is 0, while the
+# exact value is 2 * 15 * b; and the same flush multiplied by x = 100.
+@example(case={"data": [(15.0, 0.0)], "W": 0.0, "b": 1.984351063524427e-39, "dtype": "float32"})
+@example(case={"data": [(100.0, 0.0)], "W": 0.0, "b": 2e-39, "dtype": "float32"})
 def test_the_tape_is_within_its_bound(case):
     report = explain(_problem(case))
     assert report.ok, [c for c in report.checks if not c.ok]

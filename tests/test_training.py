@@ -110,14 +110,16 @@ def test_update_bound_holds_for_the_optimizers_arithmetic():
         g = np.float32(draw.uniform(-10, 10) * 10 ** draw.randint(-6, 6))
         computed = np.float32(w - np.float32(eta32 * g))
         exact = Fraction(float(w)) - Fraction(eta) * Fraction(float(g))
-        bound = update_bound(Fraction(float(w)), Fraction(eta) * Fraction(float(g)))
+        bound = update_bound(
+            Fraction(float(w)), Fraction(eta) * Fraction(float(g)), "float32", Fraction(eta)
+        )
         assert abs(Fraction(float(computed)) - exact) <= Fraction(bound.value)
 
 
 def test_update_bound_rejects_another_learning_rate():
     w, g = Fraction(0.5), Fraction(-1.25)
     change = Fraction(0.01) * g
-    bound = update_bound(w, change)
+    bound = update_bound(w, change, "float32", Fraction(0.01))
     wrong = float(np.float32(np.float32(0.5) - np.float32(np.float32(0.0101) * np.float32(-1.25))))
     assert abs(Fraction(wrong) - (w - change)) > Fraction(bound.value)
 
