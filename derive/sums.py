@@ -125,15 +125,31 @@ class DataSums:
         return [Fraction(v) for v in x.tolist()], [Fraction(v) for v in y.tolist()]
 
 
-@functools.lru_cache(maxsize=2)
-def _cached_data_sums(x: tuple[float, ...], y: tuple[float, ...]) -> DataSums:
-    return DataSums(x, y)
+# The data sets seen last, each as (x, y, their DataSums). A report meets the same data
+# as tuples (the Problem) and as arrays (the Samples); a million-entry tuple costs tens of
+# milliseconds to hash, so lookups go by identity first and then by content.
+_RECENT: list[tuple[object, object, DataSums]] = []
+_RECENT_LIMIT = 4
 
 
-def data_sums(x: tuple[float, ...], y: tuple[float, ...]) -> DataSums:
-    """The one DataSums of these samples: the loss, the gradients, the optimum and the
-    plots all need the same few sums."""
-    return _cached_data_sums(x, y)
+def data_sums(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> DataSums:
+    """The one DataSums of these samples: the loss, the gradients, the optimum, the
+    bounds and the plots all need the same few sums."""
+    for seen_x, seen_y, sums in _RECENT:
+        if seen_x is x and seen_y is y:
+            return sums
+    candidate = DataSums(x, y)
+    found = next(
+        (
+            sums
+            for _, _, sums in _RECENT
+            if np.array_equal(sums.x, candidate.x) and np.array_equal(sums.y, candidate.y)
+        ),
+        candidate,
+    )
+    _RECENT.append((x, y, found))  # keeps x and y alive, so their ids stay theirs
+    del _RECENT[:-_RECENT_LIMIT]
+    return found
 
 
 class Evaluator:
@@ -183,6 +199,15 @@ class Evaluator:
         xs, ys = self.data.fractions(absolute=absolute)
         value, _ = evaluate_exact(self.symbolic, formula, named, xs, ys)
         return value
+
+
+def exact_total(
+    symbolic: Symbolic, summand: sp.Expr, parameters: Sequence[Fraction], data: DataSums
+) -> Fraction | None:
+    """The sum over the samples of summand at these parameters, exactly, from the data
+    sums; None when the summand is not a polynomial with rational coefficients."""
+    polynomial = _polynomial(symbolic, Formula(sp.Integer(1), summand), data, absolute=False)
+    return None if polynomial is None else _evaluate(polynomial, parameters)
 
 
 def _polynomial(

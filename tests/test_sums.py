@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from derive.expansion import Expansion, exact_sum, products_are_exact
-from derive.sums import FAST_SUM_SAMPLES, DataSums, data_sums
+from derive.models import get_loss, get_model
+from derive.sums import FAST_SUM_SAMPLES, DataSums, data_sums, exact_total
+from derive.symbolic import X_I, build_symbolic
 
 
 def rational_sum(x: np.ndarray, y: np.ndarray, a: int, b: int) -> Fraction:
@@ -64,6 +66,31 @@ def test_one_data_sums_per_data_set():
     x, y = (1.0, 2.0, 3.0), (2.0, 4.0, 7.0)
     assert data_sums(x, y) is data_sums(x, y)
     assert data_sums(x, y).total(1, 1) == Fraction(31)
+    # The same data as arrays (as the references hold them) share the sums ...
+    assert data_sums(np.array(x), np.array(y)) is data_sums(x, y)
+    # ... and other data do not.
+    assert data_sums(x, (2.0, 4.0, 8.0)) is not data_sums(x, y)
+    assert data_sums(x, (2.0, 4.0, 8.0)).total(1, 1) == Fraction(34)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)), min_size=1, max_size=30),
+    st.floats(-100, 100),
+    st.floats(-100, 100),
+)
+def test_a_polynomial_summand_sums_exactly_from_the_data_sums(points, w, b):
+    symbolic = build_symbolic(get_model("linear"), get_loss("mse"))
+    x = tuple(float(np.float32(p[0])) for p in points)
+    y = tuple(float(np.float32(p[1])) for p in points)
+    summand = symbolic.loss.summand  # (W x_i + b - y_i)^2
+    parameters = [Fraction(w), Fraction(b)]
+    w_, b_ = parameters
+    residuals = (w_ * Fraction(p) + b_ - Fraction(q) for p, q in zip(x, y, strict=True))
+    expected = sum((r**2 for r in residuals), Fraction(0))
+    assert exact_total(symbolic, summand, parameters, data_sums(x, y)) == expected
+    # Not a polynomial in the data: no sums form.
+    assert exact_total(symbolic, 1 / (1 + X_I**2), parameters, data_sums(x, y)) is None
 
 
 def test_exact_sum_in_chunks_is_the_same_sum(monkeypatch):
