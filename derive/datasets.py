@@ -6,8 +6,8 @@ import csv
 import io
 import math
 import sys
+import warnings
 from collections.abc import Sequence
-from operator import methodcaller
 from pathlib import Path
 
 import numpy as np
@@ -67,14 +67,20 @@ def _header(line: str, columns: tuple[str, str]) -> tuple[str, list[int], int]:
 
 
 def _parse_quickly(text: str, columns: tuple[str, str]) -> tuple[np.ndarray, np.ndarray] | None:
-    """A file with no comments: dropping empty lines is all the filtering it needs, and
-    line numbers are only wanted for an error. None when the file is not plain; the
-    careful path then reads it again and names what is wrong."""
-    lines = list(filter(None, text.splitlines()))
-    if not lines or not lines[0].strip():
-        return None
-    delimiter, positions, width = _header(lines[0], columns)
-    return _parse_plain(lines[1:], delimiter, width, positions)
+    """A file with no comments: the header, then the rest of the text in one go; line
+    numbers are only wanted for an error. None when the file is not plain; the careful
+    path then reads it again and names what is wrong."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        line, start = text[start:end], end
+        if "\r" in line.rstrip("\r\n"):
+            return None  # lines ended by a bare carriage return: the careful path splits them
+        if line.strip():
+            delimiter, positions, width = _header(line, columns)
+            return _parse_plain(text[start:], delimiter, width, positions)
+    return None
 
 
 def _parse_carefully(
@@ -90,7 +96,7 @@ def _parse_carefully(
         raise InputError("no header row in the CSV data", source)
     delimiter, positions, width = _header(lines[0][1], columns)
     body = [line for _, line in lines[1:]]
-    parsed = _parse_plain(body, delimiter, width, positions)
+    parsed = _parse_plain("\n".join(body), delimiter, width, positions)
     if parsed is None:
         # Quoted cells, ragged rows, or a cell that is not a finite number: read row by
         # row, which handles quoting and names the line and the column of a bad cell.
@@ -100,19 +106,27 @@ def _parse_carefully(
 
 
 def _parse_plain(
-    body: list[str], delimiter: str, width: int, positions: list[int]
+    body: str, delimiter: str, width: int, positions: list[int]
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The fast path for plain files (no quotes, every row as wide as the header): one
-    split of the whole text and one NumPy conversion. None when it does not apply."""
-    text = delimiter.join(body)
-    if '"' in text:
+    """The fast path for plain rows (no quotes, every row as wide as the header, only
+    finite numbers): NumPy's CSV reader, which skips empty lines. None when it does not
+    apply, or for no rows at all; the careful path then has the last word."""
+    if '"' in body or not body.strip():
         return None
-    if set(map(methodcaller("count", delimiter), body)) - {width - 1}:
-        return None  # a ragged row: the careful path says which line
-    cells = text.split(delimiter)
     try:
-        table = np.array(cells, dtype=np.float64).reshape(len(body), width)
-    except ValueError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # anything NumPy only warns about is not plain
+            table = np.loadtxt(
+                io.StringIO(body),
+                delimiter=delimiter,
+                comments=None,
+                quotechar=None,
+                ndmin=2,
+                dtype=np.float64,
+            )
+    except (ValueError, Warning):
+        return None
+    if table.shape[1] != width:
         return None
     xs, ys = (np.ascontiguousarray(table[:, p]) for p in positions)
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):

@@ -115,6 +115,44 @@ def test_csv_variants_are_read(tmp_path):
     assert dataset.x == (1.0, 3.0) and dataset.y == (2.0, 4.0)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x,y\n1,2\n3,4\n",  # plain
+        "x,y\r\n1,2\r\n3,4\r\n",  # Windows line ends
+        "x,y\r1,2\r3,4\r",  # bare carriage returns
+        "  \n x , y \n1,2\n\n3,4",  # blank lines, spaces, no final line end
+        "y,x\n2,1\n4,3\n",  # columns in the other order
+        "x,y,z\n1,2,9\n3,4,9\n",  # a column more
+        'x,y\n"1",2\n3,"4"\n',  # quoted cells
+        "# a comment\nx,y\n1,2\n# another\n3,4\n",
+    ],
+)
+def test_every_csv_layout_gives_the_same_samples(text):
+    from derive.datasets import read_csv_text
+
+    dataset = read_csv_text(text, "data.csv")
+    assert dataset.x == (1.0, 3.0) and dataset.y == (2.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("x,y\n1,2\n3\n", "line 3"),  # a short row
+        ("x,y\n1,2\n3,four\n", "'four'"),
+        ("x,y\n1,nan\n", "'nan'"),
+        ("x,y\n", "no samples"),
+    ],
+)
+def test_a_bad_csv_row_is_named(text, message):
+    from derive.datasets import read_csv_text
+    from derive.errors import InputError
+
+    with pytest.raises(InputError) as caught:
+        read_csv_text(text, "data.csv")
+    assert message in str(caught.value)
+
+
 def test_help_has_examples():
     result = subprocess.run(
         [sys.executable, "-m", "derive", "report", "--help"],
