@@ -15,6 +15,7 @@ for values near lambda (about 1e-38 in float32).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -50,6 +51,7 @@ def ulp(value: float, dtype: str) -> float:
     return max(math.ldexp(1.0, exponent - bits), SMALLEST_SUBNORMAL[dtype])
 
 
+@functools.lru_cache(maxsize=256)
 def _gamma(roundings: int, dtype: str) -> Fraction | None:
     """gamma_k = k u / (1 - k u), or None when k u >= 1 (no bound)."""
     u = unit_roundoff(dtype)
@@ -203,7 +205,7 @@ def gamma_bounds(
     if gamma is None:
         return np.full(np.broadcast(magnitudes, sensitivities).shape, math.inf)
     factor = _up(gamma + allowance)
-    underflow_factor = _up((1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]))
+    underflow_factor = _underflow_factor(roundings, dtype)
 
     def product_up(factor: float, values: np.ndarray) -> np.ndarray:
         # One step up covers the rounding of the product, and an underflow to 0 as well.
@@ -217,17 +219,22 @@ def gamma_bounds(
     return np.where((bounds == 0) | (underflow == 0), added, np.nextafter(added, math.inf))
 
 
+@functools.lru_cache(maxsize=256)
+def _underflow_factor(roundings: int, dtype: str) -> float:
+    """(1 + gamma_k) lambda, rounded up."""
+    gamma = _gamma(roundings, dtype)
+    assert gamma is not None
+    return _up((1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]))
+
+
 def bound_at(
     roundings: int, dtype: str, magnitude: float, sensitivity: float, tolerance: float
 ) -> Bound:
     """The Bound of one entry of :func:`gamma_bounds`: its magnitude and tolerance as given."""
     u = unit_roundoff(dtype)
     gamma = _gamma(roundings, dtype)
-    underflow = (
-        math.inf
-        if gamma is None
-        else float(underflow_allowance(roundings, dtype, Fraction(sensitivity)))
-    )
+    # For display (the verdicts come from gamma_bounds): float arithmetic suffices.
+    underflow = math.inf if gamma is None else _underflow_factor(roundings, dtype) * sensitivity
     return Bound(
         roundings,
         PRECISION_BITS[dtype],
