@@ -451,6 +451,8 @@ class _Verdicts:
     flushes: np.ndarray  # S_i (upper bounds)
     ok: np.ndarray
     worst: int  # the sample closest to (or furthest beyond) its tolerance
+    # Checks already made, by sample: nodes that pass one adjoint on share them.
+    made: dict[int, Check] = dataclasses.field(default_factory=dict, compare=False)
 
 
 def _float_verdicts(
@@ -501,10 +503,15 @@ def _float_node_check(
     n = tape.size
 
     def check_at(i: int) -> Check:
+        quantity = _quantity(vertex, i, n > 1)
+        if i in verdicts.made:
+            return dataclasses.replace(verdicts.made[i], quantity=quantity)
         tolerance = float(verdicts.tolerances[i])
         flushes = float(verdicts.flushes[i])
         bound = bound_at(k, dtype, reference.magnitude(i), flushes, tolerance)
-        return compare(_quantity(vertex, i, n > 1), reference.at(i), float(tape[i]), bound, dtype)
+        made = compare(quantity, reference.at(i), float(tape[i]), bound, dtype)
+        verdicts.made[i] = made
+        return made
 
     failed = n - int(np.count_nonzero(verdicts.ok))
     kept = _kept(n, verdicts.worst)
