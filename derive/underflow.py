@@ -158,11 +158,13 @@ class Sensitivity:
 
 @dataclass(frozen=True)
 class Sensitivities:
+    """S of every value a report checks, for one model and loss."""
+
     loss: Sensitivity  # the loss's forward value
     adjoints: Mapping[str, Sensitivity]  # node -> its adjoint, as the tape computes it
 
     def of_quantity(self, key: str) -> Sensitivity:
-        """ "L" for the loss, a parameter's name for its gradient."""
+        """The loss's S for "L", a gradient's for the parameter's name."""
         return self.loss if key == "L" else self.adjoints[key]
 
 
