@@ -50,20 +50,25 @@ def test_the_flush_term_is_negligible_at_ordinary_scales():
         assert 0 < bound.underflow < 1e-30 * bound.value
 
 
-tiny_or_not = st.one_of(
-    st.floats(-1e-36, 1e-36, allow_subnormal=True),
-    st.floats(-1e3, 1e3),
-)
+def tiny_or_not(dtype: str) -> st.SearchStrategy[float]:
+    """Values near the dtype's smallest normal number (subnormals included), or ordinary."""
+    tiny = 1e-36 if dtype == "float32" else 1e-306
+    return st.one_of(st.floats(-tiny, tiny, allow_subnormal=True), st.floats(-1e3, 1e3))
+
+
+@st.composite
+def flushing_problems(draw: st.DrawFn) -> tuple[list[tuple[float, float]], float, float, str]:
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    value = tiny_or_not(dtype)
+    data = draw(st.lists(st.tuples(value, value), min_size=1, max_size=6))
+    return data, draw(value), draw(value), dtype
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    data=st.lists(st.tuples(tiny_or_not, tiny_or_not), min_size=1, max_size=6),
-    w=tiny_or_not,
-    b=tiny_or_not,
-)
-def test_a_tape_that_flushes_to_zero_stays_within_its_tolerance(data, w, b):
-    problem = _problem([p[0] for p in data], [p[1] for p in data], w, b)
+@given(case=flushing_problems())
+def test_a_tape_that_flushes_to_zero_stays_within_its_tolerance(case):
+    data, w, b, dtype = case
+    problem = _problem([p[0] for p in data], [p[1] for p in data], w, b, dtype)
     report = explain(problem, tape=flushing_tape, backward=False)
     assert report.ok, [c for c in report.checks if not c.ok]
 
