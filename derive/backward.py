@@ -560,7 +560,7 @@ def build_backward(
     writer = _Writer(backward, trace, n)
 
     nodes = []
-    verdicts: dict[tuple[int, int], tuple[np.ndarray, _Verdicts]] = {}
+    verdicts: dict[tuple[int, int, sp.Expr], tuple[np.ndarray, _Verdicts]] = {}
     for vertex in graph:
         tape_adjoints = trace.adjoints.get(vertex.name)
         expected = check = None

@@ -164,8 +164,8 @@ def gamma_bound(
             float(u),
             SMALLEST_NORMAL[dtype],
             math.inf,
-            float(magnitude),
-            float(sensitivity),
+            _shown(magnitude),
+            _shown(sensitivity),
             math.inf,
             math.inf,
         )
@@ -176,11 +176,20 @@ def gamma_bound(
         float(u),
         SMALLEST_NORMAL[dtype],
         float(gamma),
-        float(magnitude),
-        float(sensitivity),
+        _shown(magnitude),
+        _shown(sensitivity),
         float(underflow),
         float((gamma + allowance) * magnitude + underflow),
     )
+
+
+def _shown(value: Fraction) -> float:
+    """A Bound's component as a float for display: inf beyond the float range (S can
+    exceed it where the bound itself does not, as lambda is tiny)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def _up(value: Fraction) -> float:

@@ -17,7 +17,9 @@ magnitude (its computation on absolute values) and S its sensitivity:
 - a sum or difference: S_a + S_b + 1 (the result may be flushed too);
 - a product: S_a A_b + A_a S_b + lambda S_a S_b + 1, because
   |a' b' - a b| <= |a' - a| |b| + |a| |b' - b| + |a' - a| |b' - b|;
-- the mean: the sum's S (n - 1 additions, each flushed at most once) over n, + 1.
+- the mean: the sum's S (n - 1 additions, each flushed at most once) over n, + 1;
+- a constant (2, 1/n) is exact or rounded, never flushed: S = 0, also for a product of
+  two constants.
 
 The tape's value is then within gamma_k M + (1 + gamma_k) lambda S of the exact one:
 S is built from exact magnitudes, and every rounding on the way multiplies what it
@@ -80,14 +82,22 @@ class Spread:
     def __neg__(self) -> Spread:
         return self
 
+    @property
+    def constant(self) -> bool:
+        """An exact constant such as 2 or 1/n (it depends on no input)."""
+        return self.sensitivity == 0 and self.magnitude.free_symbols <= {N}
+
     def __mul__(self, other: object) -> Spread:
         other = Spread.of(other)
+        # A product of two constants (the mean's 1 times 1/n) is no number near lambda
+        # for any n a report can hold: it is rounded, never flushed.
+        flush = 0 if self.constant and other.constant else 1
         return Spread(
             self.magnitude * other.magnitude,
             self.sensitivity * other.magnitude
             + self.magnitude * other.sensitivity
             + LAMBDA * self.sensitivity * other.sensitivity
-            + 1,
+            + flush,
         )
 
     __rmul__ = __mul__

@@ -14,7 +14,7 @@ from derive.check import SMALLEST_NORMAL, compare
 from derive.problem import Dataset, Training, make_problem
 from derive.report import explain, prepare, symbolic_for
 from derive.underflow import LAMBDA, Spread, _any_order, sensitivities, total
-from tests.emulated_tape import flushing_tape
+from tests.emulated_tape import emulated_tape, flushing_tape
 
 
 def _problem(x, y, w, b, dtype="float32"):
@@ -42,6 +42,14 @@ def test_a_flushed_gradient_passes_only_with_the_flush_term():
     without = replace(bound_w, value=bound_w.value - bound_w.underflow)
     assert not compare("dL/dW", exact, 0.0, without, "float32").ok
     assert compare("dL/dW", exact, 0.0, bound_w, "float32").ok
+
+
+def test_a_sensitivity_beyond_the_float_range_does_not_stop_the_report():
+    """Huge x and a small W: S exceeds the largest float64, lambda S does not."""
+    problem = _problem([3.16e154] * 200, [0.0] * 200, 1e-3, 0.0, "float64")
+    report = explain(problem, tape=emulated_tape, backward=False)
+    assert report.ok, [c for c in report.checks if not c.ok]
+    assert all(c.bound.underflow < c.bound.value for c in report.checks)
 
 
 def test_the_flush_term_is_negligible_at_ordinary_scales():
@@ -82,8 +90,8 @@ def test_the_gradient_sensitivity_follows_the_tapes_order():
     s_r = s_wx + 1 + 1 + 1 + 1  # + b (read as 0) + 1, - y (read as 0) + 1
     a_r = w * x + b + y
     s_local = 2 * s_r + 1  # r * 2
-    # The mean's 1/n (A = 1/n = 1, S = 1: the division may flush), times 2 r:
-    s_upstream = 1 * (2 * a_r) + 1 * s_local + lam * 1 * s_local + 1
+    # The mean's 1/n (A = 1/n = 1, S = 0: a constant, never flushed), times 2 r:
+    s_upstream = 0 * (2 * a_r) + 1 * s_local + lam * 0 * s_local + 1
     a_upstream = 2 * a_r
     s_term = s_upstream * x + a_upstream * 1 + lam * s_upstream * 1 + 1  # times x_i
     got = total(
