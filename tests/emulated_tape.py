@@ -32,8 +32,10 @@ def emulated_tape(problem: Problem) -> TapeResult:
 
 
 def flushing_tape(problem: Problem) -> TapeResult:
-    """The tape's operations in TensorFlow's order, with flush-to-zero as on the CPU:
-    every input and every result below the dtype's smallest normal number becomes 0."""
+    """The tape's operations with flush-to-zero as on the CPU: every input and every
+    result below the dtype's smallest normal number becomes 0. Element-wise operations
+    run in TensorFlow's order; the sums add left to right, where TensorFlow's reductions
+    may group the terms otherwise (the bound holds for any order)."""
     dtype = np.dtype(problem.dtype)
     tiny = np.finfo(dtype).tiny
 
