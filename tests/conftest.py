@@ -10,6 +10,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # The learner's case from the reference script: one sample and its random initial values.
 SINGLE_INIT = {"W": 0.21318328, "b": 0.78609025}
+SINGLE_INIT_FLAG = ["--init", ",".join(f"{name}={value}" for name, value in SINGLE_INIT.items())]
+
+
+def render_backward_partial(facts) -> str:  # type: ignore[no-untyped-def]
+    """The backward section alone, from its facts (no TensorFlow, no full report)."""
+    from types import SimpleNamespace
+
+    from derive.render import environment
+
+    template = environment().get_template("partials/backward.html.j2")
+    return template.render(report=SimpleNamespace(backward=facts))
 
 
 @pytest.fixture(scope="session")

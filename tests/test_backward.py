@@ -15,12 +15,11 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from fractions import Fraction
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import sympy as sp
-from conftest import SINGLE_INIT
+from conftest import SINGLE_INIT, SINGLE_INIT_FLAG, render_backward_partial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +44,9 @@ from derive.symbolic import X_I, N, build_symbolic, wrong_formula
 from derive.tape import BackwardTrace, TapeResult
 
 RECORDED = ("Mul", "AddV2", "Sub", "Square", "Mean")
+
+# The watched nodes, in forward order: the parameters, then the ops.
+CHECKED_NODES = ["W", "b", "Wx", "prediction", "residual", "square", "loss"]
 
 
 def _rounded(value: Fraction, dtype: str) -> float:
@@ -193,15 +195,7 @@ def test_perfect_tape_passes(symbolic, data, dtype):
     facts = facts_for(_problem(data, dtype=dtype), symbolic)
     assert facts.ok
     assert facts.ops_match and facts.matches_definition and facts.replay_matches
-    assert [n.name for n in facts.checked] == [
-        "W",
-        "b",
-        "Wx",
-        "prediction",
-        "residual",
-        "square",
-        "loss",
-    ]
+    assert [n.name for n in facts.checked] == CHECKED_NODES
 
 
 def test_single_sample_acceptance_numbers(symbolic):
@@ -335,15 +329,7 @@ def test_long_sums_are_broken_into_lines(symbolic):
 def test_json_shape(symbolic):
     facts = facts_for(_problem("seed"), symbolic)
     nodes = backward_to_list(facts)
-    assert [n["name"] for n in nodes] == [
-        "W",
-        "b",
-        "Wx",
-        "prediction",
-        "residual",
-        "square",
-        "loss",
-    ]
+    assert [n["name"] for n in nodes] == CHECKED_NODES
     for node in nodes:
         assert set(node) >= {"name", "op", "inputs", "value", "adjoint", "check"}
         width = 2 if node["name"] in {"Wx", "prediction", "residual", "square"} else 1
@@ -398,14 +384,7 @@ def test_graph_svg_is_plain_deterministic_markup(symbolic, data):
 
 
 def test_backward_partial_renders_without_tensorflow(symbolic):
-    from derive.render import environment
-
-    facts = facts_for(_problem("seed"), symbolic)
-    html = (
-        environment()
-        .get_template("partials/backward.html.j2")
-        .render(report=SimpleNamespace(backward=facts))
-    )
+    html = render_backward_partial(facts_for(_problem("seed"), symbolic))
     assert "How the tape gets there" in html
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="graph"' in html
     assert "<script" not in html
@@ -489,8 +468,7 @@ def test_cli_json_has_backward_and_no_backward_leaves_it_out(tmp_path):
         "report",
         "--data",
         "single",
-        "--init",
-        "W=0.21318328,b=0.78609025",
+        *SINGLE_INIT_FLAG,
         "--format",
         "json",
         "--out",

@@ -12,10 +12,10 @@ import dataclasses
 import json
 import math
 from fractions import Fraction
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import render_backward_partial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_backward import _formulas, facts_for, perfect_tape
@@ -290,14 +290,7 @@ def test_graph_summaries_on_arrays(symbolic, many):
 
 
 def test_backward_partial_shows_the_method_and_the_counts(symbolic, many):
-    from derive.render import environment
-
-    facts = facts_for(_random_problem(30), symbolic)
-    html = (
-        environment()
-        .get_template("partials/backward.html.j2")
-        .render(report=SimpleNamespace(backward=facts))
-    )
+    html = render_backward_partial(facts_for(_random_problem(30), symbolic))
     assert "exact rational arithmetic would take minutes" in html
     assert "2^-90 M_i" in html
     assert html.count("0 of 30") == len(PER_SAMPLE)

@@ -13,7 +13,7 @@ import pytest
 from derive.__main__ import main
 from derive.problem import BUILTIN_DATASETS
 from derive.report import build_report
-from tests.conftest import SINGLE_INIT
+from tests.conftest import SINGLE_INIT, SINGLE_INIT_FLAG
 
 pytestmark = pytest.mark.tensorflow
 
@@ -49,8 +49,7 @@ def test_the_learners_numbers(tmp_path, capsys):
             "report",
             "--data",
             "single",
-            "--init",
-            "W=0.21318328,b=0.78609025",
+            *SINGLE_INIT_FLAG,
             "--format",
             "json,html,pdf",
             "--out",
@@ -109,8 +108,7 @@ def test_a_wrong_derivative_fails_with_exit_1(tmp_path, capsys, kind):
             "report",
             "--wrong-derivative",
             kind,
-            "--init",
-            "W=0.21318328,b=0.78609025",
+            *SINGLE_INIT_FLAG,
             "--format",
             "html,json",
             "--out",

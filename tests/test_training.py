@@ -23,9 +23,7 @@ from derive.sums import DataSums, Evaluator, affine_solution
 from derive.symbolic import evaluate_exact, verify_equal, wrong_formula
 from derive.tape import Trace
 from derive.training import check_training, reference_trace, update_bound
-
-# The learner's initial values from the reference script (as in conftest.py).
-SINGLE_INIT = {"W": 0.21318328, "b": 0.78609025}
+from tests.conftest import SINGLE_INIT, SINGLE_INIT_FLAG
 
 
 def problem_for(data: str = "seed", **training: float) -> object:
@@ -489,8 +487,7 @@ def test_command_line_diverging_run_exits_1(tmp_path, capsys):
             "json,html",
             "--out",
             str(tmp_path),
-            "--init",
-            "W=0.21318328,b=0.78609025",
+            *SINGLE_INIT_FLAG,
         ]
     )
     assert code == 1
