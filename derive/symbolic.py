@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import cache, cached_property
+from functools import cache
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -199,10 +199,6 @@ class Symbolic:
     residual: sp.Expr  # u_i
     loss: Formula
     derivations: Mapping[str, Derivation]
-
-    @cached_property
-    def loss_expression(self) -> sp.Expr:
-        return self.loss.expression
 
     def sample_function(self, expr: sp.Expr) -> Callable[..., object]:
         """Compile expr(parameters, x_i, y_i) to plain Python arithmetic.
