@@ -82,10 +82,10 @@ def render_set(handouts: Handouts, filled: bool) -> tuple[bytes, list[bytes]]:
 
 def warm_up(lang: str) -> None:
     """Import and prepare what rendering needs (run in a worker before the work arrives)."""
-    import weasyprint  # noqa: F401
-
     from .i18n import translator
-    from .render import environment, font_face_css
+    from .render import environment, font_face_css, load_weasyprint
+
+    load_weasyprint()
 
     translator(lang)
     environment()

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
@@ -179,6 +180,7 @@ class OwnAssetsOnly:
 
 @cache
 def _fetcher_class() -> type:
+    load_weasyprint()
     from weasyprint.urls import URLFetcher, URLFetcherResponse
 
     class Fetcher(OwnAssetsOnly, URLFetcher):  # type: ignore[misc]
@@ -213,6 +215,23 @@ _CJK_TEXT = re.compile("[\u1100-\u11ff\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff\uf
 
 def needs_cjk_font(html: str) -> bool:
     return bool(_CJK_TEXT.search(html))
+
+
+def load_weasyprint() -> Any:
+    """Import WeasyPrint, the one place it is loaded.
+
+    Without the HarfBuzz subsetting library (Debian's ``libharfbuzz-subset0``) WeasyPrint
+    warns on import that a future version will require it. This version subsets fonts
+    with fontTools instead, and with ``SOURCE_DATE_EPOCH`` set the PDF bytes are the
+    same, so the notice is about WeasyPrint's future, not about this report: it must not
+    reach the user, nor become an error where warnings are errors (the tests).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="HarfBuzz-Subset will be required", category=DeprecationWarning
+        )
+        import weasyprint
+    return weasyprint
 
 
 class _DropFontSubsetNotice(logging.Filter):
@@ -253,7 +272,7 @@ def to_pdf_pages(html: str, fetcher: OwnAssetsOnly | None = None) -> tuple[bytes
 
 def _print(html: str, fetcher: OwnAssetsOnly | None, split: bool) -> list[bytes]:
     try:
-        import weasyprint
+        weasyprint = load_weasyprint()
     except (ImportError, OSError) as error:
         raise RenderError(
             f"cannot load WeasyPrint to make the PDF: {error}; nothing was written "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from importlib import resources
 
 import jsonschema
@@ -85,8 +86,9 @@ def test_pdf_fetches_nothing():
 
 @pytest.mark.render
 def test_pdf_of_a_report_stays_within_the_page(report):
-    import weasyprint
+    from derive.render import load_weasyprint
 
+    weasyprint = load_weasyprint()
     html = to_html(report)
     assert to_pdf(html).startswith(b"%PDF")
     document = weasyprint.HTML(string=html, url_fetcher=make_fetcher()).render()
@@ -138,3 +140,27 @@ def test_large_json_with_samples_encoded_beforehand_is_the_same_document(monkeyp
     assert jsonout.EncodedSamples.of_problem(problem) == jsonout.EncodedSamples.of(report.problem)
     assert json.loads(direct) == report.to_dict()  # the same content as the plain encoding
     assert "\n" not in direct.rstrip("\n")  # compact
+
+
+def test_weasyprints_notice_about_harfbuzz_subset_is_not_an_error(tmp_path, monkeypatch):
+    """Without Debian's libharfbuzz-subset0, importing WeasyPrint warns about its future;
+    the tests turn warnings into errors, and so would any caller doing the same."""
+    from derive.render import load_weasyprint
+
+    fake = tmp_path / "weasyprint"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "import warnings\n"
+        "warnings.warn('HarfBuzz-Subset will be required by future versions of WeasyPrint. '"
+        "'Please install this library with your package manager.', DeprecationWarning)\n"
+        "FAKE = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "weasyprint", raising=False)
+    assert load_weasyprint().FAKE
+    monkeypatch.delitem(sys.modules, "weasyprint")
+    (fake / "__init__.py").write_text(
+        "import warnings\nwarnings.warn('other', DeprecationWarning)\n"
+    )
+    with pytest.raises(DeprecationWarning, match="other"):
+        load_weasyprint()  # only that one notice is silenced
