@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from derive.check import compare, rounding_bound, ulp
+from derive.check import bound_at, compare, gamma_bounds, rounding_bound, ulp
 from derive.problem import BUILTIN_DATASETS, make_problem
 from derive.report import explain
 from derive.symbolic import WRONG_DERIVATIVES
@@ -69,3 +69,29 @@ def test_wrong_derivatives_are_flagged(data, kind):
     else:
         assert not report.ok
         assert any(not c.ok for c in gradients)
+
+
+def test_no_bound_never_passes():
+    # At n = 2^24 samples k u >= 1 in float32: gamma_k has no value, so no bound exists.
+    unbounded = rounding_bound(2**24, "float32", Fraction(1), Fraction(0))
+    assert unbounded.value == float("inf")
+    for tape in (1.0, 1.5, 1e30):  # even the exact value: nothing has been verified
+        assert not compare("x", Fraction(1), tape, unbounded, "float32").ok
+    # The same from the per-sample path (a tolerance from gamma_bounds).
+    tolerance = float(gamma_bounds(2**24, "float32", np.ones(1), np.zeros(1), Fraction(0))[0])
+    shown = bound_at(2**24, "float32", 1.0, 0.0, tolerance)
+    assert not compare("x", Fraction(1), 1.0, shown, "float32").ok
+    # The largest k with a bound still passes the exact value.
+    bounded = rounding_bound(2**24 - 8, "float32", Fraction(1), Fraction(0))
+    assert bounded.roundings == 2**24 - 1
+    assert compare("x", Fraction(1), 1.0, bounded, "float32").ok
+
+
+def test_a_bound_beyond_the_float_range_still_passes():
+    # gamma_k exists, M overflows float64: the tolerance shows as inf and holds.
+    with np.errstate(over="ignore"):
+        tolerances = gamma_bounds(2, "float32", np.array([1e308]), np.zeros(1), Fraction(2))
+    tolerance = float(tolerances[0])
+    bound = bound_at(2, "float32", 1e308, 0.0, tolerance)
+    assert bound.value == float("inf") and bound.gamma < 1
+    assert compare("x", Fraction(1), 2.0, bound, "float32").ok
