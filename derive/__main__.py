@@ -38,9 +38,15 @@ examples:
       train 200 steps, check every one, a table row every 20 steps
   python -m derive report --data tf-examples --lr 1.5
       a learning rate that diverges: the report shows where (exit code 1)
+  python -m derive report --data big-values.csv --standardize
+      train on z-scores of x and y (large values diverge at --lr 0.01 otherwise);
+      the fitted line is also given in the data's own units
 
 exit codes: 0 every check passed, 1 a check failed, 2 bad input, 3 internal error
 """
+
+# lambda_max / lambda_min beyond which --standardize is worth suggesting
+ILL_CONDITIONED = 100.0
 
 
 def _init_values(text: str) -> dict[str, float]:
@@ -151,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="K",
         help="a table row every K steps (default 50); every step is checked regardless",
     )
+    training.add_argument(
+        "--standardize",
+        action="store_true",
+        help="train on z-scores (v - mean) / std of x and of y; the fitted line is also "
+        "reported in the data's own units",
+    )
     output = report.add_argument_group("output")
     output.add_argument(
         "--format", default="html,pdf", help="comma-separated: html, pdf, json (default html,pdf)"
@@ -251,6 +263,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         init=init,
         seed=args.seed,
         training=Training(args.steps, args.lr, args.display_step),
+        standardize=args.standardize,
     )
     stem = _stem(args.name) if args.name is not None else _stem(problem.name)
     if args.wrong_derivative is not None:
@@ -273,7 +286,11 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
         + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)")
         + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}"
+        + ("; trained on z-scores of x and y" if problem.standardized is not None else "")
     )
+    if problem.training.steps > 0:
+        for line in _stability_lines(problem):
+            say(line)
     report, contents = run(
         job, problem, args.wrong_derivative, formats, progress,
         lang=lang, backward=not args.no_backward,
@@ -305,6 +322,32 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     return EXIT_OK if report.ok else EXIT_CHECK_FAILED
 
 
+def _stability_lines(problem) -> list[str]:  # type: ignore[no-untyped-def]
+    """Before training: a learning rate at or above 2 / lambda_max, or too few steps."""
+    from .report import symbolic_for
+    from .stability import stability
+
+    found = stability(problem, symbolic_for(problem))
+    where = " at the initial values" if found.local else ""
+    remedy = "" if problem.standardized is not None else " or --standardize"
+    if found.stable_lr is not None and not found.stable:
+        return [
+            f"  WARNING: learning rate {found.learning_rate:g} is {found.ratio:.3g} times the "
+            f"stable limit 2/lambda_max = {found.stable_lr:.3g}{where} (lambda_max = "
+            f"{found.lambda_max:.3g}, the largest eigenvalue of the loss's Hessian): "
+            f"training will diverge; try --lr {found.suggested_lr:g}{remedy}"
+        ]
+    if found.too_few_steps:
+        return [
+            f"  note: the slowest direction needs about {found.steps_needed:.2g} steps at "
+            f"learning rate {found.learning_rate:g} to shrink its error by "
+            f"{found.tolerance:g} (lambda_max/lambda_min = {found.condition:.3g}{where}); "
+            f"after {found.steps} steps {found.remaining:.2g} of it is left"
+            + ("; try --standardize" if remedy and found.condition > ILL_CONDITIONED else "")
+        ]
+    return []
+
+
 def _training_lines(training) -> list[str]:  # type: ignore[no-untyped-def]
     final = ", ".join(f"{k} = {v:.8g}" for k, v in training.final.items())
     lines = [
@@ -322,8 +365,21 @@ def _training_lines(training) -> list[str]:  # type: ignore[no-untyped-def]
         lines.append(
             f"  DIVERGED: values became non-finite at step {training.diverged_at}; "
             "checking stopped there"
+            + _stable_rate_hint(training)
         )
     return lines
+
+
+def _stable_rate_hint(training) -> str:  # type: ignore[no-untyped-def]
+    found = training.stability
+    if found is None or found.stable_lr is None:
+        return ""
+    return (
+        f"; learning rates below 2/lambda_max = {found.stable_lr:.3g} are stable "
+        f"(try --lr {found.suggested_lr:g}"
+        + ("" if training.standardized is not None else " or --standardize")
+        + ")"
+    )
 
 
 def _start_training(arguments: Sequence[str]) -> TrainingJob | None:

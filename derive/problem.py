@@ -17,6 +17,8 @@ import numpy as np
 
 from .errors import InputError
 from .i18n import Message
+from .standardize import Standardization
+from .standardize import standardize as standardize_data
 
 DTYPES = ("float32", "float64")
 
@@ -111,6 +113,7 @@ class Problem:
     model: str = "linear"
     loss: str = "mse"
     training: Training = field(default_factory=Training)
+    standardized: Standardization | None = None  # x and y are z-scores of the given data
 
     @property
     def n(self) -> int:
@@ -176,8 +179,10 @@ def make_problem(
     training: Training | None = None,
     model: str = "linear",
     loss: str = "mse",
+    standardize: bool = False,
 ) -> Problem:
-    """Validate the inputs and freeze them into a :class:`Problem`."""
+    """Validate the inputs and freeze them into a :class:`Problem`; with `standardize`
+    the tape sees z-scores of x and y (:mod:`derive.standardize`)."""
     from .models import get_loss, get_model
 
     if dtype not in DTYPES:
@@ -199,8 +204,16 @@ def make_problem(
         raise InputError("--steps must not be negative", training.steps)
     if training.display_step < 1:
         raise InputError("--display-step must be at least 1", training.display_step)
-    x = round_to_dtype(dataset.x, dtype, "x")
-    y = round_to_dtype(dataset.y, dtype, "y")
+    standardized = None
+    if standardize:
+        # The moments come from the data as given (float64); the tape sees z-scores.
+        given_x = round_to_dtype(dataset.x, "float64", "x")
+        given_y = round_to_dtype(dataset.y, "float64", "y")
+        standardized, zx, zy = standardize_data(given_x, given_y)
+        x, y = round_to_dtype(zx, dtype, "x"), round_to_dtype(zy, dtype, "y")
+    else:
+        x = round_to_dtype(dataset.x, dtype, "x")
+        y = round_to_dtype(dataset.y, dtype, "y")
     initial = initial_values(definition.parameters, dtype, init, seed)
     return Problem(
         name=name or dataset.name,
@@ -212,4 +225,5 @@ def make_problem(
         model=model,
         loss=loss,
         training=training,
+        standardized=standardized,
     )

@@ -25,6 +25,8 @@ from .check import PRECISION_BITS, SMALLEST_NORMAL, Bound, Check, compare, round
 from .numbers import latex_number
 from .plots import PlotSpec
 from .problem import Problem
+from .stability import Stability, stability
+from .standardize import Standardization
 from .sums import Evaluator, affine_solution, data_sums
 from .symbolic import X_I, Formula, Symbolic, latex
 from .tape import Trace
@@ -131,6 +133,10 @@ class TrainingFacts:
     rows: tuple[TrainingRow, ...]
     series: Series
     plot_spec: PlotSpec  # what the plots need besides the series
+    stability: Stability | None = None  # the learning-rate bound from the Hessian
+    standardized: Standardization | None = None  # the tape trained on z-scores
+    final_original: Mapping[str, float] | None = None  # `final` in the data's own units
+    optimum_original: Mapping[str, float] | None = None  # the optimum in the data's units
 
     @property
     def first_failing_step(self) -> int | None:
@@ -432,7 +438,22 @@ def check_training(
             gradients={k: tuple(map(float, trace.gradients[k][:end])) for k in names},
         ),
         plot_spec=ground.plot_spec(problem, names),
+        stability=stability(problem, symbolic),
+        standardized=problem.standardized,
+        final_original=_original(problem, final) if last >= 0 else None,
+        optimum_original=(
+            None
+            if ground.solution is None
+            else _original(problem, dict(zip(names, map(float, ground.solution), strict=True)))
+        ),
     )
+
+
+def _original(problem: Problem, values: Mapping[str, float]) -> dict[str, float] | None:
+    """The linear model's W and b in the data's own units, when it trained on z-scores."""
+    if problem.standardized is None:
+        return None
+    return problem.standardized.original(values)
 
 
 def _row(
