@@ -299,10 +299,10 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     progress.stage("writing")
     written = write_atomically({out / f"{stem}.{fmt}": data for fmt, data in contents.items()})
     progress.clear()
-    for check in report.checks:
+    for check, source in zip(report.checks, report.reference_labels, strict=True):
         verdict = "pass" if check.ok else "FAIL"
         say(
-            f"  {check.quantity:>6}: exact {check.reference:+.9g}  tape {check.tape:+.9g}  "
+            f"  {check.quantity:>6}: {source} {check.reference:+.9g}  tape {check.tape:+.9g}  "
             f"{check.ulps:.2f} ULP  (tolerance {check.tolerance:.2g})  {verdict}"
         )
     if report.training is not None:

@@ -117,6 +117,7 @@ def report_to_dict(
         "wrong_derivative": (
             str(report.wrong_derivative) if report.wrong_derivative is not None else None
         ),
+        "gradient_formula": report.gradient_formula,
         "problem": {
             "name": problem.name,
             "source": problem.source,

@@ -135,6 +135,26 @@ class Report:
     versions: Mapping[str, str]
     backward: BackwardFacts | None = None  # the tape's backward pass, node by node
     training: TrainingFacts | None = None  # None for --steps 0: the initial check only
+    wrong_kind: str | None = None  # the kind of wrong derivative, e.g. "drop-factor-2"
+
+    @property
+    def gradient_formula(self) -> str:
+        """The formula every gradient reference comes from: "derived", or the kind of
+        deliberately wrong derivative that replaced it."""
+        return self.wrong_kind or "derived"
+
+    @property
+    def reference_labels(self) -> tuple[Message, ...]:
+        """What each check's reference is, in order of the checks: the loss is always
+        exact; a gradient's reference is the exact value of a wrong formula when the
+        report demonstrates one, and must not be called exact then."""
+        exact = Message.of("reference.exact")
+        gradient = (
+            exact
+            if self.wrong_kind is None
+            else Message.of("reference.wrong_formula", kind=self.wrong_kind)
+        )
+        return (exact, *(gradient for _ in self.checks[1:]))
 
     @property
     def ok(self) -> bool:
@@ -394,6 +414,7 @@ def complete(
         samples=ground.table,
         checks=tuple(checks),
         wrong_derivative=(Message.of(f"wrong.{wrong}") if wrong else None),
+        wrong_kind=wrong,
         reference_method=reference.method(ground.samples, problem.dtype),
         versions={
             "derive": __version__,

@@ -275,6 +275,22 @@ def test_csv_from_standard_input(out, monkeypatch, capsys, no_tensorflow):
     assert document["problem"]["x_given"] == [3.3] and document["problem"]["n"] == 1
 
 
+
+def test_a_wrong_derivative_is_not_called_exact(out, capsys, no_tensorflow):
+    import json
+
+    code = main(["report", "--out", str(out), "--seed", "2", "--no-backward", "--format", "json",
+                 "--wrong-derivative", "drop-factor-2"])  # fmt: skip
+    assert code == 1
+    lines = capsys.readouterr().out.splitlines()
+    loss = next(line for line in lines if line.strip().startswith("L:"))
+    gradients = [line for line in lines if line.strip().startswith("dL/d")]
+    assert " exact " in loss  # the loss itself is not made wrong
+    assert gradients and all(
+        "wrong formula (drop-factor-2)" in line and "exact" not in line for line in gradients
+    )
+    assert json.loads((out / "seed.json").read_text())["gradient_formula"] == "drop-factor-2"
+
 def test_ragged_rows_are_not_misread(tmp_path):
     from derive.datasets import read_csv
     from derive.errors import InputError

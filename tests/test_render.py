@@ -164,3 +164,41 @@ def test_weasyprints_notice_about_harfbuzz_subset_is_not_an_error(tmp_path, monk
     )
     with pytest.raises(DeprecationWarning, match="other"):
         load_weasyprint()  # only that one notice is silenced
+
+
+@pytest.fixture(scope="module")
+def wrong_report():
+    problem = make_problem(BUILTIN_DATASETS["seed"], init=SINGLE_INIT)
+    return explain(problem, "drop-factor-2", tape=emulated_tape, backward=False)
+
+
+def _table_of(html: str, section_class: str) -> str:
+    """The table of the first section with this class."""
+    start = html.index("<table", html.index(f'<section class="{section_class}'))
+    return html[start : html.index("</table>", start)]
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_wrong_formulas_value_is_labelled_as_such(wrong_report, lang):
+    from derive.i18n import translator
+
+    t = translator(lang)
+    html = to_html(wrong_report, lang)
+    wrong = t.text("reference.wrong_formula", kind="drop-factor-2")
+    for table in (_table_of(html, "summary"), _table_of(html, "checks")):
+        # one label for each gradient (W and b); the loss's reference stays exact
+        assert table.count(wrong) == 2
+        assert table.count(f'"source">{t.text("reference.exact")}<') == 1
+        assert t.text("table.exact_reference") not in table
+        assert t.text("summary.derived") not in table
+
+
+def test_json_says_which_formula_the_gradient_references_come_from(report, wrong_report, schema):
+    from derive.symbolic import WRONG_DERIVATIVES
+
+    assert json.loads(to_json(report))["gradient_formula"] == "derived"
+    document = json.loads(to_json(wrong_report))
+    jsonschema.validate(document, schema)
+    assert document["gradient_formula"] == "drop-factor-2"
+    formulas = schema["properties"]["gradient_formula"]["enum"]
+    assert formulas == ["derived", *WRONG_DERIVATIVES]
