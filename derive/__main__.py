@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import EXIT_CHECK_FAILED, EXIT_INTERNAL, EXIT_OK, DeriveError, InputError
+from .errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
+    DeriveError,
+    InputError,
+    breaks_lines,
+)
 
 if TYPE_CHECKING:
     from .background import TrainingJob
@@ -50,6 +57,8 @@ ILL_CONDITIONED = 100.0
 
 
 def _init_values(text: str) -> dict[str, float]:
+    if not text.strip():  # an empty --init is a mistake, not a request for random values
+        raise InputError("--init is empty; give NAME=VALUE pairs such as W=0.2,b=0.7", repr(text))
     values: dict[str, float] = {}
     for item in text.split(","):
         name, sep, number = item.partition("=")
@@ -78,6 +87,9 @@ def _formats(text: str) -> list[str]:
 
 
 def _stem(text: str) -> str:
+    if any(map(breaks_lines, text)):
+        # A newline or an escape sequence in a file name breaks listings and scripts.
+        raise InputError("--name must not contain control characters or line breaks", text)
     if not text or text in {".", ".."} or re.search(r"[/\\\0]", text):
         raise InputError("--name must be a file name without a path separator", text)
     return text
@@ -111,10 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     data = report.add_argument_group("data")
     data.add_argument(
         "--data",
-        default="seed",
+        default=None,  # None: not given, so --x and --y may stand in; resolved to seed later
         metavar="NAME|FILE.csv",
         help="built-in data set (" + ", ".join(BUILTIN_DATASETS) + "; default seed), "
-        "a CSV file with a header, or - for CSV on standard input",
+        "a CSV file with a header (, ; or tab separated), or - for CSV on standard input; "
+        "not together with --x and --y",
     )
     data.add_argument("--x", metavar="X1,X2,...", help="inline x values (with --y)")
     data.add_argument("--y", metavar="Y1,Y2,...", help="inline y values (with --x)")
@@ -256,7 +269,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     x = parse_number_list(args.x, "--x") if args.x is not None else None
     y = parse_number_list(args.y, "--y") if args.y is not None else None
     dataset = resolve_dataset(args.data, x, y, columns)  # type: ignore[arg-type]
-    init = _init_values(args.init) if args.init else None
+    init = _init_values(args.init) if args.init is not None else None
     problem = make_problem(
         dataset,
         dtype=args.dtype,

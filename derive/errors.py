@@ -1,10 +1,13 @@
 """The errors derive raises on purpose, and the exit codes they map to.
 
 Every error a user can cause names *what* is wrong and shows the offending *value*;
-the command line turns it into one line, ``error: <what> (<value>)``, and exit code 2.
+the command line turns it into one line, ``error: <what> (<value>)``, and exit code 2;
+an optional hint follows after a semicolon.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -18,13 +21,44 @@ class DeriveError(Exception):
     exit_code = EXIT_INTERNAL
 
 
+# An echoed value longer than this is cut to its head and tail: a 100,000-digit number
+# would otherwise fill the terminal and hide the message it belongs to.
+LONGEST_SHOWN = 60
+SHOWN_HEAD = 40
+SHOWN_TAIL = 10
+
+
+def shown(value: object) -> str:
+    """A value as a message shows it: on one line, and cut to a readable length."""
+    text = str(value)
+    if len(text) > LONGEST_SHOWN:
+        text = f"{text[:SHOWN_HEAD]}…{text[-SHOWN_TAIL:]}, {len(text):,} characters"
+    return one_line(text)
+
+
+def one_line(text: str) -> str:
+    """Control characters and line breaks written as escapes (\\n, \\x1b, \\u2028), so that
+    an error stays one line however odd the input that caused it."""
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if breaks_lines(char) else char
+        for char in text
+    )
+
+
+def breaks_lines(char: str) -> bool:
+    """A control character (newline, escape, ...) or a Unicode line or paragraph separator."""
+    return unicodedata.category(char) in {"Cc", "Zl", "Zp"}
+
+
 class _WhatAndValue(DeriveError):
     exit_code = EXIT_BAD_INPUT
 
-    def __init__(self, what: str, value: object) -> None:
+    def __init__(self, what: str, value: object, hint: str | None = None) -> None:
         self.what = what
         self.value = value
-        super().__init__(f"{what} ({value})")
+        self.hint = hint
+        message = f"{one_line(what)} ({shown(value)})"
+        super().__init__(message + (f"; {hint}" if hint else ""))
 
 
 class InputError(_WhatAndValue, ValueError):

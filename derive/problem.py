@@ -124,20 +124,31 @@ class Problem:
         return [Fraction(v) for v in values]
 
 
-def round_to_dtype(values: Sequence[float], dtype: str, what: str) -> tuple[float, ...]:
-    """Round to the tape's dtype, refusing what the dtype cannot hold."""
+def round_to_dtype(
+    values: Sequence[float], dtype: str, what: str, names: Sequence[str] | None = None
+) -> tuple[float, ...]:
+    """Round to the tape's dtype, refusing what the dtype cannot hold. A refused value is
+    named by its entry in ``names`` (parameters), or else by its sample's number."""
     array = np.asarray(values, dtype=np.float64)
     not_finite = np.flatnonzero(~np.isfinite(array))
     if not_finite.size:
         index = int(not_finite[0])
-        raise InputError(f"{what} value {index + 1} is not a finite number", array[index])
+        where = _entry(what, index, names)
+        raise InputError(f"{where} is not a finite number", float(array[index]))
     with np.errstate(over="ignore"):
         rounded = array.astype(dtype)
     overflow = np.flatnonzero(~np.isfinite(rounded))
     if overflow.size:
         index = int(overflow[0])
-        raise InputError(f"{what} value {index + 1} overflows {dtype}", array[index])
+        raise InputError(f"{_entry(what, index, names)} overflows {dtype}", float(array[index]))
     return tuple(rounded.astype(np.float64).tolist())
+
+
+def _entry(what: str, index: int, names: Sequence[str] | None) -> str:
+    """'x of sample 2' or '--init value for W': the position, never confused with the value."""
+    if names is not None:
+        return f"{what} value for {names[index]}"
+    return f"{what} of sample {index + 1}"
 
 
 def draw_seed() -> int:
@@ -151,21 +162,22 @@ def initial_values(
     seed: int | None,
 ) -> Initial:
     """Pinned values, or uniform in [0, 1) like ``np.random.random()`` in the reference script."""
-    if pinned:
+    # An empty mapping is a pin without values, refused below; never silently random.
+    if pinned is not None:
         unknown = sorted(set(pinned) - set(parameters))
         if unknown:
             raise InputError("unknown parameter in --init", unknown[0])
         missing = [p for p in parameters if p not in pinned]
         if missing:
             raise InputError("--init needs a value for every parameter; missing", missing[0])
-        rounded = round_to_dtype([pinned[p] for p in parameters], dtype, "--init")
+        rounded = round_to_dtype([pinned[p] for p in parameters], dtype, "--init", parameters)
         return Initial(dict(zip(parameters, rounded, strict=True)), "pinned", seed)
     if seed is None:
         seed = draw_seed()
     # The legacy generator, drawn in parameter order, as the reference script does.
     generator = np.random.RandomState(seed)
     drawn = [float(generator.random_sample()) for _ in parameters]
-    rounded = round_to_dtype(drawn, dtype, "random initial value")
+    rounded = round_to_dtype(drawn, dtype, "random initial", parameters)
     return Initial(dict(zip(parameters, rounded, strict=True)), "random", seed)
 
 

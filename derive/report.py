@@ -479,7 +479,7 @@ def explain(
 
 
 def build_report(
-    data: str | Path | Dataset = "seed",
+    data: str | Path | Dataset | None = None,
     *,
     x: Sequence[float] | None = None,
     y: Sequence[float] | None = None,

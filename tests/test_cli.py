@@ -29,6 +29,9 @@ def _csv(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+# However long the input, a message fits a few lines of a terminal.
+MESSAGE_LENGTH = 240
+
 BAD_INPUTS = [
     # (arguments, words the message must contain, the offending value it must show)
     (["--x", "1,2,3", "--y", "1,2"], "different lengths", "3 x, 2 y"),
@@ -36,7 +39,16 @@ BAD_INPUTS = [
     (["--x", "1,abc", "--y", "1,2"], "--x item 2 is not a number", "abc"),
     (["--x", "1,nan", "--y", "1,2"], "not a finite number", "nan"),
     (["--x", "1,inf", "--y", "1,2"], "not a finite number", "inf"),
-    (["--x", "1,1e39", "--y", "1,2"], "x value 2 overflows float32", "1e+39"),
+    (["--x", "1,1e39", "--y", "1,2"], "x of sample 2 overflows float32", "1e+39"),
+    (["--init", "W=1e39,b=0"], "--init value for W overflows float32", "1e+39"),
+    (["--x", "1" * 100_000, "--y", "1"], "--x item 1 is not a finite number", "100,000 characters"),
+    (["--seed", "1" * 100_000], "invalid int value", "characters"),
+    (["--data", "single", "--x", "1", "--y", "2"], "--data cannot be combined with --x", "single"),
+    (["--data", "seed", "--x", "1"], "--data cannot be combined with --x", "seed"),
+    (["--init", ""], "--init is empty", "''"),
+    (["--init", " "], "--init is empty", "' '"),
+    (["--name", "a\nb"], "--name must not contain control characters", "a\\nb"),
+    (["--name", "red\x1b[31m"], "--name must not contain control characters", "red\\x1b[31m"),
     (["--x", "1,2"], "needs both --x and --y", "only one given"),
     (["--data", "nosuchset"], "unknown data set", "nosuchset"),
     (["--data", "missing.csv"], "data file not found", "missing.csv"),
@@ -61,13 +73,24 @@ BAD_INPUTS = [
 ]
 
 CSV_CASES = [
-    ("x,y\n1,2\n3,oops\n", "non-numeric value in column 'y'", "line 3: 'oops'"),
-    ("x,y\n1,2\nnan,3\n", "not a finite number", "line 3: 'nan'"),
+    ("x,y\n1,2\n3,oops\n", "non-numeric value in column 'y' on line 3", "'oops'"),
+    ("x,y\n1,2\nnan,3\n", "column 'x' on line 3 is not a finite number", "'nan'"),
     ("a,b\n1,2\n", "column 'x' not found", "a, b"),
     ("x,y\n", "no samples in the CSV data", "data.csv"),
     ("", "no header row", "data.csv"),
-    ("\n\nx,y\n\n1,2\n   \n3,oops\n", "non-numeric value in column 'y'", "line 7: 'oops'"),
+    ("\n\nx,y\n\n1,2\n   \n3,oops\n", "non-numeric value in column 'y' on line 7", "'oops'"),
     ("\n \n", "no header row", "data.csv"),
+    ("x,x,y\n1,2,3\n", "column 'x' appears 2 times in the CSV header", "x, x, y"),
+    ("x,y\n1,2\n3,4,5\n", "line 3 has more fields than the CSV header", "3 fields, the header"),
+    ("x;y\n1;2;\n", "line 2 has more fields than the CSV header", "3 fields, the header has 2"),
+    ("x,y\n1,2\n3,\n", "missing value in column 'y' on line 3", "empty cell"),
+    ("x,y\n1,2\n,4\n", "missing value in column 'x' on line 3", "empty cell"),
+    ("x,y\n1,2\n1e39,3\n", "x of sample 2 overflows float32", "1e+39"),
+    ("x,y\n1," + "1" * 100_000 + "\n", "on line 2 is not a finite", "100,002 characters"),
+    ("x;y\n1,5;2,5\n", "non-numeric value in column 'x' on line 2", "'1,5'"),
+    ('x,y\n"1,5",2\n', "non-numeric value in column 'x' on line 2", "'1,5'"),
+    ("x,y\n1,5,2,5\n", "line 2 has more fields than the CSV header", "4 fields, the header"),
+    ("x\ty\n1\toops\n", "non-numeric value in column 'y' on line 2", "'oops'"),
 ]
 
 
@@ -81,6 +104,7 @@ def test_bad_input_is_one_line_and_exit_2(out, capsys, arguments, what, value):
     assert len(lines) == 1, captured.err
     assert lines[0].startswith("error: ")
     assert what in lines[0] and value in lines[0], lines[0]
+    assert len(lines[0]) < MESSAGE_LENGTH, lines[0]
     assert _snapshot(out) == before
 
 
@@ -91,6 +115,7 @@ def test_bad_csv_is_one_line_and_exit_2(out, tmp_path, capsys, text, what, value
     message = capsys.readouterr().err.strip()
     assert code == 2
     assert "\n" not in message and what in message and value in message, message
+    assert len(message) < MESSAGE_LENGTH, message
     assert _snapshot(out) == before
 
 
@@ -126,6 +151,9 @@ def test_csv_variants_are_read(tmp_path):
         "x,y,z\n1,2,9\n3,4,9\n",  # a column more
         'x,y\n"1",2\n3,"4"\n',  # quoted cells
         "# a comment\nx,y\n1,2\n# another\n3,4\n",
+        "x\ty\n1\t2\n3\t 4\n",  # tab-separated
+        "x\ty\n1\t2\n# a comment\n3\t4\n",
+        "a,x,a,y\n0,1,0,2\n0,3,0,4\n",  # a repeated name among the columns not used
     ],
 )
 def test_every_csv_layout_gives_the_same_samples(text):
