@@ -90,3 +90,20 @@ def test_a_refused_sample_is_named_by_its_position_and_shows_its_value():
     with pytest.raises(InputError) as caught:
         make_problem(bad)
     assert str(caught.value) == f"x of sample 2 overflows float32 ({big!r})"
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_a_plain_file_never_takes_the_careful_path(monkeypatch, delimiter):
+    """The checks above cost nothing per line on a plain file: NumPy reads it whole."""
+    import derive.datasets as datasets
+
+    def careful(*args, **kwargs):
+        raise AssertionError("a plain file was read line by line")
+
+    monkeypatch.setattr(datasets, "_parse_carefully", careful)
+    monkeypatch.setattr(datasets, "_read_cells", careful)
+    rows = [(i, 2 * i + 0.5) for i in range(1000)]
+    text = f"x{delimiter}y\n" + "".join(f"{x}{delimiter}{y}\n" for x, y in rows)
+    dataset = read_csv_text(text, "data.csv")
+    assert dataset.x == tuple(float(x) for x, _ in rows)
+    assert dataset.y == tuple(y for _, y in rows)
