@@ -26,13 +26,17 @@ class DeriveError(Exception):
 LONGEST_SHOWN = 60
 SHOWN_HEAD = 40
 SHOWN_TAIL = 10
+# The description may quote what the user typed (a parameter's or a column's name):
+# it gets more room, and keeps its end, which says what is wrong.
+WHAT_HEAD = 100
+WHAT_TAIL = 40
 
 
-def shown(value: object) -> str:
+def shown(value: object, head: int = SHOWN_HEAD, tail: int = SHOWN_TAIL) -> str:
     """A value as a message shows it: on one line, and cut to a readable length."""
     text = str(value)
-    if len(text) > LONGEST_SHOWN:
-        text = f"{text[:SHOWN_HEAD]}…{text[-SHOWN_TAIL:]}, {len(text):,} characters"
+    if len(text) > head + tail + (LONGEST_SHOWN - SHOWN_HEAD - SHOWN_TAIL):
+        text = f"{text[:head]}…{text[-tail:]}, {len(text):,} characters"
     return one_line(text)
 
 
@@ -57,7 +61,7 @@ class _WhatAndValue(DeriveError):
         self.what = what
         self.value = value
         self.hint = hint
-        message = f"{one_line(what)} ({shown(value)})"
+        message = f"{shown(what, WHAT_HEAD, WHAT_TAIL)} ({shown(value)})"
         super().__init__(message + (f"; {hint}" if hint else ""))
 
 

@@ -43,6 +43,7 @@ BAD_INPUTS = [
     (["--init", "W=1e39,b=0"], "--init value for W overflows float32", "1e+39"),
     (["--x", "1" * 100_000, "--y", "1"], "--x item 1 is not a finite number", "100,000 characters"),
     (["--seed", "1" * 100_000], "invalid int value", "characters"),
+    (["--init", "W" * 100_000 + "=abc,b=1"], "WWW is not a number", "abc"),
     (["--data", "single", "--x", "1", "--y", "2"], "--data cannot be combined with --x", "single"),
     (["--data", "seed", "--x", "1"], "--data cannot be combined with --x", "seed"),
     (["--init", ""], "--init is empty", "''"),
