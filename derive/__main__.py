@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,12 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     from .problem import BUILTIN_DATASETS
 
     parser = _Parser(
-        prog="python -m derive",
+        prog=program_name(),
         description="Explain, with proof, how tf.GradientTape arrives at its gradients.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    parser.add_argument("--version", action="version", version=f"derive {_version()}")
+    _add_debug(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     report = commands.add_parser(
         "report",
@@ -186,8 +188,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--quiet", action="store_true", help="print nothing but errors (and no progress bar)"
     )
     _add_lang(output)
+    _add_debug(output, default=argparse.SUPPRESS)
     _add_handouts(commands)
     return parser
+
+
+def program_name() -> str:
+    """``derive`` when run as the console script, ``python -m derive`` otherwise (as a
+    module, argv[0] is the path of __main__.py; from Python, it is the caller's)."""
+    return "derive" if Path(sys.argv[0]).name == "derive" else "python -m derive"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("derive")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "(version unknown: not installed)"
+
+
+def _add_debug(group: argparse._ActionsContainer, default: object) -> None:
+    # Accepted before and after the command; SUPPRESS keeps the command's parser from
+    # resetting a --debug given before it.
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="also print the traceback of an internal error (exit codes stay the same)",
+    )
 
 
 HANDOUT_EXAMPLES = """\
@@ -235,6 +264,7 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
     handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")
     handouts.add_argument("--quiet", action="store_true", help="print nothing but errors")
     _add_lang(handouts)
+    _add_debug(handouts, default=argparse.SUPPRESS)
 
 
 def _add_lang(group: argparse._ArgumentGroup) -> None:
@@ -293,7 +323,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     from .pipeline import run
     from .render import check_writable, write_atomically
 
-    check_writable(out)
+    check_writable(out, [out / f"{stem}.{fmt}" for fmt in formats])
     say(
         f"derive: {problem.name}, n = {problem.n}, {problem.dtype}, initial "
         + ", ".join(f"{k} = {v:.8g}" for k, v in problem.initial.values.items())
@@ -407,15 +437,44 @@ def _start_training(arguments: Sequence[str]) -> TrainingJob | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .signals import Interrupted, raised_as_exceptions, take_written
+
     arguments = list(sys.argv[1:] if argv is None else argv)
-    job = _start_training(arguments)
-    parser = build_parser()
-    debug = "--debug" in arguments
+    take_written()
     try:
+        # SIGTERM and SIGHUP unwind the run as Ctrl-C does: every clean-up runs.
+        with raised_as_exceptions():
+            return _command(arguments)
+    except (Interrupted, KeyboardInterrupt) as interrupt:
+        signal_name, code = (
+            (interrupt.name, interrupt.exit_code)
+            if isinstance(interrupt, Interrupted)
+            else ("SIGINT", 128 + 2)
+        )
+        _error_line(f"interrupted by {signal_name} ({_what_was_written(take_written())})")
+        return code
+
+
+def _what_was_written(written: Sequence[Path]) -> str:
+    if not written:
+        return "no file was written or changed"
+    return f"after writing {len(written)} files in full: " + ", ".join(map(str, written))
+
+
+def _command(arguments: list[str]) -> int:
+    from .signals import deferred
+
+    job: TrainingJob | None = None
+    debug = "--debug" in arguments  # until the command line is read
+    try:
+        with deferred():  # a training process started is one recorded here, and ended
+            job = _start_training(arguments)
+        parser = build_parser()
         args = parser.parse_args(arguments)
+        debug = args.debug
         if args.command is None:
-            parser.print_help()
-            return EXIT_OK
+            parser.print_usage(sys.stderr)
+            raise InputError("no command given; choose report or handouts", "none")
         if args.command == "handouts":
             from .handout_cli import run_handouts
 
@@ -423,28 +482,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         if job is None:
             from .background import TrainingJob
 
-            job = TrainingJob()
+            with deferred():
+                job = TrainingJob()
         return run_report(args, job)
+    except SystemExit as finished:  # --help and --version print and finish here
+        return finished.code if isinstance(finished.code, int) else EXIT_OK
     except DeriveError as error:
-        if debug:
-            raise
-        print(f"error: {error}", file=sys.stderr)
+        if debug and error.exit_code == EXIT_INTERNAL:
+            traceback.print_exc()
+        _error_line(str(error))
         return error.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted (earlier report files are unchanged)", file=sys.stderr)
-        return 130
     except Exception as error:  # the one place where unexpected errors become a message
         if debug:
-            raise
-        print(
-            f"error: internal error: {type(error).__name__}: {error} "
-            "(run again with --debug for the traceback)",
-            file=sys.stderr,
+            traceback.print_exc()
+        _error_line(
+            f"internal error: {type(error).__name__}: {error}"
+            + ("" if debug else " (run again with --debug for the traceback)")
         )
         return EXIT_INTERNAL
     finally:
         if job is not None:
             job.close()
+
+
+def _error_line(message: str) -> None:
+    from .progress import erase_bar
+
+    erase_bar()  # a progress bar on the terminal would swallow the start of the line
+    print(f"error: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":

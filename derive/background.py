@@ -174,6 +174,12 @@ class TrainingJob:
 
 
 def _child() -> int:
+    import signal
+
+    # Started while the parent held its termination signals back (so that the child is
+    # recorded before a signal can end the parent): a child inherits that mask.
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     from .models import get_loss, get_model
     from .tape import backward_at, tensorflow, train
 

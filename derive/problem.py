@@ -181,6 +181,39 @@ def initial_values(
     return Initial(dict(zip(parameters, rounded, strict=True)), "random", seed)
 
 
+# Every step's row is kept and checked exactly, about half a millisecond a step at two
+# samples: a million steps take minutes, more would take hours and, towards the int32
+# step counter of the compiled loop (2**31 - 1), more memory than the machine has.
+MAX_STEPS = 1_000_000
+
+# Keras optimizers hold the learning rate in float32, whatever the tape's dtype.
+LEARNING_RATE_DTYPE = np.float32
+
+
+def _check_steps(steps: int) -> None:
+    if steps < 0:
+        raise InputError("--steps must not be negative", steps)
+    if steps > MAX_STEPS:
+        raise InputError(f"--steps must be at most {MAX_STEPS:,}", steps)
+
+
+def _check_learning_rate(learning_rate: float) -> None:
+    """A positive normal float32 number: the optimizer rounds to float32, where 1e39
+    is infinite and 1e-50 is zero (a run that "passes" without training)."""
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise InputError("--lr must be a positive number", learning_rate)
+    limits = np.finfo(LEARNING_RATE_DTYPE)
+    if learning_rate > float(limits.max):
+        raise InputError(
+            f"--lr overflows float32, the optimizer's type (at most {limits.max:.8g})",
+            learning_rate,
+        )
+    if learning_rate < float(limits.tiny):
+        raise InputError(
+            f"--lr is below float32's smallest normal number {limits.tiny:.8g}", learning_rate
+        )
+
+
 def make_problem(
     dataset: Dataset,
     *,
@@ -210,10 +243,8 @@ def make_problem(
     if seed is not None and not 0 <= seed < 2**32:
         raise InputError("--seed must be between 0 and 2**32 - 1", seed)
     training = training or Training()
-    if not (math.isfinite(training.learning_rate) and training.learning_rate > 0):
-        raise InputError("--lr must be a positive number", training.learning_rate)
-    if training.steps < 0:
-        raise InputError("--steps must not be negative", training.steps)
+    _check_learning_rate(training.learning_rate)
+    _check_steps(training.steps)
     if training.display_step < 1:
         raise InputError("--display-step must be at least 1", training.display_step)
     standardized = None

@@ -65,6 +65,7 @@ class Progress:
         self.stream.write(f"\r\x1b[2K[{bar}] {fraction:4.0%}  {label}")
         self.stream.flush()
         self._shown = True
+        _showing[:] = [self]
 
     def clear(self) -> None:
         """Remove the bar, so that ordinary output starts on a clean line."""
@@ -72,3 +73,16 @@ class Progress:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
             self._shown = False
+        if _showing and _showing[0] is self:
+            _showing.clear()
+
+
+# The bar on the terminal now, if any: an error or an interruption must not print its
+# one line behind a half-drawn bar.
+_showing: list[Progress] = []
+
+
+def erase_bar() -> None:
+    """Remove whichever bar is showing (the command line calls this before an error)."""
+    if _showing:
+        _showing[0].clear()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from derive.__main__ import main
+from derive.problem import MAX_STEPS
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -71,6 +72,14 @@ BAD_INPUTS = [
     (["--steps", "-1"], "--steps must not be negative", "-1"),
     (["--display-step", "0"], "--display-step must be at least 1", "0"),
     (["--lang", "fr"], "unknown language; choose en or ko", "fr"),
+    (["--lr", "1e39"], "--lr overflows float32", "1e+39"),
+    (["--lr", "1e-50"], "--lr is below float32's smallest normal number", "1e-50"),
+    (["--lr", "1e-50", "--dtype", "float64"], "--lr is below float32's smallest", "1e-50"),
+    (["--steps", "1e20"], "--steps", "1e20"),
+    (["--steps", str(2**31)], "--steps must be at most", str(2**31)),
+    (["--steps", str(2**31 - 1)], "--steps must be at most", str(2**31 - 1)),
+    (["--steps", str(MAX_STEPS + 1)], "--steps must be at most", str(MAX_STEPS + 1)),
+    (["--debug", "--lr", "-1"], "--lr must be a positive number", "-1.0"),
 ]
 
 CSV_CASES = [
@@ -268,8 +277,22 @@ def test_an_unexpected_error_is_one_line_and_exit_3(out, capsys, monkeypatch, no
     assert message == (
         "error: internal error: ZeroDivisionError: boom (run again with --debug for the traceback)"
     )
-    with pytest.raises(ZeroDivisionError):
-        main(["--debug", "report", "--out", str(out), "--seed", "1", "--no-backward"])
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(
+    out, capsys, monkeypatch, no_tensorflow, where
+):
+    def crash(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr("derive.render.to_html", crash)
+    arguments = ["report", "--out", str(out), "--seed", "1", "--no-backward"]
+    code = main(["--debug", *arguments] if where == "before" else [*arguments, "--debug"])
+    message = capsys.readouterr().err
+    assert code == 3
+    assert message.startswith("Traceback") and "ZeroDivisionError: boom" in message
+    assert message.splitlines()[-1] == "error: internal error: ZeroDivisionError: boom"
 
 
 def test_report_writes_all_formats(out, capsys, no_tensorflow):
