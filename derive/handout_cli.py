@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from pathlib import Path
 
 from .errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
@@ -73,8 +74,11 @@ def run_handouts(args: argparse.Namespace) -> int:
         handouts, files = _build_and_render(args, lang, roster, count, dataset, samples, pool, say)
         for job in warming:
             job.result()
+    except BaseException:
+        _stop_workers(pool)
+        raise
     finally:
-        pool.shutdown()
+        pool.shutdown(cancel_futures=True)
     written = write_atomically({out / name: data for name, data in files.items()})
     failed = [sheet for sheet in handouts.sheets if not sheet.ok]
     for sheet in failed:
@@ -90,6 +94,15 @@ def run_handouts(args: argparse.Namespace) -> int:
         + f" ({elapsed:.1f} s)"
     )
     return EXIT_OK if not failed else EXIT_CHECK_FAILED
+
+
+def _stop_workers(pool: Executor) -> None:
+    """End the rendering workers now: on an error or a signal their pages are not wanted,
+    and shutdown() alone would wait for the page each is printing. The executor has no
+    public way to do this before Python 3.14 (terminate_workers)."""
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.kill()
 
 
 def _build_and_render(args, lang, roster, count, dataset, samples, pool, say):  # type: ignore[no-untyped-def]
