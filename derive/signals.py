@@ -46,7 +46,9 @@ def raised_as_exceptions() -> Iterator[None]:
 
     def handler(signum: int, _frame: object) -> None:
         nonlocal raised
-        if not raised:
+        if _held:
+            _held.append(signum)  # raised when the block that holds them ends
+        elif not raised:
             raised = True
             raise Interrupted(signum)
 
@@ -62,19 +64,36 @@ def raised_as_exceptions() -> Iterator[None]:
                 signal.signal(number, old)
 
 
+# While a block holds the signals: a marker, then the signals that came meanwhile.
+_held: list[int] = []
+_HOLDING = 0
+
+
 @contextmanager
 def deferred() -> Iterator[None]:
     """Hold the signals back during the block and deliver them at its end, so that
-    the block's work is done whole (several renames, a child started and recorded)."""
-    if not hasattr(signal, "pthread_sigmask"):  # not on Windows; nothing to hold there
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+    the block's work is done whole (several renames, a child started and recorded).
+
+    Two holds: the handler of :func:`raised_as_exceptions` notes a signal and returns
+    (the kernel may hand a signal to any thread that does not block it, and Python then
+    runs the handler in the main thread, wherever it is), and this thread's mask blocks
+    the signals for the handlers Python installs (Ctrl-C's KeyboardInterrupt)."""
+    outermost = not _held
+    if outermost:
+        _held.append(_HOLDING)
+    masked = hasattr(signal, "pthread_sigmask")  # not on Windows
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED) if masked else None
     try:
         yield
     finally:
-        # A pending signal's handler runs inside this call, after the block's work.
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        if masked:
+            # A signal blocked so far reaches its handler inside this call.
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # type: ignore[arg-type]
+        if outermost:
+            arrived = _held[1:]
+            _held.clear()
+            if arrived:
+                raise Interrupted(arrived[0])
 
 
 # The files renamed into place since the command line last asked, so that a signal

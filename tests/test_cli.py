@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -327,7 +328,6 @@ def test_csv_from_standard_input(out, monkeypatch, capsys, no_tensorflow):
     assert document["problem"]["x_given"] == [3.3] and document["problem"]["n"] == 1
 
 
-
 def test_a_wrong_derivative_is_not_called_exact(out, capsys, no_tensorflow):
     import json
 
@@ -343,6 +343,7 @@ def test_a_wrong_derivative_is_not_called_exact(out, capsys, no_tensorflow):
     )
     assert json.loads((out / "seed.json").read_text())["gradient_formula"] == "drop-factor-2"
 
+
 def test_ragged_rows_are_not_misread(tmp_path):
     from derive.datasets import read_csv
     from derive.errors import InputError
@@ -351,3 +352,178 @@ def test_ragged_rows_are_not_misread(tmp_path):
     path.write_text("x,y\n1\n2,3,4\n", encoding="utf-8")  # as many cells as 2 rows of 2
     with pytest.raises(InputError, match="line 2"):
         read_csv(str(path))
+
+
+# --- Signals, targets and the program's name ---------------------------------------------
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def _signalled(pause: str, signum: int, arguments: list[str], *, emulated: bool):
+    """Run the command line in a process that pauses at `pause`, send `signum` there,
+    and return (exit code, standard error, pid of the training process or 0)."""
+    import os
+
+    environment = {
+        **os.environ,
+        "DERIVE_PAUSE_AT": pause,
+        "DERIVE_EMULATED": "1" if emulated else "0",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.cli_driver", "report", "--quiet", *arguments],
+        cwd=REPOSITORY,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("PAUSED"):
+        process.kill()
+        pytest.fail(f"never paused at {pause}: {line}{process.communicate()[1]}")
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    return process.returncode, err, int(line.split()[1])
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def _earlier_report(out: Path) -> dict[str, bytes]:
+    (out / "seed.json").write_text('{"an": "earlier report"}')
+    return _snapshot(out)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_while_writing_changes_nothing(out, signum):
+    before = _earlier_report(out)
+    code, err, _ = _signalled(
+        "staging", signum, ["--out", str(out), "--seed", "1", "--format", "html,json"],
+        emulated=True,
+    )  # fmt: skip
+    assert code == 128 + signum
+    assert (
+        err
+        == f"error: interrupted by {signal.Signals(signum).name} (no file was written or changed)\n"
+    )
+    assert _snapshot(out) == before  # byte for byte, and no temporary file
+
+
+def test_a_signal_during_the_renames_waits_for_the_last(out):
+    before = _earlier_report(out)
+    code, err, _ = _signalled(
+        "renaming", signal.SIGTERM, ["--out", str(out), "--seed", "1", "--format", "html,json"],
+        emulated=True,
+    )  # fmt: skip
+    after = _snapshot(out)
+    assert code == 128 + signal.SIGTERM
+    assert err.startswith("error: interrupted by SIGTERM (after writing 2 files in full")
+    assert sorted(after) == sorted(before)  # no temporary file
+    assert all(after[name] != before[name] for name in before)  # all new, never a mix
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize(
+    ("pause", "signum"), [("started", signal.SIGHUP), ("training", signal.SIGTERM)]
+)
+def test_a_signal_ends_the_training_process(out, pause, signum):
+    before = _earlier_report(out)
+    fresh = out / "new"
+    code, err, child = _signalled(
+        pause, signum, ["--out", str(fresh), "--seed", "1", "--steps", "100000"],
+        emulated=False,
+    )  # fmt: skip
+    assert code == 128 + signum, err
+    assert err.endswith("(no file was written or changed)\n") and err.count("\n") == 1, err
+    assert child > 0 and _gone(child)
+    assert _snapshot(out) == before and not fresh.exists()
+
+
+def test_a_failed_run_creates_no_output_folder(tmp_path, capsys, monkeypatch, no_tensorflow):
+    def crash(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr("derive.render.to_html", crash)
+    folder = tmp_path / "reports" / "week3"
+    assert main(["report", "--out", str(folder), "--seed", "1", "--no-backward"]) == 3
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_folder_in_the_way_of_one_target_writes_none(out, capsys, no_tensorflow):
+    (out / "seed.json").mkdir()
+    before = _snapshot_tree(out)
+    code = main(["report", "--out", str(out), "--seed", "1", "--format", "html,pdf,json"])
+    message = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message.startswith("error: a folder is in the way") and "seed.json" in message
+    assert _snapshot_tree(out) == before
+
+
+def test_write_atomically_checks_every_target_before_writing_any(tmp_path):
+    from derive.errors import OutputError
+    from derive.render import write_atomically
+
+    (tmp_path / "b.pdf").mkdir()
+    files = {tmp_path / "a.html": b"a", tmp_path / "b.pdf": b"b", tmp_path / "c.json": b"c"}
+    with pytest.raises(OutputError, match=r"b\.pdf"):
+        write_atomically(files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.pdf"]
+
+
+def test_write_atomically_makes_its_folder_only_to_write(tmp_path):
+    from derive.render import check_writable, write_atomically
+
+    folder = tmp_path / "new" / "reports"
+    check_writable(folder, [folder / "seed.html"])
+    assert not (tmp_path / "new").exists()
+    assert write_atomically({folder / "seed.html": b"x"}) == [folder / "seed.html"]
+    assert (folder / "seed.html").read_bytes() == b"x"
+
+
+def _snapshot_tree(folder: Path) -> list[tuple[str, bytes | None]]:
+    return sorted(
+        (str(p.relative_to(folder)), p.read_bytes() if p.is_file() else None)
+        for p in folder.rglob("*")
+    )
+
+
+def test_handouts_accept_debug_after_the_command(tmp_path, capsys):
+    code = main(["handouts", "--count", "0", "--out", str(tmp_path / "h"), "--debug"])
+    message = capsys.readouterr().err
+    assert code == 2
+    assert message.startswith("error: --count") and message.count("\n") == 1, message
+
+
+def test_version_comes_from_the_package_metadata(capsys):
+    from importlib.metadata import version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"derive {version('derive')}\n"
+
+
+def test_no_command_is_usage_on_stderr_and_exit_2(capsys):
+    assert main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("usage: python -m derive ")
+    assert captured.err.splitlines()[-1].startswith("error: no command given")
+
+
+@pytest.mark.parametrize("console_script", [True, False])
+def test_usage_names_the_program_as_it_was_run(console_script):
+    script = Path(sys.executable).with_name("derive")
+    if console_script and not script.exists():
+        pytest.skip("the console script is not installed next to this interpreter")
+    command = [str(script)] if console_script else [sys.executable, "-m", "derive"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2
+    program = "derive" if console_script else "python -m derive"
+    assert result.stderr.startswith(f"usage: {program} [-h]"), result.stderr

@@ -1,0 +1,108 @@
+"""The command line with a pause at a chosen moment, for the signal tests.
+
+Run as ``python -m tests.cli_driver ARGS...`` from the repository. DERIVE_PAUSE_AT picks
+the moment; the driver prints ``PAUSED <pid of the training process or 0>`` on
+standard output when it is there, so that the test can send its signal then:
+
+    started   the training process has just been started
+    training  waiting for the training run (the child imports TensorFlow and trains)
+    staging   while the first temporary file is written (until a signal comes)
+    renaming  after the first of several renames (for a second; signals are held)
+
+DERIVE_EMULATED=1 runs on the float32 emulation instead of TensorFlow (no child).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import derive.__main__ as cli
+import derive.background
+import derive.pipeline
+import derive.render
+
+PAUSE_AT = os.environ.get("DERIVE_PAUSE_AT", "")
+
+
+def announce(pid: int = 0) -> None:
+    print(f"PAUSED {pid}", flush=True)
+
+
+def _emulate() -> None:
+    from derive.render import render_all
+    from derive.report import explain
+    from tests.emulated_tape import emulated_tape
+
+    class NoJob:
+        def close(self) -> None:
+            pass
+
+    def run(job, problem, wrong_derivative, formats, progress, *, lang="en", backward=True):  # type: ignore[no-untyped-def]
+        report = explain(problem, wrong_derivative, tape=emulated_tape, backward=False)
+        return report, render_all(report, formats, lang=lang)
+
+    derive.background.TrainingJob = NoJob  # type: ignore[misc,assignment]
+    derive.pipeline.run = run  # type: ignore[assignment]
+
+
+def _pause_when_started() -> None:
+    start = cli._start_training
+
+    def started(arguments):  # type: ignore[no-untyped-def]
+        job = start(arguments)
+        announce(job._process.pid)
+        return job
+
+    cli._start_training = started  # type: ignore[assignment]
+
+
+def _pause_while_training() -> None:
+    result = derive.background.TrainingJob.result
+
+    def waiting(self):  # type: ignore[no-untyped-def]
+        announce(self._process.pid)
+        return result(self)
+
+    derive.background.TrainingJob.result = waiting  # type: ignore[method-assign]
+
+
+def _pause_while_staging() -> None:
+    fsync = os.fsync
+
+    def slow(descriptor: int) -> None:
+        announce()
+        time.sleep(60)  # a signal ends it
+        fsync(descriptor)
+
+    derive.render.os.fsync = slow  # type: ignore[attr-defined]
+
+
+def _pause_while_renaming() -> None:
+    replace = os.replace
+    done = []
+
+    def slow(source, target):  # type: ignore[no-untyped-def]
+        replace(source, target)
+        if not done:
+            done.append(target)
+            announce()
+            time.sleep(1)
+
+    derive.render.os.replace = slow  # type: ignore[attr-defined]
+
+
+PAUSES = {
+    "started": _pause_when_started,
+    "training": _pause_while_training,
+    "staging": _pause_while_staging,
+    "renaming": _pause_while_renaming,
+}
+
+
+if __name__ == "__main__":
+    if os.environ.get("DERIVE_EMULATED") == "1":
+        _emulate()
+    PAUSES[PAUSE_AT]()
+    sys.exit(cli.main(sys.argv[1:]))
