@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import ClassVar
 
 import numpy as np
 
@@ -37,6 +38,10 @@ class Standardization:
     std_x: float
     mean_y: float
     std_y: float
+    # The mapping back, as LaTeX for the report.
+    derivation_latex: ClassVar[str] = DERIVATION
+    formula_w: ClassVar[str] = FORMULA_W
+    formula_b: ClassVar[str] = FORMULA_B
 
     def original(self, parameters: Mapping[str, float]) -> dict[str, float]:
         """W and b of the linear model on z-scores as a line in the original units,
