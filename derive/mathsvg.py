@@ -11,6 +11,8 @@ from __future__ import annotations
 import html
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import ziamath
@@ -51,18 +53,35 @@ def _merge_glyphs(svg: str) -> str:
     return svg[: first.start()] + merged + rest
 
 
+@contextmanager
+def _glyph_symbols(on: bool) -> Iterator[None]:
+    """ziamath's svg2 mode: each glyph once as a <symbol>, drawn with <use>."""
+    before = ziamath.config.svg2
+    ziamath.config.svg2 = on
+    try:
+        yield
+    finally:
+        ziamath.config.svg2 = before
+
+
 @lru_cache(maxsize=4096)
-def latex_to_svg(latex: str, label: str | None = None, display: bool = False) -> str:
+def latex_to_svg(
+    latex: str, label: str | None = None, display: bool = False, symbols: bool = False
+) -> str:
     """Inline SVG markup for `latex`, sized in em and aligned on the baseline.
 
     `label` is the spoken form for screen readers and PDF alt text (the LaTeX if
     not given). Raises RenderError for LaTeX that ziamath cannot read, including
     commands it does not know (which it would otherwise print as literal text).
+    `symbols` defines each glyph as a <symbol> with the font's glyph id and draws it
+    with <use>: a page that keeps only the first definition of each id carries every
+    glyph once (the Jupyter view), where plain paths repeat every glyph's outline.
     """
     try:
-        math = ziamath.Latex(latex, size=FONT_SIZE_PX, title=label or latex)
-        mathml = ET.tostring(math.mathml, encoding="unicode")
-        svg = math.svg()
+        with _glyph_symbols(symbols):
+            math = ziamath.Latex(latex, size=FONT_SIZE_PX, title=label or latex)
+            mathml = ET.tostring(math.mathml, encoding="unicode")
+            svg = math.svg()
     except Exception as error:  # ziamath signals malformed input with bare asserts
         raise RenderError(f"cannot render formula {latex!r}: {error!r}") from error
     unknown = _UNKNOWN_COMMAND.search(mathml)

@@ -10,6 +10,7 @@ import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -42,11 +43,20 @@ def _template_root() -> Path:
     return Path(str(resources.files("derive") / "templates"))
 
 
+# True while a page is rendered whose formulas share their glyphs (the Jupyter view,
+# derive.notebook); the HTML file and the PDF keep plain paths.
+GLYPH_SYMBOLS: ContextVar[bool] = ContextVar("derive_glyph_symbols", default=False)
+
+
 def _math(latex: str, label: str | None = None) -> Markup:
+    if GLYPH_SYMBOLS.get():
+        return Markup(latex_to_svg(latex, label, symbols=True))
     return Markup(latex_to_svg(latex, label))
 
 
 def _display_math(latex: str, label: str | None = None) -> Markup:
+    if GLYPH_SYMBOLS.get():
+        return Markup(latex_to_svg(latex, label, display=True, symbols=True))
     return Markup(latex_to_svg(latex, label, display=True))
 
 

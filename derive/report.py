@@ -170,9 +170,9 @@ class Report:
         return report_to_dict(self)
 
     def _repr_html_(self) -> str:
-        from .render import to_html
+        from .notebook import to_notebook_html
 
-        return to_html(self)
+        return to_notebook_html(self)
 
 
 def _source_message(dataset: Dataset) -> Message:
