@@ -42,15 +42,13 @@ def raised_as_exceptions() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers; the caller's stay in force
         return
-    raised = False
+    _raised.clear()
 
     def handler(signum: int, _frame: object) -> None:
-        nonlocal raised
         if _held:
             _held.append(signum)  # raised when the block that holds them ends
-        elif not raised:
-            raised = True
-            raise Interrupted(signum)
+        elif not _raised:
+            _raise(signum)
 
     previous = {number: signal.getsignal(number) for number in HANDLED}
     for number, old in previous.items():
@@ -62,6 +60,16 @@ def raised_as_exceptions() -> Iterator[None]:
         for number, old in previous.items():
             if old is not None and old is not signal.SIG_IGN:
                 signal.signal(number, old)
+
+
+# The signal raised as Interrupted in this run, if any: the first one only, so that a
+# second signal cannot break off the clean-up the first one started.
+_raised: list[int] = []
+
+
+def _raise(signum: int) -> None:
+    _raised.append(signum)
+    raise Interrupted(signum)
 
 
 # While a block holds the signals: a marker, then the signals that came meanwhile.
@@ -92,8 +100,8 @@ def deferred() -> Iterator[None]:
         if outermost:
             arrived = _held[1:]
             _held.clear()
-            if arrived:
-                raise Interrupted(arrived[0])
+            if arrived and not _raised:
+                _raise(arrived[0])
 
 
 # The files renamed into place since the command line last asked, so that a signal

@@ -527,3 +527,31 @@ def test_usage_names_the_program_as_it_was_run(console_script):
     assert result.returncode == 2
     program = "derive" if console_script else "python -m derive"
     assert result.stderr.startswith(f"usage: {program} [-h]"), result.stderr
+
+
+def test_a_held_signal_comes_after_the_whole_block_and_only_once():
+    from derive.signals import Interrupted, deferred, raised_as_exceptions
+
+    done = []
+    with raised_as_exceptions(), pytest.raises(Interrupted) as caught, deferred():
+        signal.raise_signal(signal.SIGTERM)
+        done.append("first")
+        signal.raise_signal(signal.SIGHUP)
+        done.append("second")
+    assert done == ["first", "second"]
+    # Blocked signals reach the process in the kernel's order (by number), not as sent.
+    assert caught.value.signum in {signal.SIGTERM, signal.SIGHUP}
+
+
+def test_a_second_signal_does_not_break_the_clean_up():
+    from derive.signals import Interrupted, raised_as_exceptions
+
+    cleaned = False
+    with raised_as_exceptions():
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        except Interrupted:
+            signal.raise_signal(signal.SIGHUP)  # while cleaning up after the first
+            cleaned = True
+    assert cleaned
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the old handler is back
