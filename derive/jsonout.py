@@ -132,6 +132,7 @@ def report_to_dict(
             "seed": problem.seed,
             "model": problem.model,
             "loss": problem.loss,
+            "standardized": _standardized(problem),
         },
         "derivation": {
             "loss": problem.loss_general,
@@ -172,8 +173,40 @@ def _failure(failure: Failure | None) -> dict[str, Any] | None:
     return {"step": failure.step, "check": check_to_dict(failure.check)}
 
 
+def _standardized(problem: ProblemFacts) -> dict[str, float] | None:
+    """The moments the tape's z-scores were taken with (null: the data as given)."""
+    found = problem.standardized
+    if found is None:
+        return None
+    return {"mean_x": found.mean_x, "std_x": found.std_x, "mean_y": found.mean_y,
+            "std_y": found.std_y}  # fmt: skip
+
+
+def _maybe_numbers(values: Mapping[str, float] | None) -> dict[str, float | None] | None:
+    return None if values is None else {name: _number(v) for name, v in values.items()}
+
+
+def _stability(training: TrainingFacts) -> dict[str, Any] | None:
+    found = training.stability
+    if found is None:
+        return None
+    return {
+        "hessian": [[float(v) for v in row] for row in found.hessian.values],
+        "local": found.local,
+        "eigenvalues": [_number(v) for v in found.eigenvalues],
+        "condition": _number(found.condition),
+        "stable": found.stable,
+        "ratio": _number(found.ratio) if found.ratio is not None else None,
+        "suggested_lr": found.suggested_lr,
+        "tolerance": found.tolerance,
+        "steps_needed": _number(found.steps_needed) if found.steps_needed is not None else None,
+        "remaining": _number(found.remaining) if found.remaining is not None else None,
+    }
+
+
 def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
     optimum = training.optimum
+    stability = training.stability
     return {
         "steps": training.steps,
         "learning_rate": training.learning_rate,
@@ -208,6 +241,10 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
             "loss_gap": _number(optimum.loss_gap),
         },
         "optimum_note": training.optimum_note or None,
+        "stable_lr": _number(stability.stable_lr) if stability else None,
+        "stability": _stability(training),
+        "final_original_units": _maybe_numbers(training.final_original),
+        "optimum_original_units": _maybe_numbers(training.optimum_original),
         "displayed": [
             {
                 "step": row.step,

@@ -24,6 +24,7 @@ from .i18n import Message
 from .models import get_loss, get_model
 from .problem import BUILTIN_DATASETS, Dataset, Problem, Training, make_problem
 from .reference import Samples, sample_values
+from .standardize import Standardization
 from .substitute import Substitution, substitute
 from .symbolic import (
     Formula,
@@ -94,6 +95,7 @@ class ProblemFacts:
     model_name: str = "linear"  # the model's registered name (catalogue key model.<name>)
     loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
     source_message: Message | None = None  # where the samples came from, to be put in words
+    standardized: Standardization | None = None  # the tape saw z-scores of the given data
 
 
 def shown_rows(n: int) -> list[int | None]:
@@ -290,6 +292,7 @@ def _problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         model_name=model.name,
         loss_name=problem.loss,
         source_message=_source_message(problem.dataset),
+        standardized=problem.standardized,
         data_rows=tuple(
             None
             if k is None
@@ -490,6 +493,7 @@ def build_report(
     training: Training | None = None,
     wrong_derivative: str | None = None,
     backward: bool = True,
+    standardize: bool = False,
 ) -> Report:
     """Explain ``tape.gradient(loss, [W, b])`` for a data set; see the README for the fields.
 
@@ -498,5 +502,13 @@ def build_report(
     True
     """
     dataset = resolve_dataset(data, x, y)
-    problem = make_problem(dataset, dtype=dtype, init=init, seed=seed, name=name, training=training)
+    problem = make_problem(
+        dataset,
+        dtype=dtype,
+        init=init,
+        seed=seed,
+        name=name,
+        training=training,
+        standardize=standardize,
+    )
     return explain(problem, wrong_derivative, backward=backward)
