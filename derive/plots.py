@@ -94,22 +94,40 @@ def evaluate(polynomial: Polynomial, *values: np.ndarray | float) -> np.ndarray:
     return total
 
 
-def _figure(width: float, height: float, margins: tuple[float, float, float, float]):  # type: ignore[no-untyped-def]
-    """A Figure with fixed margins (left, right, bottom, top as fractions): the labels
-    have known sizes, and a layout engine would cost more than the drawing."""
+def _figure(width: float, height: float):  # type: ignore[no-untyped-def]
+    """A Figure whose margins are measured from what it draws (constrained layout).
+
+    Fixed margins clipped labels: their sizes depend on the data (a log axis over
+    less than a decade labels its minor ticks, large values have long tick labels).
+    """
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height))
-    left, right, bottom, top = margins
-    figure.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
+    figure = Figure(figsize=(width, height), layout="constrained")
+    figure.get_layout_engine().set(w_pad=0.04, h_pad=0.04)
     return figure
 
 
-HALF = (0.17, 0.97, 0.15, 0.9)  # margins of the two small plots side by side
+def _legend_below(figure, ax, columns: int) -> None:  # type: ignore[no-untyped-def]
+    """The legend under the axes, outside the data: inside, with 20,000 samples or a
+    curve along any edge, there is no place where it covers no point."""
+    handles, labels = ax.get_legend_handles_labels()
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=columns,
+        fontsize=FONT_SIZE - 1,
+        frameon=False,
+        columnspacing=1.2,
+        handlelength=1.8,
+    )
+
+
+HALF = (3.9, 3.1)  # inches: the two small plots side by side
 
 
 def _style(ax) -> None:  # type: ignore[no-untyped-def]
-    ax.tick_params(labelsize=FONT_SIZE - 1)
+    ax.tick_params(which="both", labelsize=FONT_SIZE - 1)
     ax.xaxis.label.set_size(FONT_SIZE)
     ax.yaxis.label.set_size(FONT_SIZE)
     ax.title.set_size(FONT_SIZE + 0.5)
@@ -181,7 +199,11 @@ def _words(data: PlotData, key: str, **fields: object) -> str:
 
 
 def loss_plot(data: PlotData) -> str:
-    figure = _figure(3.9, 2.8, HALF)
+    return to_svg(loss_figure(data), "loss", _words(data, "loss_alt"))
+
+
+def loss_figure(data: PlotData):  # type: ignore[no-untyped-def]
+    figure = _figure(*HALF)
     ax = figure.add_subplot()
     steps = np.asarray(data.steps)
     loss = np.asarray(data.loss, dtype=float)
@@ -205,25 +227,35 @@ def loss_plot(data: PlotData) -> str:
             label=_words(data, "least_squares_minimum"),
         )
     if positive.any():
+        from matplotlib.ticker import LogFormatter
+
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(_power_of_ten)
+        # Over less than a decade only minor ticks fall in view; label them as plain
+        # numbers (1.02), not in matplotlib's TeX layout (1.02 x 10^0).
+        ax.yaxis.set_minor_formatter(LogFormatter())
     if data.diverged_at is not None:
         ax.set_title(_words(data, "loss_diverged", step=data.diverged_at))
     else:
         ax.set_title(_words(data, "loss_title"))
     ax.set_xlabel(_words(data, "step"))
     ax.set_ylabel(_words(data, "loss_axis"))
-    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    _legend_below(figure, ax, columns=2)
     _style(ax)
-    return to_svg(figure, "loss", _words(data, "loss_alt"))
+    return figure
 
 
 def fit_plot(data: PlotData) -> str | None:
+    figure = fit_figure(data)
+    return None if figure is None else to_svg(figure, "fit", _words(data, "fit_alt"))
+
+
+def fit_figure(data: PlotData):  # type: ignore[no-untyped-def]
     spec = data.spec
     if spec.prediction_polynomial is None:
         return None
     polynomial = spec.prediction_polynomial
-    figure = _figure(3.9, 2.8, HALF)
+    figure = _figure(*HALF)
     ax = figure.add_subplot()
     x = np.asarray(spec.x, dtype=float)
     low, high = float(x.min()), float(x.max())
@@ -272,9 +304,9 @@ def fit_plot(data: PlotData) -> str | None:
     ax.set_title(_words(data, "fit_title"))
     ax.set_xlabel("x")
     ax.set_ylabel("y")
-    ax.legend(fontsize=FONT_SIZE - 1, frameon=False)
+    _legend_below(figure, ax, columns=2)
     _style(ax)
-    return to_svg(figure, "fit", _words(data, "fit_alt"))
+    return figure
 
 
 def _padded(low: float, high: float, fraction: float) -> tuple[float, float]:
@@ -298,6 +330,14 @@ def _window(path: np.ndarray, data: PlotData) -> tuple[tuple[float, float], ...]
 
 
 def surface_plot(data: PlotData) -> str | None:
+    figure = surface_figure(data)
+    if figure is None:
+        return None
+    first, second = data.spec.names
+    return to_svg(figure, "surface", _words(data, "surface_alt", first=first, second=second))
+
+
+def surface_figure(data: PlotData):  # type: ignore[no-untyped-def]
     spec = data.spec
     if len(spec.names) != 2:
         return None
@@ -312,7 +352,7 @@ def surface_plot(data: PlotData) -> str | None:
     surface = np.maximum(surface, floor)
     levels = np.geomspace(floor, float(surface.max()), 13)
 
-    figure = _figure(7.0, 3.9, (0.08, 0.92, 0.12, 0.93))
+    figure = _figure(7.0, 4.2)
     ax = figure.add_subplot()
     filled = ax.contourf(grid_w, grid_b, surface, levels=levels, norm=LogNorm(), cmap="Blues_r")
     ax.contour(grid_w, grid_b, surface, levels=levels, colors="white", linewidths=0.3)
@@ -370,9 +410,9 @@ def surface_plot(data: PlotData) -> str | None:
     ax.set_xlabel(first)
     ax.set_ylabel(second)
     ax.set_title(_words(data, "surface_title", first=first, second=second))
-    ax.legend(fontsize=FONT_SIZE - 1, loc="best", framealpha=0.85)
+    _legend_below(figure, ax, columns=3)
     _style(ax)
-    return to_svg(figure, "surface", _words(data, "surface_alt", first=first, second=second))
+    return figure
 
 
 def _font_families() -> list[str]:
