@@ -267,3 +267,24 @@ def test_jupyter_view_does_not_change_the_page_or_the_pdf(report):
     assert to_html(report) == page
     # WeasyPrint gets plain paths, with no references between formulas.
     assert "<use " not in page and "<symbol" not in page and "@page" in page
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_training_table_does_not_call_a_wrong_formula_exact(lang):
+    from derive.i18n import translator
+    from derive.problem import Training
+    from derive.report import formulas_for, symbolic_for
+    from derive.training import reference_trace
+
+    t = translator(lang)
+    problem = make_problem(
+        BUILTIN_DATASETS["seed"], init=SINGLE_INIT, training=Training(4, 0.01, 2)
+    )
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic, "drop-factor-2"))
+    report = explain(problem, "drop-factor-2", trace, backward=False)
+    html = to_html(report, lang)
+    start = html.index('<table class="data training-table">')
+    header = html[start : html.index("</thead>", start)]
+    assert header.count(t.text("reference.wrong_formula", kind="drop-factor-2")) == 2
+    assert f">{t.text('training.exact')}<" not in header
