@@ -79,18 +79,31 @@ def test_labels_lie_within_the_figure(figures, name):
 
 
 def _plotted_points(figure) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Every drawn vertex and marker of the data axes, in display coordinates."""
+    """Every drawn vertex and marker of the data axes, in display coordinates (those
+    outside an axes are clipped away, not drawn)."""
     points = []
     for ax in figure.axes:
-        for line in ax.get_lines():
-            xy = np.column_stack(line.get_data()).astype(float)
-            points.append(line.get_transform().transform(xy))
-        for collection in ax.collections:
-            offsets = collection.get_offsets()
-            if len(offsets):
-                points.append(collection.get_offset_transform().transform(offsets))
-    points = np.concatenate(points)
-    return points[np.isfinite(points).all(axis=1)]
+        found = [
+            line.get_transform().transform(np.column_stack(line.get_data()).astype(float))
+            for line in ax.get_lines()
+        ]
+        found += [
+            c.get_offset_transform().transform(c.get_offsets())
+            for c in ax.collections
+            if len(c.get_offsets())
+        ]
+        if not found:
+            continue
+        xy = np.concatenate(found)
+        box = ax.bbox
+        drawn = (
+            (xy[:, 0] >= box.x0)
+            & (xy[:, 0] <= box.x1)
+            & (xy[:, 1] >= box.y0)
+            & (xy[:, 1] <= box.y1)
+        )
+        points.append(xy[drawn])
+    return np.concatenate(points)
 
 
 @pytest.mark.parametrize("name", ["loss", "fit", "surface"])
