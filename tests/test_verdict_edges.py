@@ -28,10 +28,11 @@ from derive.adjoints import (
 )
 from derive.backward import build_backward
 from derive.check import compare, rounding_bound
-from derive.problem import BUILTIN_DATASETS, Dataset, make_problem
+from derive.problem import BUILTIN_DATASETS, Dataset, Training, make_problem
 from derive.reference import Samples
 from derive.tape import BackwardTrace, TapeResult
 from tests.conftest import SINGLE_INIT
+from tests.emulated_tape import emulated_tape
 
 U32 = Fraction(1, 2**24)
 HAIR = Fraction(1, 2**20)  # beyond the bound by this fraction of it: must fail
@@ -201,3 +202,94 @@ def test_backward_checks_on_the_float64_path_sit_at_their_bound(symbolic, monkey
             inside = where.startswith("inside")
             assert node.check.failed == (0 if inside else 1), node.name
             assert node.check.checks[-1].ok == inside, node.name
+
+
+# --- the SGD update: training (k = 3) and handouts (k = 2) -----------------------------
+
+
+def _training_update_checks(symbolic, moved: dict[str, float] | None = None):
+    """The first update of a float64 run (the optimizer still holds eta in float32), with
+    the tape's W_1 and b_1 replaced by `moved`; the checks of the update rule."""
+    from derive.training import check_training, reference_trace
+
+    problem = make_problem(
+        BUILTIN_DATASETS["seed"], init=SINGLE_INIT, dtype="float64", training=Training(steps=1)
+    )
+    trace = reference_trace(problem, symbolic, _formulas(symbolic))
+    if moved:
+        parameters = {name: np.array(values) for name, values in trace.parameters.items()}
+        for name, value in moved.items():
+            parameters[name][1] = value
+        trace = dataclasses.replace(trace, parameters=parameters)
+    facts = check_training(problem, symbolic, _formulas(symbolic), trace)
+    return problem, trace, {rule.parameter: rule.first_check for rule in facts.rules}
+
+
+def test_training_update_check_sits_at_gamma_3(symbolic):
+    """theta_1 = fl(theta_0 - fl(eta32 g_0)): eta rounded to float32, the product, the
+    difference -- three roundings of at most u = 2^-24, so the tolerance is
+    gamma_3 (|theta_0| + |eta g_0|), stated here independently of derive.training."""
+    problem, trace, checks = _training_update_checks(symbolic)
+    eta = Fraction(problem.training.learning_rate)
+    edges = {}
+    for name, check in checks.items():
+        assert check.ok
+        theta = Fraction(float(trace.parameters[name][0]))
+        change = eta * Fraction(float(trace.gradients[name][0]))
+        reference = theta - change
+        assert Fraction(check.reference) == Fraction(float(reference))
+        assert check.bound.underflow < 2.0**-60 * check.tolerance  # no tiny numbers here
+        tolerance = gamma(3) * (abs(theta) + abs(change)) + Fraction(check.bound.underflow)
+        edges[name] = edge_tapes(reference, tolerance)
+    for where in EDGES:
+        _, _, checks = _training_update_checks(
+            symbolic, {name: tapes[where] for name, tapes in edges.items()}
+        )
+        for name, check in checks.items():
+            assert check.ok == where.startswith("inside"), (where, name, check)
+
+
+def test_handouts_update_check_sits_at_gamma_2_plus_what_the_gradient_carries(
+    symbolic, monkeypatch
+):
+    """The key's W_1 is theta_0 - eta g at the exact gradient g and eta = 1/100 exactly;
+    the tape's is fl(theta_0 - fl(eta32 g_tape)). Unlike the training check (reference
+    theta_0 - eta g_tape, eta the float64 rate, its rounding to float32 one of three
+    roundings), the key carries eta's rounding as the exact term |eta32 - eta| |g_tape|
+    and the gradient's own error as eta times its tolerance, leaving two roundings (the
+    product and the difference): gamma_2 (|theta_0| + eta32 |g_tape|) + those terms."""
+    import derive.handouts as handouts_module
+    from derive.handouts import LEARNING_RATE, build_handouts, check_key
+
+    sheet = build_handouts(1, class_seed=11, tape=emulated_tape).sheets[0]
+    tape = emulated_tape(sheet.problem)
+    names = list(sheet.problem.initial.values)
+    entries = check_key(symbolic, sheet, tape)
+    gradient_checks = {name: entries[1 + j].check for j, name in enumerate(names)}
+    updates = dict(zip(names, entries[1 + len(names) :], strict=True))
+    eta32 = Fraction(float(np.float32(float(LEARNING_RATE))))
+    edges = {}
+    for name, entry in updates.items():
+        assert entry.ok
+        theta = Fraction(sheet.problem.initial.values[name])
+        g_tape = Fraction(tape.gradients[name])
+        reference = sheet.values.updated[name]
+        assert reference == theta - LEARNING_RATE * sheet.values.gradients[name]
+        underflow = Fraction(entry.check.bound.underflow)
+        assert underflow < Fraction(2.0**-60) * Fraction(entry.check.tolerance)
+        tolerance = (
+            gamma(2) * (abs(theta) + eta32 * abs(g_tape))
+            + LEARNING_RATE * Fraction(gradient_checks[name].tolerance)
+            + abs(eta32 - LEARNING_RATE) * abs(g_tape)
+            + underflow
+        )
+        edges[float(theta)] = edge_tapes(reference, tolerance)
+    for where in EDGES:
+
+        def at_edge(value, gradient, dtype, where=where):
+            return edges[value][where]
+
+        monkeypatch.setattr(handouts_module, "_sgd_on_tape", at_edge)
+        entries = check_key(symbolic, sheet, tape)
+        for name, entry in zip(names, entries[1 + len(names) :], strict=True):
+            assert entry.check.ok == where.startswith("inside"), (where, name, entry.check)
