@@ -227,6 +227,8 @@ examples:
       one sheet per name in the CSV's 'name' column, in Korean
   python -m derive handouts --count 10 --data seed
       every sheet with the original script's two samples, each with its own W and b
+  python -m derive handouts --count 12 --data points.csv --columns hours,score --samples 3
+      the first three rows of the CSV's columns hours and score on every sheet
 
 exit codes: 0 every key agrees with the tape, 1 a key does not, 2 bad input, 3 internal error
 """
@@ -243,17 +245,31 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=HANDOUT_EXAMPLES,
     )
-    handouts.add_argument("--count", type=int, default=30, help="number of sheets (default 30)")
     handouts.add_argument(
-        "--seed", type=int, default=0, help="class seed: the same seed gives the same handouts"
+        "--count", type=int, default=None, help="number of sheets (default 30; not with --roster)"
     )
     handouts.add_argument(
-        "--roster", metavar="NAMES.csv", help="CSV with a 'name' column: one sheet per student"
+        "--seed",
+        type=int,
+        default=None,
+        help="class seed: the same seed gives the same handouts (default: drawn, and printed "
+        "with the files)",
+    )
+    handouts.add_argument(
+        "--roster",
+        metavar="NAMES.csv",
+        help="CSV with a 'name' column: one sheet per student (the roster sets the count, "
+        "so --count is refused with it)",
     )
     handouts.add_argument(
         "--data",
         metavar="NAME|FILE.csv",
         help="the same samples on every sheet (default: drawn for each sheet)",
+    )
+    handouts.add_argument(
+        "--columns",
+        metavar="COLX,COLY",
+        help="with --data FILE.csv: the CSV columns holding x and y (default x,y)",
     )
     handouts.add_argument(
         "--samples",
@@ -262,7 +278,9 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
         help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (default 2)",
     )
     handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")
-    handouts.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    handouts.add_argument(
+        "--quiet", action="store_true", help="print nothing but warnings and errors"
+    )
     _add_lang(handouts)
     _add_debug(handouts, default=argparse.SUPPRESS)
 
@@ -283,7 +301,7 @@ def _lang(text: str) -> str:
 
 
 def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
-    from .datasets import parse_number_list, resolve_dataset
+    from .datasets import parse_columns, parse_number_list, resolve_dataset
     from .problem import DTYPES, Training, make_problem
     from .progress import Progress
 
@@ -293,9 +311,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     lang = _lang(args.lang)
     if args.dtype not in DTYPES:
         raise InputError("unknown dtype; choose " + " or ".join(DTYPES), args.dtype)
-    columns = tuple(part.strip() for part in args.columns.split(","))
-    if len(columns) != 2 or not all(columns):
-        raise InputError("--columns expects two names such as x,y", args.columns)
+    columns = parse_columns(args.columns)
     x = parse_number_list(args.x, "--x") if args.x is not None else None
     y = parse_number_list(args.y, "--y") if args.y is not None else None
     dataset = resolve_dataset(args.data, x, y, columns)  # type: ignore[arg-type]

@@ -30,6 +30,7 @@ from derive.backward import build_backward
 from derive.check import compare, rounding_bound
 from derive.problem import BUILTIN_DATASETS, Dataset, Training, make_problem
 from derive.reference import Samples
+from derive.report import explain
 from derive.tape import BackwardTrace, TapeResult
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
@@ -293,3 +294,79 @@ def test_handouts_update_check_sits_at_gamma_2_plus_what_the_gradient_carries(
         entries = check_key(symbolic, sheet, tape)
         for name, entry in zip(names, entries[1 + len(names) :], strict=True):
             assert entry.check.ok == where.startswith("inside"), (where, name, entry.check)
+
+
+# --- what the per-sample table shows ----------------------------------------------------
+
+
+def _close(shown: float, exact: Fraction) -> bool:
+    """The float64 nearest the exact value (what the table holds)."""
+    return abs(Fraction(shown) - exact) <= abs(exact) * Fraction(1, 2**53)
+
+
+def _many_samples() -> Dataset:
+    rng = np.random.default_rng(5)
+    x = np.round(rng.uniform(-5, 5, 25), 2)
+    return Dataset("many", tuple(x.tolist()), tuple(np.round(3 - x, 1).tolist()), "test")
+
+
+@pytest.mark.parametrize("data", ["single", "seed", "tf-examples", "many"])
+def test_every_per_sample_row_is_the_data_and_its_own_arithmetic(data):
+    dataset = _many_samples() if data == "many" else BUILTIN_DATASETS[data]
+    problem = make_problem(dataset, init=SINGLE_INIT)
+    report = explain(problem, tape=emulated_tape, backward=False)
+    n = problem.n
+    w, b = (Fraction(problem.initial.values[name]) for name in ("W", "b"))
+    xs, ys = [Fraction(v) for v in problem.x], [Fraction(v) for v in problem.y]
+    assert all(Fraction(float(np.float32(v))) == v for v in (*xs, *ys))  # as the tape used them
+    exact_shares = {"W": [], "b": []}
+    for x, y in zip(xs, ys, strict=True):
+        r = w * x + b - y
+        exact_shares["W"].append(2 * r * x)
+        exact_shares["b"].append(2 * r)
+    document = report.to_dict()["initial"]["per_sample"]
+    rows = [row for row in report.samples.rows if row is not None]
+    assert [row.i for row in rows] == [entry["i"] for entry in document]
+    assert len(rows) == min(n, 10 if n > 20 else n) and report.samples.elided == n - len(rows)
+    for row, entry in zip(rows, document, strict=True):
+        k = row.i - 1
+        x, y = xs[k], ys[k]
+        prediction = w * x + b
+        r = prediction - y
+        expected = {
+            "x": x,
+            "y": y,
+            "prediction": prediction,
+            "residual": r,
+            "loss_term": r * r,
+            "W": 2 * r * x,
+            "b": 2 * r,
+        }
+        shown = {
+            "x": row.x,
+            "y": row.y,
+            "prediction": row.prediction,
+            "residual": row.residual,
+            "loss_term": row.loss_term,
+            **row.shares,
+        }
+        written = {key: entry[key] for key in ("x", "y", "prediction", "residual", "loss_term")}
+        written |= entry["shares"]
+        assert shown == written, row.i  # the JSON is the table
+        assert set(shown) == set(expected)
+        for key, value in expected.items():
+            assert _close(shown[key], value), (row.i, key, shown[key], float(value))
+    # The shares' mean is the gradient, and the squares' mean the loss.
+    loss_check, *gradient_checks = report.checks
+    assert Fraction(report.samples.mean_loss_term) == Fraction(float(loss_check.reference))
+    exact_loss = sum(((w * x + b - y) ** 2 for x, y in zip(xs, ys, strict=True)), Fraction(0)) / n
+    assert _close(loss_check.reference, exact_loss)
+    for check, name in zip(gradient_checks, ("W", "b"), strict=True):
+        gradient = sum(exact_shares[name], Fraction(0)) / n
+        assert _close(check.reference, gradient) and _close(
+            report.samples.mean_shares[name], gradient
+        )
+        if not report.samples.elided:  # every row shown: their mean is the gradient
+            mean = sum((Fraction(row.shares[name]) for row in rows), Fraction(0)) / n
+            spread = sum((abs(s) for s in exact_shares[name]), Fraction(0)) / n
+            assert abs(mean - gradient) <= spread * Fraction(1, 2**53)
