@@ -36,33 +36,27 @@ class ProgressBar:
 
 
 def run_handouts(args: argparse.Namespace) -> int:
-    from .handout_files import start_workers, warm_up
-    from .handouts import read_roster, validate
+    from .handout_files import render_files, start_workers, unprintable_characters, warm_up
+    from .handouts import validate
     from .i18n import translator
+    from .problem import draw_seed
     from .render import check_writable, write_atomically
 
     say: Callable[[str], None] = (
         (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
     )
     lang = translator(args.lang.strip()).lang
-    roster = read_roster(args.roster) if args.roster else None
-    count = len(roster) if roster is not None else args.count
-    if roster is None and args.count < 1:
-        raise InputError("--count must be at least 1", args.count)
+    roster = _roster(args)
+    count = len(roster) if roster is not None else args.count if args.count is not None else 30
+    if roster is None and count < 1:
+        raise InputError("--count must be at least 1", count)
     if args.samples is not None and args.samples < 1:
         raise InputError("--samples must be at least 1", args.samples)
-    dataset = None
-    if args.data is not None:
-        from .datasets import resolve_dataset
-
-        dataset = resolve_dataset(args.data)
-        if args.samples is not None:
-            if args.samples > len(dataset.x):
-                raise InputError("--samples is more than the data has", args.samples)
-            dataset = type(dataset)(
-                dataset.name, dataset.x[: args.samples], dataset.y[: args.samples], dataset.source
-            )
-    samples = validate(count, args.seed, roster, dataset, args.samples or 2)
+    dataset = _dataset(args)
+    # Without --seed a seed is drawn (a fixed default would give every class the same
+    # sheets) and said, so that the set can be made again.
+    class_seed = args.seed if args.seed is not None else draw_seed()
+    samples = validate(count, class_seed, roster, dataset, args.samples or 2)
     out = Path(args.out)
     check_writable(out)
 
@@ -71,7 +65,12 @@ def run_handouts(args: argparse.Namespace) -> int:
     pool = start_workers()
     try:
         warming = [pool.submit(warm_up, lang) for _ in range(2)]
-        handouts, files = _build_and_render(args, lang, roster, count, dataset, samples, pool, say)
+        glyphs = pool.submit(unprintable_characters, roster or [])
+        bar = ProgressBar(count + 2, sys.stdout.isatty() and not args.quiet)
+        handouts = _build(lang, roster, count, class_seed, dataset, samples, say, bar)
+        handouts = _printable_names(handouts, glyphs.result())
+        rendered = render_files(handouts, pool, lambda what: bar.step(what))
+        bar.finish()
         for job in warming:
             job.result()
     except BaseException:
@@ -79,15 +78,17 @@ def run_handouts(args: argparse.Namespace) -> int:
         raise
     finally:
         pool.shutdown(cancel_futures=True)
-    written = write_atomically({out / name: data for name, data in files.items()})
+    for note in rendered.notes:
+        _warn(f"the PDF library noted: {note}")
+    written = write_atomically({out / name: data for name, data in rendered.files.items()})
     failed = [sheet for sheet in handouts.sheets if not sheet.ok]
     for sheet in failed:
         what = ", ".join(entry.check.quantity for entry in sheet.checks if not entry.ok)
         say(f"  key {sheet.spec.identifier}: FAIL ({what})")
     elapsed = time.perf_counter() - started
     say(
-        f"  wrote {len(written)} files to {out}: {count} sheets, {count} keys, "
-        "sheets.pdf, keys.pdf, index.html"
+        f"  wrote {len(written)} files to {out}: {_counted(count, 'sheet')}, "
+        f"{_counted(count, 'key')}, sheets.pdf, keys.pdf, index.html"
     )
     say(
         ("every key agrees with the tape" if not failed else f"{len(failed)} KEYS FAIL")
@@ -105,21 +106,81 @@ def _stop_workers(pool: Executor) -> None:
         process.kill()
 
 
-def _build_and_render(args, lang, roster, count, dataset, samples, pool, say):  # type: ignore[no-untyped-def]
-    from .handout_files import render_files
+def _counted(n: int, noun: str) -> str:
+    """'1 sheet', '2 sheets' (the nouns of these lines take an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _roster(args: argparse.Namespace) -> list[str] | None:
+    """The roster's names; a name on several rows is said (the sheets then differ only
+    by their numbers and identifiers, not by the name printed on them)."""
+    from .handouts import read_roster_entries, repeated_names
+
+    if args.roster is None:
+        return None
+    if args.count is not None:
+        raise InputError("--count cannot be used with --roster (one sheet per name)", args.count)
+    entries = read_roster_entries(args.roster)
+    for name, rows in repeated_names(entries).items():
+        _warn(
+            f"the roster has {name!r} on rows {', '.join(map(str, rows))}: their sheets "
+            "print the same name; tell them apart by the sheet identifier"
+        )
+    return [entry.name for entry in entries]
+
+
+def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The data every sheet shares (--data, --columns, the first --samples rows), or None."""
+    from .datasets import parse_columns, resolve_dataset
+
+    columns = parse_columns(args.columns or "x,y")
+    if args.data is None:
+        if args.columns is not None:
+            raise InputError("--columns needs --data with a CSV file", args.columns)
+        return None
+    dataset = resolve_dataset(args.data, columns=columns)
+    if args.samples is None:
+        return dataset
+    if args.samples > len(dataset.x):
+        raise InputError("--samples is more than the data has", args.samples)
+    return type(dataset)(
+        dataset.name, dataset.x[: args.samples], dataset.y[: args.samples], dataset.source
+    )
+
+
+def _printable_names(handouts, unprintable: frozenset[str]):  # type: ignore[no-untyped-def]
+    """Characters no font has are printed as their codes; said once for each name."""
+    from .handouts import without_unprintable
+
+    said: set[str] = set()
+    for sheet in handouts.sheets:
+        name = sheet.spec.student
+        missing = sorted({c for c in name or "" if c in unprintable})
+        if name is None or not missing or name in said:
+            continue
+        said.add(name)
+        codes = ", ".join(f"U+{ord(c):04X} ({c})" for c in missing)
+        _warn(f"no font has {codes} of the name {name!r}: the sheet prints its code instead")
+    return without_unprintable(handouts, unprintable)
+
+
+def _build(lang, roster, count, class_seed, dataset, samples, say, bar):  # type: ignore[no-untyped-def]
     from .handouts import build_handouts
 
-    bar = ProgressBar(count + 2, sys.stdout.isatty() and not args.quiet)
-    say(f"derive handouts: {count} sheets, class seed {args.seed}, {lang}")
-    handouts = build_handouts(
+    say(
+        f"derive handouts: {_counted(count, 'sheet')}, class seed {class_seed} "
+        f"(--seed {class_seed} makes the same set again), {lang}"
+    )
+    return build_handouts(
         count,
-        class_seed=args.seed,
+        class_seed=class_seed,
         roster=roster,
         dataset=dataset,
         samples=samples,
         lang=lang,
         progress=lambda done: bar.step("checking", done),
     )
-    files = render_files(handouts, pool, lambda what: bar.step(what))
-    bar.finish()
-    return handouts, files

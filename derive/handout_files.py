@@ -8,16 +8,33 @@ processes, so both cores work.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .errors import RenderError
 from .handouts import KEY_DIGITS, Handouts
 
 WORKERS = 2
+# Loggers of the libraries that print the PDFs. What they say while printing the
+# handouts is kept and said once, in our words; their records never reach the terminal
+# raw (ziafont's logging.debug() configures the root logger, which would print them).
+LIBRARY_LOGGERS = ("weasyprint", "fontTools")
+NO_GLYPH = ".notdef glyph rendered"  # WeasyPrint's note about a character no font has
+
+
+@dataclass(frozen=True)
+class PrintedSet:
+    """All sheets (or all keys) as one PDF and one PDF per page, and what the PDF library
+    noted while printing them."""
+
+    whole: bytes
+    pages: tuple[bytes, ...]
+    notes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -66,18 +83,71 @@ def index_html(handouts: Handouts, names: FileNames) -> str:
     return render_template("handouts/index.html.j2", handouts.lang, handouts=handouts, files=names)
 
 
-def render_set(handouts: Handouts, filled: bool) -> tuple[bytes, list[bytes]]:
+def render_set(handouts: Handouts, filled: bool) -> PrintedSet:
     """The combined PDF and one PDF per page; every sheet must fit one page."""
     from .render import to_pdf_pages
 
-    whole, pages = to_pdf_pages(document_html(handouts, filled))
+    with library_records() as records:
+        whole, pages = to_pdf_pages(document_html(handouts, filled))
     if len(pages) != len(handouts.sheets):
         what = "keys" if filled else "sheets"
         raise RenderError(
             f"the {what} do not fit one page each: {len(pages)} pages for "
             f"{len(handouts.sheets)} {what}"
         )
-    return whole, pages
+    notes = tuple(dict.fromkeys(record.getMessage() for record in records))
+    return PrintedSet(whole, tuple(pages), notes)
+
+
+class _Keep(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.WARNING)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def library_records() -> Iterator[list[logging.LogRecord]]:
+    """The warnings the PDF libraries log meanwhile, kept here instead of printed."""
+    records: list[logging.LogRecord] = []
+    handler = _Keep(records)
+    loggers = [logging.getLogger(name) for name in LIBRARY_LOGGERS]
+    propagate = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield records
+    finally:
+        for logger, before in zip(loggers, propagate, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = before
+
+
+def unprintable_characters(names: Sequence[str]) -> frozenset[str]:
+    """The characters of the names that no font has a glyph for (an emoji, say).
+
+    Only the printer knows which fonts it falls back to, so the names are printed once
+    the way a sheet prints them, and WeasyPrint's notes about missing glyphs are read.
+    ASCII is always in DejaVu Sans, and CJK text always brings the CJK font: what is
+    printed is the rest of each name (without CJK, the 16 MB font is not loaded).
+    """
+    from .render import needs_cjk_font, render_template, to_pdf
+
+    rest = ["".join(c for c in name if not needs_cjk_font(c)) for name in dict.fromkeys(names)]
+    unusual = [name for name in rest if not name.isascii()]
+    if not unusual:
+        return frozenset()
+    html = render_template("handouts/names.html.j2", "en", names=unusual)
+    with library_records() as records:
+        to_pdf(html)
+    return frozenset(
+        chr(record.args[1])
+        for record in records
+        if str(record.msg).startswith(NO_GLYPH) and isinstance(record.args, tuple)
+    )
 
 
 def warm_up(lang: str) -> None:
@@ -103,24 +173,34 @@ def render_files(
     handouts: Handouts,
     pool: Executor | None = None,
     progress: Callable[[str], None] = lambda _: None,
-) -> dict[str, bytes]:
+) -> RenderedFiles:
     """Every file of the handouts, in memory, by name."""
     names = file_names(handouts)
     own_pool = pool is None
     pool = pool or start_workers()
     try:
-        jobs: dict[bool, Future[tuple[bytes, list[bytes]]]] = {
+        jobs: dict[bool, Future[PrintedSet]] = {
             filled: pool.submit(render_set, handouts, filled) for filled in (False, True)
         }
         files: dict[str, bytes] = {}
+        notes: dict[str, None] = {}
         for filled, job in jobs.items():
-            whole, pages = job.result()
-            files[names.keys if filled else names.sheets] = whole
-            for name, page in zip(names.key if filled else names.sheet, pages, strict=True):
-                files[name] = page
+            printed = job.result()
+            files[names.keys if filled else names.sheets] = printed.whole
+            pages = zip(names.key if filled else names.sheet, printed.pages, strict=True)
+            files.update(pages)
+            notes.update(dict.fromkeys(printed.notes))
             progress("keys" if filled else "sheets")
     finally:
         if own_pool:
             pool.shutdown()
     files[names.index] = index_html(handouts, names).encode("utf-8")
-    return files
+    return RenderedFiles(files, tuple(notes))
+
+
+@dataclass(frozen=True)
+class RenderedFiles:
+    """Every file of the handouts by name, and the PDF library's notes (said once each)."""
+
+    files: dict[str, bytes]
+    notes: tuple[str, ...]

@@ -26,8 +26,9 @@ from . import reference, underflow
 from .check import Bound, Check, compare, gamma_bound, rounding_bound
 from .errors import InputError
 from .models import get_loss, get_model
-from .problem import Dataset, Problem, make_problem
+from .problem import Dataset, Problem, draw_seed, make_problem
 from .reference import Samples
+from .roundings import tape_roundings
 from .substitute import _NumberPrinter
 from .symbolic import Formula, I, N, Symbolic, X, Y, build_symbolic, latex
 from .tape import TapeResult
@@ -48,9 +49,11 @@ class SheetSpec:
     """Who a sheet is for and the seed its numbers come from."""
 
     index: int  # 1-based position in the class
-    student: str | None  # from --roster, printed on the sheet
+    student: str | None  # from --roster; decides the numbers
     seed: int
     identifier: str  # printed on sheet and key, so that they pair up
+    number: str  # the index zero-padded to the width of the count, so that files sort
+    printed_name: str | None = None  # the name as the sheet prints it (see printed_name)
 
 
 def sheet_seed(class_seed: int, index: int, student: str | None) -> int:
@@ -60,15 +63,36 @@ def sheet_seed(class_seed: int, index: int, student: str | None) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def sheet_identifier(class_seed: int, index: int, seed: int) -> str:
-    """Short and readable: the sheet number and four hex digits of its seed."""
-    return f"{class_seed}-{index:02d}-{seed & 0xFFFF:04X}"
+def set_variant(samples: int, dataset: Dataset | None) -> str:
+    """What decides a sheet's numbers besides its seed: the number of samples drawn, or
+    the values of the data every sheet shares (not its name: the same numbers from
+    another file are the same sheet)."""
+    if dataset is None:
+        return f"samples:{samples}"
+    values = "|".join(",".join(repr(float(v)) for v in column) for column in (dataset.x, dataset.y))
+    return "data:" + hashlib.sha256(values.encode()).hexdigest()
 
 
-def specs(class_seed: int, count: int, roster: Sequence[str] | None = None) -> list[SheetSpec]:
+def sheet_identifier(class_seed: int, number: str, seed: int, variant: str = "") -> str:
+    """Short and readable: SEED-NN-XXXX, the sheet number and four hex digits that change
+    with everything that decides the numbers (the sheet's seed and the set's variant), so
+    that a key is not matched to a sheet with other numbers."""
+    digest = hashlib.sha256(f"derive-sheet-id\0{seed}\0{variant}".encode()).digest()
+    return f"{class_seed}-{number}-{int.from_bytes(digest[:2], 'big'):04X}"
+
+
+def number_width(count: int) -> int:
+    """Digits of a sheet number: two, or as many as the count has (sheet-007 of 200)."""
+    return max(2, len(str(count)))
+
+
+def specs(
+    class_seed: int, count: int, roster: Sequence[str] | None = None, variant: str = ""
+) -> list[SheetSpec]:
     """With a roster, a student's numbers follow the name (not the position in the list);
     a name that repeats gets a suffix, so that namesakes get different numbers."""
     names: Sequence[str | None] = list(roster) if roster is not None else [None] * count
+    width = number_width(len(names))
     result = []
     seen: dict[str, int] = {}
     for index, student in enumerate(names, start=1):
@@ -77,12 +101,63 @@ def specs(class_seed: int, count: int, roster: Sequence[str] | None = None) -> l
             seen[student] = seen.get(student, 0) + 1
             key = student if seen[student] == 1 else f"{student}#{seen[student]}"
         seed = sheet_seed(class_seed, index, key)
-        result.append(SheetSpec(index, student, seed, sheet_identifier(class_seed, index, seed)))
+        number = f"{index:0{width}d}"
+        identifier = sheet_identifier(class_seed, number, seed, variant)
+        shown = printed_name(student) if student is not None else None
+        result.append(SheetSpec(index, student, seed, identifier, number, shown))
     return result
+
+
+MAX_NAME_LENGTH = 48  # characters of a name on the sheet: one line, two at most
+
+
+def printed_name(name: str, unprintable: frozenset[str] = frozenset()) -> str:
+    """The name as the sheet prints it: a character no font has a glyph for as its code
+    (U+1F389), and a name longer than MAX_NAME_LENGTH shortened with an ellipsis, so that
+    the sheet still fits one page. The numbers follow the full name regardless."""
+    pieces = [f"U+{ord(c):04X}" if c in unprintable else c for c in name]
+    if sum(map(len, pieces)) <= MAX_NAME_LENGTH:
+        return "".join(pieces)
+    shown, length = [], 0
+    for piece in pieces:
+        if length + len(piece) > MAX_NAME_LENGTH - 1:
+            break
+        shown.append(piece)
+        length += len(piece)
+    return "".join(shown).rstrip() + "\u2026"
+
+
+def without_unprintable(handouts: Handouts, unprintable: frozenset[str]) -> Handouts:
+    """The class set with every printed name rewritten for the glyphs the fonts lack."""
+    if not unprintable:
+        return handouts
+    sheets = tuple(
+        replace(
+            sheet,
+            spec=replace(sheet.spec, printed_name=printed_name(sheet.spec.student, unprintable)),
+        )
+        if sheet.spec.student is not None
+        else sheet
+        for sheet in handouts.sheets
+    )
+    return replace(handouts, sheets=sheets)
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """One student of the roster and the row of the CSV file it is on (the header is 1)."""
+
+    row: int
+    name: str
 
 
 def read_roster(path: str | Path) -> list[str]:
     """Student names from a CSV file with a `name` column (UTF-8, with or without BOM)."""
+    return [entry.name for entry in read_roster_entries(path)]
+
+
+def read_roster_entries(path: str | Path) -> list[RosterEntry]:
+    """The roster's names with their rows (for messages about a row)."""
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -96,13 +171,21 @@ def read_roster(path: str | Path) -> list[str]:
     if "name" not in columns:
         raise InputError("roster has no 'name' column", ", ".join(columns) or "empty file")
     reader.fieldnames = columns
-    names = [(row.get("name") or "").strip() for row in reader]
-    names = [name for name in names if name]
-    if not names:
+    entries = [RosterEntry(reader.line_num, (row.get("name") or "").strip()) for row in reader]
+    entries = [entry for entry in entries if entry.name]
+    if not entries:
         raise InputError("roster has no names", path)
-    if len(names) > MAX_COUNT:
-        raise InputError(f"roster has more than {MAX_COUNT} names", len(names))
-    return names
+    if len(entries) > MAX_COUNT:
+        raise InputError(f"roster has more than {MAX_COUNT} names", len(entries))
+    return entries
+
+
+def repeated_names(entries: Sequence[RosterEntry]) -> dict[str, tuple[int, ...]]:
+    """Each name that is on more than one row, with its rows."""
+    rows: dict[str, list[int]] = {}
+    for entry in entries:
+        rows.setdefault(entry.name, []).append(entry.row)
+    return {name: tuple(found) for name, found in rows.items() if len(found) > 1}
 
 
 def _tenths(generator: random.Random, low: int, high: int) -> float:
@@ -297,7 +380,10 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
         flushes = underflow.at_initial_values(
             problem, symbolic, underflow.sensitivities(symbolic).of_quantity(key)
         )
-        return rounding_bound(n, dtype, magnitude, flushes, samples.exact)
+        # k as in the report: the sum's depth (n - 1 for so few samples, in any
+        # order) plus the roundings of one term, counted op by op.
+        k = tape_roundings(n, dtype, tape.order, problem.model, problem.loss)[key]
+        return rounding_bound(n, dtype, magnitude, flushes, samples.exact, roundings=k)
 
     def entry(
         check: Check, exact: Fraction, printed: Fraction, name: str | None, mean: bool
@@ -410,7 +496,7 @@ def validate(
 def build_handouts(
     count: int,
     *,
-    class_seed: int = 0,
+    class_seed: int | None = None,
     roster: Sequence[str] | None = None,
     dataset: Dataset | None = None,
     samples: int = 2,
@@ -418,7 +504,13 @@ def build_handouts(
     tape: Callable[[Problem], TapeResult] | None = None,
     progress: Callable[[int], None] = lambda _: None,
 ) -> Handouts:
-    """Every sheet of a class, each key checked against the tape."""
+    """Every sheet of a class, each key checked against the tape.
+
+    Without a class seed one is drawn (and recorded in the Handouts), as for a report:
+    a fixed default would give every class the same sheets, year after year.
+    """
+    if class_seed is None:
+        class_seed = draw_seed()
     samples = validate(count, class_seed, roster, dataset, samples)
     if tape is None:
         from .tape import gradient_at
@@ -426,7 +518,8 @@ def build_handouts(
         tape = gradient_at
     symbolic = build_symbolic(get_model("linear"), get_loss("mse"))
     sheets = []
-    for number, spec in enumerate(specs(class_seed, count, roster), start=1):
+    variant = set_variant(samples, dataset)
+    for number, spec in enumerate(specs(class_seed, count, roster, variant), start=1):
         sheet = build_sheet(symbolic, spec, dataset, samples)
         sheet = replace(sheet, checks=check_key(symbolic, sheet, tape(sheet.problem)))
         sheets.append(sheet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -168,9 +169,9 @@ def test_each_sheet_and_key_is_one_page_and_reproducible(lang):
     roster = [KOREAN * 6, "Ada"]  # a long name must not push anything onto a second page
     class_set = build_handouts(0, roster=roster, samples=MAX_SAMPLES, tape=emulated_tape, lang=lang)
     for filled in (False, True):
-        whole, pages = render_set(class_set, filled)  # raises unless one page each
-        assert len(pages) == 2 and all(page.startswith(b"%PDF") for page in pages)
-        assert render_set(class_set, filled) == (whole, pages)
+        printed = render_set(class_set, filled)  # raises unless one page each
+        assert len(printed.pages) == 2 and all(page.startswith(b"%PDF") for page in printed.pages)
+        assert render_set(class_set, filled) == printed
 
 
 @pytest.mark.render
@@ -193,6 +194,9 @@ BAD_HANDOUTS = [
     (["--data", "tf-examples"], "to fit one page", "17"),
     (["--lang", "fr"], "unknown language; choose en or ko", "fr"),
     (["--roster", "missing.csv"], "roster file not found", "missing.csv"),
+    (["--roster", "class.csv", "--count", "3"], "--count cannot be used with --roster", "3"),
+    (["--columns", "a,b"], "--columns needs --data", "a,b"),
+    (["--data", "seed", "--columns", "a"], "--columns expects two names", "a"),
     (["--count", "x"], "invalid command line", "invalid int value"),
 ]
 
@@ -239,3 +243,184 @@ def test_no_progress_bar_when_not_on_a_terminal(tmp_path, monkeypatch, capsys):
     assert main(["handouts", "--count", "1", "--out", str(tmp_path)]) == 0
     output = capsys.readouterr().out
     assert "[#" not in output and "\r" not in output
+
+
+def test_without_a_seed_one_is_drawn_and_recorded_in_the_index(monkeypatch):
+    monkeypatch.setattr("derive.handouts.draw_seed", lambda: 424242)
+    drawn = build_handouts(1, tape=emulated_tape)
+    assert drawn.class_seed == 424242
+    assert "--seed 424242" in index_html(drawn, file_names(drawn))
+    assert build_handouts(1, class_seed=424242, tape=emulated_tape) == drawn
+
+
+def test_classes_without_a_seed_get_different_sheets():
+    first, second = (build_handouts(1, tape=emulated_tape) for _ in range(2))
+    assert first.class_seed != second.class_seed
+    assert _numbers(first.sheets[0]) != _numbers(second.sheets[0])
+
+
+def test_the_identifier_changes_with_everything_that_decides_the_numbers():
+    from derive.problem import BUILTIN_DATASETS, Dataset
+
+    other = Dataset("other", (3.3, 1.5), (1.7, 2.0), "test")
+    variants = [
+        build_handouts(1, class_seed=3, samples=2, tape=emulated_tape),
+        build_handouts(1, class_seed=3, samples=3, tape=emulated_tape),
+        build_handouts(1, class_seed=3, dataset=BUILTIN_DATASETS["seed"], tape=emulated_tape),
+        build_handouts(1, class_seed=3, dataset=other, tape=emulated_tape),
+    ]
+    sheets = [variant.sheets[0] for variant in variants]
+    assert len({_numbers(sheet) for sheet in sheets}) == len(sheets)
+    assert len({sheet.spec.identifier for sheet in sheets}) == len(sheets)
+    for sheet in sheets:
+        assert re.fullmatch(r"3-01-[0-9A-F]{4}", sheet.spec.identifier)
+    renamed = replace(other, name="renamed", source="elsewhere")
+    again = build_handouts(1, class_seed=3, dataset=renamed, tape=emulated_tape)
+    assert again.sheets[0].spec.identifier == sheets[3].spec.identifier  # same numbers
+
+
+BOX = re.compile(r'<span class="box">([^<]*)</span>')
+PRINTED_CELL = re.compile(r"<tr><td>[^<]*</td><td class=\"num\">([^<]*)</td>")
+
+
+def test_the_key_table_prints_each_value_as_its_box(handouts):
+    html = document_html(handouts, filled=True)
+    pages = html.split('<section class="page')[1:]
+    assert len(pages) == len(handouts.sheets)
+    for page, sheet in zip(pages, handouts.sheets, strict=True):
+        boxes = set(BOX.findall(page))
+        printed = PRINTED_CELL.findall(page)
+        assert len(printed) == len(sheet.checks)
+        assert set(printed) <= boxes, (printed, boxes)
+
+
+def test_a_name_on_several_rows_is_found_with_its_rows(tmp_path):
+    from derive.handouts import read_roster_entries, repeated_names
+
+    roster = tmp_path / "class.csv"
+    roster.write_text("name\nAda\nBo\n\nAda\nBo \nCy\n", encoding="utf-8")
+    entries = read_roster_entries(roster)
+    assert repeated_names(entries) == {"Ada": (2, 5), "Bo": (3, 6)}
+
+
+def test_a_long_name_is_shortened_but_still_decides_the_numbers():
+    from derive.handouts import MAX_NAME_LENGTH, printed_name, specs
+
+    long_name = "Bartholomew " * 25
+    spec, other = specs(7, 0, [long_name, long_name[:-1] + "x"])
+    assert spec.printed_name == printed_name(long_name)
+    assert len(spec.printed_name) <= MAX_NAME_LENGTH and spec.printed_name.endswith("\u2026")
+    assert long_name.startswith(spec.printed_name[:-1])
+    assert spec.seed != other.seed
+    assert printed_name("Ada") == "Ada"
+
+
+def test_characters_without_a_glyph_are_printed_as_their_codes(handouts):
+    from derive.handouts import printed_name, without_unprintable
+
+    assert printed_name("Zo\u00eb \U0001f389", frozenset("\U0001f389")) == "Zo\u00eb U+1F389"
+    class_set = build_handouts(0, roster=["Zo\u00eb \U0001f389", "Ada"], tape=emulated_tape)
+    fixed = without_unprintable(class_set, frozenset("\U0001f389"))
+    html = document_html(fixed, filled=False)
+    assert "Zo\u00eb U+1F389" in html and "\U0001f389" not in html
+    assert [s.spec.seed for s in fixed.sheets] == [s.spec.seed for s in class_set.sheets]
+
+
+@pytest.mark.render
+def test_the_printer_finds_the_characters_no_font_has():
+    from derive.handout_files import unprintable_characters
+
+    # U+0378 is unassigned: no font has it on any machine (an emoji may have one).
+    assert unprintable_characters(["Zo\u00eb\u0378", KOREAN, "Ada"]) == frozenset("\u0378")
+    assert unprintable_characters([KOREAN, "Ada", "Zo\u00eb"]) == frozenset()
+
+
+def test_one_sheet_and_one_sample_are_singular_in_both_languages():
+    for lang, words in (("en", ("1 exercise sheet with 1 sample,", "n = 1 sample<")),
+                        ("ko", ("샘플 1개짜리 연습 문제지 1장", "n = 1개"))):  # fmt: skip
+        class_set = build_handouts(1, class_seed=2, samples=1, tape=emulated_tape, lang=lang)
+        text = index_html(class_set, file_names(class_set)) + document_html(class_set, False)
+        for word in words:
+            assert word in text, (lang, word)
+    many = build_handouts(2, class_seed=2, tape=emulated_tape)
+    assert "2 exercise sheets with 2 samples each" in index_html(many, file_names(many))
+
+
+def test_sheet_numbers_are_padded_to_the_width_of_the_count():
+    from types import SimpleNamespace
+
+    from derive.handouts import specs
+
+    class_specs = specs(7, 200)
+    assert class_specs[6].number == "007" and class_specs[6].identifier.startswith("7-007-")
+    names = file_names(SimpleNamespace(sheets=[SimpleNamespace(spec=s) for s in class_specs]))
+    assert sorted(names.sheet) == list(names.sheet) and sorted(names.key) == list(names.key)
+    assert specs(7, 9)[0].number == "01"
+
+
+def test_handouts_read_the_csv_columns_given(tmp_path):
+    from derive.__main__ import build_parser
+    from derive.handout_cli import _dataset
+
+    data = tmp_path / "points.csv"
+    data.write_text("hours,score\n1.5,2.5\n3.0,4.0\n", encoding="utf-8")
+    arguments = ["handouts", "--data", str(data), "--columns", "hours,score", "--samples", "1"]
+    dataset = _dataset(build_parser().parse_args(arguments))
+    assert (dataset.x, dataset.y) == ((1.5,), (2.5,))
+
+
+def _overflowing_boxes(html: str) -> list[str]:
+    """Text that the layout puts beyond the right edge of the page's content area."""
+    from derive.render import font_face_css, load_weasyprint, make_fetcher
+
+    weasyprint = load_weasyprint()
+    fetcher = make_fetcher()
+    document = weasyprint.HTML(string=html, url_fetcher=fetcher).render(
+        stylesheets=[weasyprint.CSS(string=font_face_css(), url_fetcher=fetcher)]
+    )
+    found = []
+    for page in document.pages:
+        box = page._page_box
+        right = box.content_box_x() + box.width
+        for inner in box.descendants():
+            if getattr(inner, "text", None) and inner.position_x + inner.width > right + 0.5:
+                found.append(inner.text[:20])
+    return found
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_very_long_name_fits_the_page(lang):
+    roster = ["W" * 300, KOREAN * 100, "Bartholomew " * 25]
+    class_set = build_handouts(0, roster=roster, samples=MAX_SAMPLES, tape=emulated_tape, lang=lang)
+    # The key is the fuller page; the sheet's header is the same.
+    render_set(class_set, filled=True)  # raises unless one page each
+    assert _overflowing_boxes(document_html(class_set, filled=True)) == []
+
+
+@pytest.mark.render
+def test_the_command_warns_in_its_own_words(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr("derive.tape.gradient_at", emulated_tape)
+    roster = tmp_path / "class.csv"
+    roster.write_text("name\nAda\nZo\u00eb\u0378\nAda\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["handouts", "--roster", str(roster), "--seed", "1", "--out", str(out)]) == 0
+    captured = capfd.readouterr()
+    warnings = captured.err.strip().splitlines()
+    assert len(warnings) == 2, warnings
+    assert "'Ada'" in warnings[0] and "rows 2, 4" in warnings[0]
+    assert "U+0378" in warnings[1] and "Zo\u00eb" in warnings[1]
+    assert all(line.startswith("warning: ") for line in warnings)
+    assert "3 sheets, 3 keys" in captured.out
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert "--seed 1" in index
+
+
+@pytest.mark.render
+def test_the_command_says_the_drawn_seed(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("derive.tape.gradient_at", emulated_tape)
+    monkeypatch.setattr("derive.problem.draw_seed", lambda: 424242)
+    assert main(["handouts", "--count", "1", "--out", str(tmp_path)]) == 0
+    output = capsys.readouterr().out
+    assert "--seed 424242" in output and "1 sheet, 1 key," in output
+    assert "--seed 424242" in (tmp_path / "index.html").read_text(encoding="utf-8")
