@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
+from decimal import Decimal
 from fractions import Fraction
 
 import numpy as np
@@ -370,3 +372,59 @@ def test_every_per_sample_row_is_the_data_and_its_own_arithmetic(data):
             mean = sum((Fraction(row.shares[name]) for row in rows), Fraction(0)) / n
             spread = sum((abs(s) for s in exact_shares[name]), Fraction(0)) / n
             assert abs(mean - gradient) <= spread * Fraction(1, 2**53)
+
+
+# --- what the printed key shows ---------------------------------------------------------
+
+KEY_BOX = re.compile(r'<span class="box(?: wide)?">([^<]*)</span>')
+
+
+def _key_boxes_expected(sheet) -> list[Fraction]:
+    """The key's values in the order of the page's boxes: each sample's residual, square
+    and shares, then the loss and the gradients, then per parameter the SGD step's
+    gradient and its result -- all worked from the printed decimals."""
+    hand = sheet.hand
+    names = list(sheet.share_latex)
+    values: list[Fraction] = []
+    for work in hand.samples:
+        values += [work.residual, work.square, *(work.shares[name] for name in names)]
+    values += [hand.loss, *(hand.gradients[name] for name in names)]
+    for name in sheet.init_given:
+        values += [hand.gradients[name], hand.updated[name]]
+    return values
+
+
+def _at_digits(text: str, exact: Fraction, digits: int) -> bool:
+    """`text` is `exact` rounded to `digits` significant digits (either way at a tie)."""
+    shown = Fraction(Decimal(text))
+    if exact == 0:
+        return shown == 0
+    exponent = math.floor(math.log10(abs(exact)))
+    if abs(exact) < Fraction(10) ** exponent:  # log10 rounded up at a power of ten
+        exponent -= 1
+    unit = Fraction(10) ** (exponent - digits + 1)  # one unit in the last printed digit
+    return (shown / unit).denominator == 1 and abs(shown - exact) <= unit / 2
+
+
+def test_every_key_box_is_the_key_value_at_the_printed_digits():
+    from derive.handout_files import document_html
+    from derive.handouts import KEY_DIGITS, build_handouts
+
+    handouts = build_handouts(4, class_seed=11, tape=emulated_tape)
+    html = document_html(handouts, filled=True)
+    pages = html.split('<section class="page')[1:]
+    assert len(pages) == len(handouts.sheets)
+    assert f"{KEY_DIGITS} significant digits" in html  # what the key says it prints
+    checked = 0
+    for page, sheet in zip(pages, handouts.sheets, strict=True):
+        boxes = KEY_BOX.findall(page)
+        expected = _key_boxes_expected(sheet)
+        assert len(boxes) == len(expected)
+        for text, exact in zip(boxes, expected, strict=True):
+            assert _at_digits(text, exact, KEY_DIGITS), (sheet.spec.identifier, text, exact)
+            checked += Decimal(text).normalize().as_tuple().digits.__len__() == KEY_DIGITS
+    assert checked >= 10  # values that need every digit: one digit fewer would show
+    # The exercise sheet prints the same boxes, empty.
+    blank = document_html(handouts, filled=False).split('<section class="page')[1:]
+    for page, sheet in zip(blank, handouts.sheets, strict=True):
+        assert KEY_BOX.findall(page) == [""] * len(_key_boxes_expected(sheet))
