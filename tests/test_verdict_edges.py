@@ -11,6 +11,7 @@ command line's exit code and JSON follow the verdict. All without TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from decimal import Decimal
@@ -428,3 +429,48 @@ def test_every_key_box_is_the_key_value_at_the_printed_digits():
     blank = document_html(handouts, filled=False).split('<section class="page')[1:]
     for page, sheet in zip(blank, handouts.sheets, strict=True):
         assert KEY_BOX.findall(page) == [""] * len(_key_boxes_expected(sheet))
+
+
+# --- the command line's verdict, without TensorFlow -------------------------------------
+
+
+class _NoJob:
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def emulated_command_line(monkeypatch):
+    """`main()` on the float32 emulation instead of the training process: the initial
+    check only (no training, no backward pass), as tests/test_cli.py does."""
+    from derive.render import render_all
+
+    def run(job, problem, wrong_derivative, formats, progress, *, lang="en", backward=True):
+        report = explain(problem, wrong_derivative, tape=emulated_tape, backward=False)
+        return report, render_all(report, formats, lang=lang)
+
+    monkeypatch.setattr("derive.background.TrainingJob", _NoJob)
+    monkeypatch.setattr("derive.pipeline.run", run)
+
+
+@pytest.mark.parametrize("wrong", [None, "drop-factor-2"])
+def test_the_exit_code_and_the_json_follow_the_verdict(
+    tmp_path, capsys, emulated_command_line, wrong
+):
+    from derive.__main__ import main
+
+    arguments = ["report", "--out", str(tmp_path), "--seed", "4", "--format", "json", "--quiet"]
+    code = main(arguments + (["--wrong-derivative", wrong] if wrong else []))
+    document = json.loads((tmp_path / "seed.json").read_text())
+    initial = document["initial"]
+    assert initial["loss"]["ok"]  # the loss is never made wrong
+    if wrong is None:
+        assert code == 0
+        assert document["ok"] is True
+        assert all(check["ok"] is True for check in initial["gradients"].values())
+    else:
+        assert code == 1
+        assert document["ok"] is False
+        assert document["gradient_formula"] == wrong
+        assert initial["gradients"]["W"]["ok"] is False and initial["gradients"]["b"]["ok"] is False
+    assert capsys.readouterr().out == ""
