@@ -22,6 +22,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from .i18n import Message
+
 # Roundings on the longest chain for one gradient of the mean squared error, beyond
 # the n - 1 additions of the sum: 3 in the residual W*x_i + b - y_i (counted twice
 # where the residual is squared), 1 for the square or the product with x_i, 1 for
@@ -40,6 +42,33 @@ def unit_roundoff(dtype: str) -> Fraction:
 # near zero. And the smallest normal number lambda: what a flush to zero can lose.
 SMALLEST_SUBNORMAL = {"float32": 2.0**-149, "float64": 2.0**-1074}
 SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
+
+# The largest exponent of each dtype: its largest finite number is (2 - 2^(1-p)) 2^emax
+# (3.4028235e38 in float32). Rounding to nearest sends every value at or beyond the
+# midpoint between it and 2^(emax+1), (2 - 2^-p) 2^emax, to infinity: the midpoint
+# itself too, as ties go to the even significand, and 2^(emax+1)'s is even.
+MAX_EXPONENT = {"float32": 127, "float64": 1023}
+
+
+def largest_finite(dtype: str) -> Fraction:
+    p = PRECISION_BITS[dtype]
+    return Fraction(2 ** (p + 1) - 2, 2**p) * 2 ** MAX_EXPONENT[dtype]
+
+
+def overflow_threshold(dtype: str) -> Fraction:
+    """The smallest magnitude that rounds to infinity in the dtype: (2 - 2^-p) 2^emax."""
+    p = PRECISION_BITS[dtype]
+    return Fraction(2 ** (p + 1) - 1, 2**p) * 2 ** MAX_EXPONENT[dtype]
+
+
+# The four verdicts. `pass` and `inconclusive` are ok (the run passes); `fail` and
+# `overflow` are not.
+PASS, FAIL, INCONCLUSIVE, OVERFLOW = "pass", "fail", "inconclusive", "overflow"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, OVERFLOW)
+# A value off by this factor (a dropped factor 2, the commonest slip in a derivative)
+# must fail for a pass to mean something: a check whose tolerance is at least
+# |reference| (1 - 1/FACTOR) = |reference| / 2 would pass it too.
+TELLS_APART = Fraction(1, 2)
 
 
 def ulp(value: float, dtype: str) -> float:
@@ -104,7 +133,36 @@ class Check:
     ulps: float  # |tape - reference| in ULPs of the tape's dtype at the reference
     tolerance: float
     bound: Bound
-    ok: bool
+    ok: bool  # the verdict is pass or inconclusive: nothing found wrong
+    # |tape - reference| / tolerance: at most 1 within the bound (0 for an infinite
+    # tolerance; inf for a non-finite tape, no bound at all, or a zero tolerance missed)
+    used: float = math.nan
+    # tolerance / |reference|: the smallest relative error this check can flag here;
+    # inf when the reference is 0 (no relative error can be flagged: 0 / 2 = 0)
+    resolution: float = math.nan
+    verdict: str = PASS  # pass, fail, inconclusive or overflow (see compare)
+    error_um: float = math.nan  # |tape - reference| / (u M): the error in units of u M
+    condition: float = math.nan  # kappa = M / |reference| (inf when the reference is 0)
+    dtype: str = "float32"
+    # overflow: the exact magnitude that reached the dtype's range (the value, or n times
+    # it for the sum the tape forms before dividing by n), and that n
+    overflow_magnitude: float = math.nan
+    summed: int = 1
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict == INCONCLUSIVE
+
+    @property
+    def overflowed(self) -> bool:
+        return self.verdict == OVERFLOW
+
+
+def _ratio(numerator: Fraction, denominator: Fraction) -> float:
+    """numerator / denominator as a float: inf for x / 0 with x > 0, 0 for 0 / 0."""
+    if denominator == 0:
+        return 0.0 if numerator == 0 else math.inf
+    return _shown(numerator / denominator)
 
 
 def compare(
@@ -113,39 +171,123 @@ def compare(
     tape: float,
     bound: Bound,
     dtype: str,
+    summed: int = 1,
 ) -> Check:
     """Exact difference between the tape and the reference, judged against the bound.
 
-    A bound without a value (gamma_k undefined, k u >= 1) never passes."""
+    The verdict:
+
+    - ``fail``: beyond the bound, or a non-finite tape that is not an overflow. A bound
+      without a value (gamma_k undefined, k u >= 1) never passes.
+    - ``overflow``: the tape is not finite (inf of the reference's sign, or NaN), and a
+      correct computation may leave the dtype's range: the exact value, or the sum of
+      `summed` terms the tape forms before dividing by `summed` (the mean: pass n for
+      the loss), plus its rounding-error bound (the tolerance, times `summed` for the
+      sum), reaches the smallest magnitude that rounds to infinity. The computed sum
+      lies within summed * tolerance of the exact one (the tolerance bounds the error of
+      the whole mean, the sum's included), so below that threshold no correct tape
+      overflows and an inf is a failure. Not ok: the value is lost.
+    - ``inconclusive``: within the bound, but the bound is at least half the value
+      (resolution >= 1/2): the same value off by a factor of two would pass as well,
+      so the check cannot tell a right derivative from a wrong one here (near the
+      optimum the gradient is smaller than its own rounding noise). Ok: nothing was
+      found wrong, but nothing was shown either.
+    - ``pass``: within the bound, and a value off by a factor of two would fail.
+    """
+    magnitude = Fraction(bound.magnitude) if math.isfinite(bound.magnitude) else None
+    tolerance = Fraction(bound.value) if math.isfinite(bound.value) else None
+    size = abs(reference)
+    u = Fraction(bound.unit_roundoff)  # the bound's: the optimizer's float32 for updates
+    resolution = math.inf if tolerance is None or size == 0 else _shown(tolerance / size)
+    condition = math.inf if magnitude is None or size == 0 else _shown(magnitude / size)
+    common = {
+        "quantity": quantity,
+        "reference": _shown(reference),
+        "tape": tape,
+        "tolerance": bound.value,
+        "bound": bound,
+        "resolution": resolution,
+        "condition": condition,
+        "dtype": dtype,
+        "summed": summed,
+    }
     if not math.isfinite(tape):
+        reach = summed * (size + (tolerance if tolerance is not None else 0))
+        sign_ok = math.isnan(tape) or reference == 0 or (tape > 0) == (reference > 0)
+        overflow = tolerance is not None and sign_ok and reach >= overflow_threshold(dtype)
         return Check(
-            quantity,
-            float(reference),
-            tape,
-            math.inf,
-            math.inf,
-            math.inf,
-            bound.value,
-            bound,
-            False,
+            abs_error=math.inf,
+            rel_error=math.inf,
+            ulps=math.inf,
+            ok=False,
+            used=math.inf,
+            verdict=OVERFLOW if overflow else FAIL,
+            error_um=math.inf,
+            overflow_magnitude=_shown(summed * size) if overflow else math.nan,
+            **common,
         )
     difference = abs(Fraction(tape) - reference)
-    rel_error = float(difference / abs(reference)) if reference else None
+    rel_error = float(difference / size) if reference else None
     # No gamma_k (k u >= 1): there is no bound, so nothing is verified and the check
     # fails, whatever the difference. A finite gamma_k with an infinite tolerance is a
     # bound beyond the float range (M or S overflowed float64): any finite tape passes.
     bounded = math.isfinite(bound.gamma)
+    within = bounded and (tolerance is None or difference <= tolerance)
+    if not within:
+        verdict = FAIL
+    elif tolerance is None or tolerance >= TELLS_APART * size:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = PASS
     return Check(
-        quantity=quantity,
-        reference=float(reference),
-        tape=tape,
         abs_error=float(difference),
         rel_error=rel_error,
-        ulps=float(difference) / ulp(float(reference), dtype),
-        tolerance=bound.value,
-        bound=bound,
-        ok=bounded and (math.isinf(bound.value) or difference <= Fraction(bound.value)),
+        ulps=float(difference) / ulp(_shown(reference), dtype),
+        ok=within,
+        used=(
+            math.inf if not bounded else 0.0 if tolerance is None else _ratio(difference, tolerance)
+        ),
+        verdict=verdict,
+        error_um=math.inf if magnitude is None else _ratio(difference, u * magnitude),
+        **common,
     )
+
+
+def verdict_reason(check: Check) -> Message | None:
+    """Why a check is inconclusive or an overflow, in words (None for pass and fail)."""
+    if check.verdict == INCONCLUSIVE:
+        if not math.isfinite(check.resolution) and check.reference == 0:
+            return Message.of("reason.inconclusive_zero", quantity=check.quantity)
+        return Message.of(
+            "reason.inconclusive",
+            quantity=check.quantity,
+            tolerance=f"{check.tolerance:.3g}",
+            reference=f"{abs(check.reference):.3g}",
+            ratio=f"{check.resolution:.3g}",
+        )
+    if check.verdict == OVERFLOW:
+        threshold = overflow_threshold(check.dtype)
+        fields = {
+            "quantity": check.quantity,
+            "dtype": check.dtype,
+            "largest": f"{float(largest_finite(check.dtype)):.9g}",
+            "value": f"{abs(check.reference):.4g}",
+        }
+
+        def beyond(value: float) -> bool:
+            return not math.isfinite(value) or Fraction(value) >= threshold
+
+        if beyond(abs(check.reference)):
+            return Message.of("reason.overflow_value", **fields)
+        if check.summed > 1 and beyond(check.overflow_magnitude):
+            return Message.of(
+                "reason.overflow_sum",
+                n=check.summed,
+                sum=f"{check.overflow_magnitude:.4g}",
+                **fields,
+            )
+        return Message.of("reason.overflow_near", **fields)
+    return None
 
 
 def gamma_bound(
