@@ -43,7 +43,16 @@ from .adjoints import (
     op_vertices,
     rounding_counts,
 )
-from .check import Check, bound_at, compare, gamma_bound, gamma_bounds
+from .check import (
+    INCONCLUSIVE,
+    OVERFLOW,
+    Check,
+    bound_at,
+    compare,
+    gamma_bound,
+    gamma_bounds,
+    overflow_threshold,
+)
 from .expansion import two_sum
 from .i18n import Message
 from .numbers import latex_number
@@ -87,7 +96,9 @@ class NodeCheck:
     shown: tuple[ShownCheck, ...]  # what the report lists
     indices: tuple[int, ...]  # the sample of each entry of `checks`
     samples: int  # how many values were checked
-    failed: int  # how many of them are beyond their bound
+    failed: int  # how many of them are beyond their bound (overflows included)
+    inconclusive: int = 0  # within their bound, which is at least half the value
+    overflowed: int = 0  # non-finite where a correct tape may leave the dtype's range
 
     @property
     def ok(self) -> bool:
@@ -197,7 +208,14 @@ class BackwardFacts:
                 continue
             if not node.expected_verified:
                 found.append(Message.of("failure.not_partial", label=node.label))
-            failed = node.check.failed
+            overflowed = node.check.overflowed
+            if overflowed:
+                found.append(
+                    Message.of(
+                        "failure.overflow", label=node.label, count=overflowed, dtype=self.dtype
+                    )
+                )
+            failed = node.check.failed - overflowed
             if failed:
                 found.append(
                     Message.of(
@@ -221,6 +239,31 @@ class BackwardFacts:
         if not self.replay_matches:
             found.append(Message.of("failure.replay_differs"))
         return tuple(found)
+
+    @property
+    def only_overflowed(self) -> bool:
+        """Not ok only because adjoints left the dtype's range where a correct tape may."""
+        return (
+            all(
+                node.check is None
+                or (node.check.failed == node.check.overflowed and node.expected_verified)
+                for node in self.nodes
+            )
+            and all(s.meets_derivation for s in self.sums)
+            and self.ops_match
+            and self.matches_definition
+            and self.replay_matches
+        )
+
+    @property
+    def inconclusive(self) -> int:
+        """Adjoints within their bound where the bound is at least half the value."""
+        return sum(node.check.inconclusive for node in self.checked if node.check)
+
+    @property
+    def overflowed(self) -> int:
+        """Adjoints that left the dtype's range where a correct tape may."""
+        return sum(node.check.overflowed for node in self.checked if node.check)
 
     def node(self, name: str) -> NodeFacts:
         return next(node for node in self.nodes if node.name == name)
@@ -440,7 +483,16 @@ def _node_check(
     kept = _kept(n, worst)
     failed = sum(not check.ok for check in checks)
     shown = _shown_checks(dict(enumerate(checks)), n, worst)
-    return NodeCheck(tuple(checks[i] for i in kept), k, shown, kept, n, failed)
+    return NodeCheck(
+        tuple(checks[i] for i in kept),
+        k,
+        shown,
+        kept,
+        n,
+        failed,
+        inconclusive=sum(check.verdict == INCONCLUSIVE for check in checks),
+        overflowed=sum(check.verdict == OVERFLOW for check in checks),
+    )
 
 
 @dataclass(frozen=True)
@@ -451,6 +503,8 @@ class _Verdicts:
     flushes: np.ndarray  # S_i (upper bounds)
     ok: np.ndarray
     worst: int  # the sample closest to (or furthest beyond) its tolerance
+    inconclusive: int = 0  # ok samples whose tolerance is at least half the reference
+    overflowed: int = 0  # non-finite samples a correct tape may overflow at
     # Checks already made, by sample: nodes that pass one adjoint on share them.
     made: dict[int, Check] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -488,7 +542,26 @@ def _float_verdicts(
             )
         badness[~finite] = math.inf
         worst = int(np.argmax(badness))
-    return _Verdicts(tolerances, np.broadcast_to(flushes, (n,)), ok, worst)
+    # Inconclusive: ok, with 2 tolerance >= |reference|; high + low is within 2^-94 M of
+    # the reference, so a comparison within 2^-50 of equality is settled exactly.
+    with np.errstate(invalid="ignore", over="ignore"):
+        size = np.abs(reference.high + reference.low)
+        loose = ok & (2 * tolerances >= size * (1 + 2.0**-50))
+        near = ok & ~loose & (2 * tolerances >= size * (1 - 2.0**-50))
+        reach = np.abs(reference.high) + tolerances
+    inconclusive = int(np.count_nonzero(loose))
+    for i in np.flatnonzero(near):
+        inconclusive += int(2 * Fraction(float(tolerances[i])) >= abs(reference.at(int(i))))
+    # Overflow, as compare() decides it (the per-sample adjoints are no means: summed = 1).
+    try:
+        threshold = float(overflow_threshold(dtype))
+    except OverflowError:  # float64's threshold is beyond float64: nothing reaches it
+        threshold = math.inf
+    signs = np.isnan(tape) | (np.sign(tape) == np.sign(reference.high)) | (reference.high == 0)
+    overflowed = int(np.count_nonzero(~finite & ~unbounded & signs & (reach >= threshold)))
+    return _Verdicts(
+        tolerances, np.broadcast_to(flushes, (n,)), ok, worst, inconclusive, overflowed
+    )
 
 
 def _float_node_check(
@@ -517,7 +590,16 @@ def _float_node_check(
     kept = _kept(n, verdicts.worst)
     checks = {i: check_at(i) for i in kept}
     shown = _shown_checks(checks, n, verdicts.worst)
-    return NodeCheck(tuple(checks[i] for i in kept), k, shown, kept, n, failed)
+    return NodeCheck(
+        tuple(checks[i] for i in kept),
+        k,
+        shown,
+        kept,
+        n,
+        failed,
+        inconclusive=verdicts.inconclusive,
+        overflowed=verdicts.overflowed,
+    )
 
 
 def _rows(n: int) -> tuple[tuple[int | None, ...], int]:

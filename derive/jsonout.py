@@ -45,7 +45,20 @@ def check_to_dict(check: Check) -> dict[str, Any]:
             "underflow": _number(check.bound.underflow),
         },
         "ok": check.ok,
+        "verdict": check.verdict,
+        "used": _number(check.used),
+        "resolution": _number(check.resolution),
+        "error_um": _number(check.error_um),
+        "condition": _number(check.condition),
+        "reason": _reason(check),
     }
+
+
+def _reason(check: Check) -> str | None:
+    from .check import verdict_reason
+
+    reason = verdict_reason(check)
+    return None if reason is None else str(reason)
 
 
 def _row(row: SampleRow) -> dict[str, Any]:
@@ -95,9 +108,14 @@ def backward_to_list(backward: BackwardFacts) -> list[dict[str, Any]]:
             "abs_error": [_number(c.abs_error) for c in checks],
             "ulps": [_number(c.ulps) for c in checks],
             "tolerance": [_number(c.tolerance) for c in checks],
+            "used": [_number(c.used) for c in checks],
+            "resolution": [_number(c.resolution) for c in checks],
+            "verdict": [c.verdict for c in checks],
             "roundings": node.check.roundings,
             "expected_verified": node.expected_verified,
             "ok": node.ok,
+            "inconclusive": node.check.inconclusive,
+            "overflowed": node.check.overflowed,
         }
         if abridged:
             entry["check"] |= {"samples": node.check.samples, "failed": node.check.failed}
@@ -114,6 +132,9 @@ def report_to_dict(
     return {
         "schema": SCHEMA_ID,
         "ok": report.ok,
+        "verdict": report.verdict,
+        "inconclusive": report.inconclusive,
+        "overflowed": report.overflowed,
         "wrong_derivative": (
             str(report.wrong_derivative) if report.wrong_derivative is not None else None
         ),
@@ -222,6 +243,12 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
         "first_failure": _failure(training.first_failure),
         "diverged_at": training.diverged_at,
         "max_ulps": _number(training.max_ulps),
+        "max_used": _number(training.max_used),
+        "max_used_step": training.most_used.step if training.most_used else None,
+        "max_used_quantity": training.most_used.check.quantity if training.most_used else None,
+        "inconclusive_checks": training.inconclusive_checks,
+        "overflowed_checks": training.overflowed_checks,
+        "first_inconclusive": _failure(training.first_inconclusive),
         "max_rel_error": _number(training.max_rel_error),
         "max_update_ulps": _number(training.max_update_ulps),
         "worst": _failure(training.worst),
@@ -255,6 +282,7 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
                     for name, v in row.tape.items()
                 },
                 "worst_ulps": _number(row.worst_ulps),
+                "worst_used": _number(row.worst_used),
                 "ok": row.ok,
                 "finite": row.finite,
             }

@@ -18,7 +18,7 @@ import sympy as sp
 
 from . import __version__, reference, underflow
 from .backward import BackwardFacts, explain_backward, stand_in_backward
-from .check import Bound, Check, compare, rounding_bound
+from .check import FAIL, INCONCLUSIVE, OVERFLOW, PASS, Bound, Check, compare, rounding_bound
 from .datasets import resolve_dataset
 from .i18n import Message
 from .models import get_loss, get_model
@@ -163,6 +163,47 @@ class Report:
         backward_ok = self.backward is None or self.backward.ok
         training_ok = self.training is None or self.training.ok
         return all(check.ok for check in self.checks) and backward_ok and training_ok
+
+    @property
+    def inconclusive(self) -> int:
+        """Values within their bound where the bound is at least half the value: the
+        initial checks, the backward pass's adjoints and the training steps'."""
+        return (
+            sum(check.inconclusive for check in self.checks)
+            + (self.backward.inconclusive if self.backward is not None else 0)
+            + (self.training.inconclusive_checks if self.training is not None else 0)
+        )
+
+    @property
+    def overflowed(self) -> int:
+        """Values that left the dtype's range where a correct tape may (not ok)."""
+        return (
+            sum(check.overflowed for check in self.checks)
+            + (self.backward.overflowed if self.backward is not None else 0)
+            + (self.training.overflowed_checks if self.training is not None else 0)
+        )
+
+    @property
+    def verdict(self) -> str:
+        """fail, overflow (and nothing else failed), inconclusive (nothing failed, some
+        value cannot be told from one off by a factor 2) or pass."""
+        if not self.ok:
+            initial = all(c.ok or c.overflowed for c in self.checks)
+            backward = self.backward is None or self.backward.ok or self.backward.only_overflowed
+            training = (
+                self.training is None
+                or self.training.ok
+                or (
+                    self.training.failed_checks == self.training.overflowed_checks
+                    # values that overflowed at step 0 leave nothing to train on
+                    and self.training.diverged_at in (None, 0)
+                    and (
+                        self.training.diverged_at is None or any(c.overflowed for c in self.checks)
+                    )
+                )
+            )
+            return OVERFLOW if initial and backward and training and self.overflowed else FAIL
+        return INCONCLUSIVE if self.inconclusive else PASS
 
     def to_dict(self) -> dict[str, Any]:
         from .jsonout import report_to_dict
@@ -392,7 +433,14 @@ def complete(
     problem, formulas = ground.problem, ground.formulas
     tape_values = [tape_result.loss, *(tape_result.gradients[name] for name in formulas)]
     checks = [
-        compare(quantity, ground.references[key], tape_value, bound, problem.dtype)
+        compare(
+            quantity,
+            ground.references[key],
+            tape_value,
+            bound,
+            problem.dtype,
+            summed=problem.n if key == "L" else 1,  # the tape's mean: a sum, then / n
+        )
         for (key, quantity, _, _), bound, tape_value in zip(
             ground.quantities, ground.bounds, tape_values, strict=True
         )

@@ -69,6 +69,7 @@ class TrainingRow:
     worst_ulps: float  # the largest ULP distance of any check up to this step
     ok: bool  # every check up to this step passed
     finite: bool = True
+    worst_used: float = math.nan  # the largest share of its bound any check up to here used
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,11 @@ class TrainingFacts:
     standardized: Standardization | None = None  # the tape trained on z-scores
     final_original: Mapping[str, float] | None = None  # `final` in the data's own units
     optimum_original: Mapping[str, float] | None = None  # the optimum in the data's units
+    max_used: float = 0.0  # the largest |tape - reference| / tolerance of any check
+    most_used: Failure | None = None  # that check, and its step
+    inconclusive_checks: int = 0  # within a bound that is at least half the value
+    overflowed_checks: int = 0  # non-finite where a correct tape may leave the range
+    first_inconclusive: Failure | None = None
 
     @property
     def first_failing_step(self) -> int | None:
@@ -239,6 +245,10 @@ class _Tally:
         self.first_failure: Failure | None = None
         self.worst: Failure | None = None
         self.max_ulps = self.max_rel = self.max_update_ulps = 0.0
+        self.most_used: Failure | None = None
+        self.max_used = 0.0
+        self.inconclusive = self.overflowed = 0
+        self.first_inconclusive: Failure | None = None
 
     def add(self, step: int, check: Check, update: bool = False) -> None:
         self.made += 1
@@ -249,6 +259,14 @@ class _Tally:
         if self.worst is None or check.ulps > self.max_ulps:
             self.max_ulps = max(self.max_ulps, check.ulps)
             self.worst = Failure(step, check)
+        if self.most_used is None or check.used > self.max_used:
+            self.max_used = max(self.max_used, check.used)
+            self.most_used = Failure(step, check)
+        if check.inconclusive:
+            self.inconclusive += 1
+            if self.first_inconclusive is None:
+                self.first_inconclusive = Failure(step, check)
+        self.overflowed += check.overflowed
         if check.rel_error is not None:
             self.max_rel = max(self.max_rel, check.rel_error)
         if update:
@@ -278,6 +296,7 @@ class _StepChecks:
         self.tally = _Tally()
         self.references = {name: np.full(trace.steps + 1, math.nan) for name in self.names}
         self.worst_so_far = np.zeros(trace.steps + 1)
+        self.used_so_far = np.zeros(trace.steps + 1)
         self.ok_so_far = np.ones(trace.steps + 1, dtype=bool)
         self.first_updates: dict[str, Check] = {}
         self.gradient_bound: Bound | None = None
@@ -293,6 +312,7 @@ class _StepChecks:
                 self._updates(s)
             self._values(s)
             self.worst_so_far[s], self.ok_so_far[s] = self.tally.max_ulps, self.tally.ok
+            self.used_so_far[s] = self.tally.max_used
             if on_step is not None and (s % 50 == 0 or s == self.last):
                 on_step(s, self.last)
 
@@ -328,7 +348,9 @@ class _StepChecks:
             reference = evaluator.value(theta)
             parameter = quantity.removeprefix("dL/d")
             tape = self.trace.loss[s] if quantity == "L" else self.trace.gradients[parameter][s]
-            self.tally.add(s, compare(quantity, reference, float(tape), bound, self.problem.dtype))
+            summed = self.problem.n if quantity == "L" else 1  # the mean: a sum, then / n
+            check = compare(quantity, reference, float(tape), bound, self.problem.dtype, summed)
+            self.tally.add(s, check)
             if quantity != "L":
                 self.references[parameter][s] = float(reference)
                 self.gradient_bound = self.gradient_bound or bound
@@ -344,13 +366,18 @@ class _StepChecks:
                 self.references,
                 float(self.worst_so_far[s]),
                 bool(self.ok_so_far[s]),
+                float(self.used_so_far[s]),
             )
             for s in trace.display_steps(self.problem.training.display_step)
             if s <= self.last
         ]
         diverged_at = trace.first_non_finite()
         if diverged_at is not None:
-            rows.append(_row(diverged_at, names, trace, None, self.tally.max_ulps, False))
+            rows.append(
+                _row(
+                    diverged_at, names, trace, None, self.tally.max_ulps, False, self.tally.max_used
+                )
+            )
         return rows
 
 
@@ -423,6 +450,11 @@ def check_training(
         max_ulps=tally.max_ulps,
         max_rel_error=tally.max_rel,
         max_update_ulps=tally.max_update_ulps,
+        max_used=tally.max_used,
+        most_used=tally.most_used,
+        inconclusive_checks=tally.inconclusive,
+        overflowed_checks=tally.overflowed,
+        first_inconclusive=tally.first_inconclusive,
         final_step=final_step,
         final=final,
         final_loss=float(trace.loss[final_step]),
@@ -463,6 +495,7 @@ def _row(
     references: Mapping[str, np.ndarray] | None,
     worst: float,
     ok: bool,
+    used: float = math.nan,
 ) -> TrainingRow:
     return TrainingRow(
         step=s,
@@ -476,6 +509,7 @@ def _row(
         worst_ulps=worst,
         ok=ok,
         finite=references is not None,
+        worst_used=used,
     )
 
 
