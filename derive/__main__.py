@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup.add_argument("--dtype", default="float32", help="float32 (default) or float64")
     setup.add_argument(
+        "--mode",
+        default="eager",
+        help="run the tape eagerly (default), in a tf.function (function), "
+        "or in tf.function(jit_compile=True) (xla)",
+    )
+    setup.add_argument(
         "--wrong-derivative",
         metavar="KIND",
         help="demonstration: use a deliberately wrong derivative "
@@ -324,6 +330,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         seed=args.seed,
         training=Training(args.steps, args.lr, args.display_step),
         standardize=args.standardize,
+        mode=args.mode,
     )
     stem = _stem(args.name) if args.name is not None else _stem(problem.name)
     if args.wrong_derivative is not None:
@@ -347,6 +354,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         + (f" (seed {problem.initial.seed})" if problem.initial.seed is not None else " (pinned)")
         + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}"
         + ("; trained on z-scores of x and y" if problem.standardized is not None else "")
+        + ("" if problem.mode == "eager" else f"; the tape runs in mode {problem.mode}")
     )
     if problem.training.steps > 0:
         for line in _stability_lines(problem):

@@ -282,15 +282,23 @@ def roundings(expr: sp.Expr, known: Mapping[sp.Basic, int], dtype: str) -> int:
     raise NotImplementedError(f"no rounding count for {expr!r}")
 
 
-def rounding_counts(backward: SymbolicBackward, n: int, dtype: str) -> dict[str, int]:
-    """k for each node's adjoint as TensorFlow computes it.
+def division_roundings(n: int, dtype: str, reciprocal: bool = False) -> int:
+    """Roundings of dividing by n as the tape does: by ``static_cast<T>(n)`` (the mean)
+    or by the constant n (its gradient, ``truediv(Tile(1), n)``). None for a power of two
+    (exact), one for the quotient, one more where the dtype cannot hold n itself (float32
+    beyond 2^24). `reciprocal`: multiplied by a rounded 1/n instead (as XLA may do), one
+    more again."""
+    if _power_of_two(sp.Integer(n)):
+        return 0
+    quotient = 1 if _representable(sp.Integer(n), dtype) else 2
+    return quotient + (1 if reciprocal else 0)
 
-    Forward values carry their own roundings (a leaf none). Going backward, dL/dL = 1
-    is exact; an op passes on upstream * local derivative: nothing is rounded when the
-    local derivative is +-1, the mean divides by n (one rounding unless n is a power of
-    two), otherwise the roundings of the local derivative (it is made of forward values)
-    plus one for the product. A scalar used by every sample adds n - 1 for the sum.
-    """
+
+def _forward_counts(
+    backward: SymbolicBackward, n: int, dtype: str, depth: int, division: int
+) -> dict[sp.Basic, int]:
+    """Roundings of each node's forward value: a leaf none, an op what its formula gives
+    from its inputs' counts, the mean `depth` (the sum) + `division` more."""
     forward: dict[sp.Basic, int] = {}
     for vertex in backward.graph:
         symbol = backward.symbols[vertex.name]
@@ -298,7 +306,7 @@ def rounding_counts(backward: SymbolicBackward, n: int, dtype: str) -> dict[str,
             forward[symbol] = 0
         elif vertex.op.reduces:
             (term,) = vertex.inputs
-            forward[symbol] = forward[backward.symbols[term]] + n
+            forward[symbol] = forward[backward.symbols[term]] + depth + division
         else:
             dummies = sp.symbols(f"a0:{vertex.op.arity}")
             known = {
@@ -306,6 +314,41 @@ def rounding_counts(backward: SymbolicBackward, n: int, dtype: str) -> dict[str,
                 for d, name in zip(dummies, vertex.inputs, strict=True)
             }
             forward[symbol] = roundings(vertex.op.forward(*dummies), known, dtype)
+    return forward
+
+
+def forward_roundings(
+    backward: SymbolicBackward,
+    n: int,
+    dtype: str,
+    depth: int | None = None,
+    *,
+    reciprocal: bool = False,
+) -> int:
+    """k of the loss (the graph's output) as the tape computes it: its terms' roundings,
+    the sum's `depth` (None: n - 1, one long chain) and the division by n."""
+    depth = n - 1 if depth is None else depth
+    division = division_roundings(n, dtype, reciprocal)
+    forward = _forward_counts(backward, n, dtype, depth, division)
+    return forward[backward.symbols[backward.output]]
+
+
+def rounding_counts(
+    backward: SymbolicBackward, n: int, dtype: str, depth: int | None = None
+) -> dict[str, int]:
+    """k for each node's adjoint as TensorFlow computes it.
+
+    Forward values carry their own roundings (a leaf none). Going backward, dL/dL = 1
+    is exact; an op passes on upstream * local derivative: nothing is rounded when the
+    local derivative is +-1, the mean's gradient divides by n (:func:`division_roundings`),
+    otherwise the roundings of the local derivative (it is made of forward values)
+    plus one for the product: a product of values with k1 and k2 roundings has
+    k1 + k2 + 1. A scalar used by every sample adds the depth of the sum over the
+    samples: `depth` (TensorFlow's order, :mod:`derive.summation`), or n - 1 (None).
+    """
+    depth = n - 1 if depth is None else depth
+    division = division_roundings(n, dtype)
+    forward = _forward_counts(backward, n, dtype, depth, division)
     counts: dict[str, list[int]] = {backward.output: [0]}
     for consumer in reversed(op_vertices(backward.graph)):
         assert consumer.op is not None
@@ -315,13 +358,13 @@ def rounding_counts(backward: SymbolicBackward, n: int, dtype: str) -> dict[str,
                 continue
             local = backward.locals[(consumer.name, name)].subs(N, n)
             if consumer.op.reduces:
-                step = 0 if _power_of_two(sp.Integer(n)) else 1
+                step = division
             elif local.is_Number and _power_of_two(local):
                 step = 0
             else:
                 step = roundings(local, forward, dtype) + 1
             if name in backward.broadcast:
-                step += n - 1
+                step += depth
             counts.setdefault(name, []).append(upstream + step)
     return {name: max(ks) + len(ks) - 1 for name, ks in counts.items()}
 

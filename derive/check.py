@@ -113,12 +113,23 @@ class Bound:
 
 
 def rounding_bound(
-    n: int, dtype: str, magnitude: Fraction, sensitivity: Fraction, exact_reference: bool = True
+    n: int,
+    dtype: str,
+    magnitude: Fraction,
+    sensitivity: Fraction,
+    exact_reference: bool = True,
+    *,
+    roundings: int | None = None,
 ) -> Bound:
-    """gamma_k * M + (1 + gamma_k) lambda S for the loss or a gradient over n samples
-    (k = n - 1 + 8); when the reference is not exact, plus its own error (2^-52 * M)."""
+    """gamma_k * M + (1 + gamma_k) lambda S for the loss or a gradient over n samples;
+    when the reference is not exact, plus its own error (2^-52 * M).
+
+    `roundings`: k as counted for the tape (:func:`derive.roundings.tape_roundings`: the
+    depth of its sum plus the roundings of one term); None gives the order-free,
+    rounded-up n - 1 + 8."""
     allowance = Fraction(0) if exact_reference else Fraction(1, 2**52)
-    return gamma_bound(n - 1 + EXTRA_ROUNDINGS, dtype, magnitude, sensitivity, allowance)
+    k = n - 1 + EXTRA_ROUNDINGS if roundings is None else roundings
+    return gamma_bound(k, dtype, magnitude, sensitivity, allowance)
 
 
 @dataclass(frozen=True)

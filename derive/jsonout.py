@@ -144,6 +144,7 @@ def report_to_dict(
             "source": problem.source,
             "n": problem.n,
             "dtype": problem.dtype,
+            "mode": problem.mode,
             **{
                 key: list(getattr(problem, key)) if sample_arrays is None else sample_arrays[key]
                 for key in SAMPLE_ARRAYS
@@ -155,6 +156,7 @@ def report_to_dict(
             "loss": problem.loss,
             "standardized": _standardized(problem),
         },
+        "rounding": _rounding(report),
         "derivation": {
             "loss": problem.loss_general,
             "gradients": {
@@ -192,6 +194,26 @@ def _failure(failure: Failure | None) -> dict[str, Any] | None:
     if failure is None:
         return None
     return {"step": failure.step, "check": check_to_dict(failure.check)}
+
+
+def _rounding(report: Report) -> dict[str, Any] | None:
+    """k of the initial checks: the sum's depth, as the tape's order allows, and the terms'."""
+    facts = report.rounding
+    if facts is None:
+        return None
+    names = {key: "L" if key == "L" else f"dL/d{key}" for key in facts.terms}
+    return {
+        "order": facts.reason,
+        "depth": facts.depth,
+        "order_free_depth": facts.order_free_depth,
+        "threads": facts.order.threads,
+        "confirmed": facts.order.confirmed,
+        "tensorflow": facts.order.tensorflow_version,
+        "machine": facts.order.machine,
+        "division": facts.division,
+        "terms": {names[key]: value for key, value in facts.terms.items()},
+        "roundings": {names[key]: value for key, value in facts.roundings.items()},
+    }
 
 
 def _standardized(problem: ProblemFacts) -> dict[str, float] | None:

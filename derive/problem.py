@@ -21,6 +21,7 @@ from .standardize import Standardization
 from .standardize import standardize as standardize_data
 
 DTYPES = ("float32", "float64")
+MODES = ("eager", "function", "xla")  # how the tape runs (derive.tape)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,9 @@ class Problem:
     loss: str = "mse"
     training: Training = field(default_factory=Training)
     standardized: Standardization | None = None  # x and y are z-scores of the given data
+    # How the tape runs, as the learner's script may: "eager", "function" (tf.function)
+    # or "xla" (tf.function(jit_compile=True)).
+    mode: str = "eager"
 
     @property
     def n(self) -> int:
@@ -225,6 +229,7 @@ def make_problem(
     model: str = "linear",
     loss: str = "mse",
     standardize: bool = False,
+    mode: str = "eager",
 ) -> Problem:
     """Validate the inputs and freeze them into a :class:`Problem`; with `standardize`
     the tape sees z-scores of x and y (:mod:`derive.standardize`)."""
@@ -232,6 +237,8 @@ def make_problem(
 
     if dtype not in DTYPES:
         raise InputError("unknown dtype; choose float32 or float64", dtype)
+    if mode not in MODES:
+        raise InputError("unknown mode; choose eager, function or xla", mode)
     definition = get_model(model)
     get_loss(loss)
     if len(dataset.x) != len(dataset.y):
@@ -269,4 +276,5 @@ def make_problem(
         loss=loss,
         training=training,
         standardized=standardized,
+        mode=mode,
     )

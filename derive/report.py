@@ -24,6 +24,7 @@ from .i18n import Message
 from .models import get_loss, get_model
 from .problem import BUILTIN_DATASETS, Dataset, Problem, Training, make_problem
 from .reference import Samples, sample_values
+from .roundings import Order, RoundingFacts, assumed_order, rounding_facts
 from .standardize import Standardization
 from .substitute import Substitution, substitute
 from .symbolic import (
@@ -96,6 +97,7 @@ class ProblemFacts:
     loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
+    mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla
 
 
 def shown_rows(n: int) -> list[int | None]:
@@ -138,6 +140,7 @@ class Report:
     backward: BackwardFacts | None = None  # the tape's backward pass, node by node
     training: TrainingFacts | None = None  # None for --steps 0: the initial check only
     wrong_kind: str | None = None  # the kind of wrong derivative, e.g. "drop-factor-2"
+    rounding: RoundingFacts | None = None  # k of each check: the sum's depth and the terms'
 
     @property
     def gradient_formula(self) -> str:
@@ -334,6 +337,7 @@ def _problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         loss_name=problem.loss,
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
+        mode=problem.mode,
         data_rows=tuple(
             None
             if k is None
@@ -374,11 +378,31 @@ class Groundwork:
     formulas: Mapping[str, Formula]
     quantities: tuple[tuple[str, str, str, Formula], ...]  # key, name, LaTeX lhs, formula
     references: Mapping[str, Fraction]
-    bounds: tuple[Bound, ...]
+    bounds: tuple[Bound, ...]  # with the order the draft assumes (assumed_order)
     substitutions: tuple[Substitution, ...]
     facts: ProblemFacts
     derivations: tuple[GradientDerivation, ...]
     table: SampleTable
+    magnitudes: tuple[Fraction, ...] = ()  # M of each quantity
+    flushes: tuple[Fraction, ...] = ()  # S of each quantity
+
+    def bounds_for(self, order: Order | None) -> tuple[Bound, ...]:
+        """The bounds of the quantities with k counted for `order` (None: not known)."""
+        problem = self.problem
+        counts = rounding_facts(problem.n, problem.dtype, order, problem.model, problem.loss)
+        return tuple(
+            rounding_bound(
+                problem.n,
+                problem.dtype,
+                magnitude,
+                flushes,
+                self.samples.exact,
+                roundings=counts.roundings[key],
+            )
+            for (key, *_), magnitude, flushes in zip(
+                self.quantities, self.magnitudes, self.flushes, strict=True
+            )
+        )
 
 
 def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork:
@@ -393,18 +417,19 @@ def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork
     ]
     substitutions = []
     references: dict[str, Fraction] = {}
-    bounds = []
+    magnitudes, sensitivities = [], []
     for key, quantity, lhs, formula in quantities:
         exact = references[key] = reference.value(symbolic, formula, parameters, samples)
         substitutions.append(
             substitute(symbolic, quantity, lhs, formula, parameters, samples, exact)
         )
-        magnitude = reference.magnitude(symbolic, formula, parameters, samples)
-        flushes = underflow.at_initial_values(
-            problem, symbolic, underflow.sensitivities(symbolic).of_quantity(key)
+        magnitudes.append(reference.magnitude(symbolic, formula, parameters, samples))
+        sensitivities.append(
+            underflow.at_initial_values(
+                problem, symbolic, underflow.sensitivities(symbolic).of_quantity(key)
+            )
         )
-        bounds.append(rounding_bound(problem.n, problem.dtype, magnitude, flushes, samples.exact))
-    return Groundwork(
+    ground = Groundwork(
         problem=problem,
         wrong_derivative=wrong_derivative,
         symbolic=symbolic,
@@ -412,12 +437,15 @@ def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork
         formulas=formulas,
         quantities=tuple(quantities),
         references=references,
-        bounds=tuple(bounds),
+        bounds=(),
         substitutions=tuple(substitutions),
         facts=_problem_facts(problem, symbolic),
         derivations=_derivation_facts(symbolic, problem.n),
         table=_sample_table(symbolic, formulas, parameters, samples, references),
+        magnitudes=tuple(magnitudes),
+        flushes=tuple(sensitivities),
     )
+    return replace(ground, bounds=ground.bounds_for(assumed_order(problem.mode)))
 
 
 def complete(
@@ -431,6 +459,9 @@ def complete(
     """The report, once the tape's numbers are here: its first gradient (`tape_result`)
     and, with `run`, the training run to check step by step."""
     problem, formulas = ground.problem, ground.formulas
+    # k as the tape reported how it added up (the training run's, or the first
+    # gradient's); a tape that says nothing gets the order-free n - 1.
+    order = run.order if run is not None and run.order is not None else tape_result.order
     tape_values = [tape_result.loss, *(tape_result.gradients[name] for name in formulas)]
     checks = [
         compare(
@@ -442,7 +473,7 @@ def complete(
             summed=problem.n if key == "L" else 1,  # the tape's mean: a sum, then / n
         )
         for (key, quantity, _, _), bound, tape_value in zip(
-            ground.quantities, ground.bounds, tape_values, strict=True
+            ground.quantities, ground.bounds_for(order), tape_values, strict=True
         )
     ]
     backward_facts = (
@@ -453,6 +484,7 @@ def complete(
             tape_result,
             ground.samples,
             run.backward if run else None,
+            order,
         )
         if backward
         else None
@@ -479,6 +511,14 @@ def complete(
             if run is not None and problem.training.steps > 0
             else None
         ),
+        rounding=rounding_facts(
+            problem.n,
+            problem.dtype,
+            order,
+            problem.model,
+            problem.loss,
+            float_reference=not ground.samples.exact,
+        ),
     )
 
 
@@ -491,7 +531,11 @@ def draft(ground: Groundwork) -> Report:
     steps = min(problem.training.steps, 1)
     short = replace(problem, training=replace(problem.training, steps=steps))
     replay = stand_in_backward(problem, ground.symbolic)
-    stand_in = replace(reference_trace(short, ground.symbolic, ground.formulas), backward=replay)
+    stand_in = replace(
+        reference_trace(short, ground.symbolic, ground.formulas),
+        backward=replay,
+        order=assumed_order(problem.mode),
+    )
     # The first gradient as the replay computed it, so that the two agree as on the tape.
     first = stand_in.at(0)
     output = list(replay.values)[-1]  # values are in the graph's order; the loss is last
@@ -542,6 +586,7 @@ def build_report(
     wrong_derivative: str | None = None,
     backward: bool = True,
     standardize: bool = False,
+    mode: str = "eager",
 ) -> Report:
     """Explain ``tape.gradient(loss, [W, b])`` for a data set; see the README for the fields.
 
@@ -558,5 +603,6 @@ def build_report(
         name=name,
         training=training,
         standardize=standardize,
+        mode=mode,
     )
     return explain(problem, wrong_derivative, backward=backward)

@@ -9,6 +9,7 @@ the adjoint at every node (the backward pass).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,6 +24,7 @@ import numpy as np
 from .models import get_loss, get_model
 from .ops import Node
 from .problem import Problem
+from .roundings import Order, intra_op_threads
 
 
 @contextmanager
@@ -59,6 +61,8 @@ class TapeResult:
     loss: float
     gradients: Mapping[str, float]
     tensorflow_version: str
+    # How the tape added up its sums, as far as known (None: not known, n - 1).
+    order: Order | None = None
 
 
 def _variables(problem: Problem, values: Mapping[str, float]) -> dict[str, Any]:
@@ -69,18 +73,63 @@ def _variables(problem: Problem, values: Mapping[str, float]) -> dict[str, Any]:
     }
 
 
+def in_mode(function: Callable[..., Any], mode: str) -> Callable[..., Any]:
+    """`function` as the learner's script may run it: as is (eager), in a
+    ``tf.function``, or in ``tf.function(jit_compile=True)`` (XLA)."""
+    if mode == "eager":
+        return function
+    return tensorflow().function(function, jit_compile=mode == "xla", autograph=False)
+
+
+def tape_order(problem: Problem, terms: Any = None) -> Order:
+    """What is known of the order of the tape's sums: the intra-op thread count of its
+    CPU device, TensorFlow's version, the machine; and, for TensorFlow's own kernels
+    (not XLA), whether ``tf.reduce_sum`` of `terms` (a tensor of the tape's per-sample
+    values) equals :func:`derive.summation.tf_cpu_sum` bit for bit."""
+    import platform
+
+    from .summation import tf_cpu_sum
+
+    tf = tensorflow()
+    threads = intra_op_threads(tf.config.threading.get_intra_op_parallelism_threads())
+    order = Order(
+        mode=problem.mode,
+        threads=threads,
+        tensorflow_version=tf.__version__,
+        machine=platform.machine(),
+    )
+    if terms is None or order.reason != "cpu-order":
+        return order
+    values = np.asarray(terms.numpy()).reshape(-1)
+    tape_sum = tf.reduce_sum(terms).numpy()
+    emulated = values.dtype.type(tf_cpu_sum(values, threads))
+    same = tape_sum.tobytes() == np.asarray(emulated, dtype=values.dtype).tobytes()
+    return dataclasses.replace(order, confirmed=bool(same))
+
+
+def _squares(problem: Problem, variables: Mapping[str, Any], x: Any, y: Any) -> Any:
+    """The tape's per-sample terms of the loss, (W x_i + b - y_i)^2, at `variables`."""
+    tf = tensorflow()
+    return tf.square(get_model(problem.model).tf_prediction(variables, x) - y)
+
+
 def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> TapeResult:
-    """Run ``tape.gradient(loss, parameters)`` once, as the reference script does."""
+    """Run ``tape.gradient(loss, parameters)`` once, as the reference script does
+    (eagerly, in a tf.function or under XLA: ``problem.mode``)."""
     tf = tensorflow()
     model = get_model(problem.model)
     loss_definition = get_loss(problem.loss)
     variables = _variables(problem, values or problem.initial.values)
     x = tf.constant(np.asarray(problem.x, dtype=problem.dtype))
     y = tf.constant(np.asarray(problem.y, dtype=problem.dtype))
-    with tf.GradientTape() as tape:
-        prediction = model.tf_prediction(variables, x)
-        loss = loss_definition.tf_loss(prediction, y)
-    gradients = tape.gradient(loss, list(variables.values()))
+
+    def step() -> Any:
+        with tf.GradientTape() as tape:
+            prediction = model.tf_prediction(variables, x)
+            loss = loss_definition.tf_loss(prediction, y)
+        return loss, tape.gradient(loss, list(variables.values()))
+
+    loss, gradients = in_mode(step, problem.mode)()
     return TapeResult(
         loss=float(loss.numpy()),
         gradients={
@@ -88,6 +137,7 @@ def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> 
             for name, gradient in zip(variables, gradients, strict=True)
         },
         tensorflow_version=tf.__version__,
+        order=tape_order(problem, _squares(problem, variables, x, y)),
     )
 
 
@@ -198,6 +248,8 @@ class Trace:
     # The node-by-node replay at the initial values, when it ran with the training
     # (in the training process); else the backward section runs its own.
     backward: BackwardTrace | None = None
+    # How the tape added up its sums, as far as known (None: not known, n - 1).
+    order: Order | None = None
 
     @property
     def steps(self) -> int:
@@ -228,6 +280,7 @@ class Trace:
             loss=float(self.loss[step]),
             gradients={name: float(g[step]) for name, g in self.gradients.items()},
             tensorflow_version=self.tensorflow_version,
+            order=self.order,
         )
 
 
@@ -247,6 +300,9 @@ def train(
     to a TensorArray), which gives the same values, bit for bit, as the eager loop
     (``compiled=False``) at a fraction of the time; the test suite checks that.
     ``optimizer`` replaces ``SGD(learning_rate)`` (tests use it to break the rule).
+    With ``problem.mode`` "xla" the loss and its gradients are computed in
+    ``tf.function(jit_compile=True)``, as a script compiling its gradient with XLA;
+    "eager" and "function" use TensorFlow's own kernels (the same bits either way).
     """
     tf = tensorflow()
     model = get_model(problem.model)
@@ -259,11 +315,17 @@ def train(
     sgd.build(list(variables.values()))
     steps = problem.training.steps
 
-    def evaluate() -> Any:
-        """One row: loss, gradients, then the parameters they were computed at."""
+    def gradient() -> Any:
         with tf.GradientTape() as tape:
             loss = loss_definition.tf_loss(model.tf_prediction(variables, x), y)
-        gradients = tape.gradient(loss, list(variables.values()))
+        return loss, tape.gradient(loss, list(variables.values()))
+
+    if problem.mode == "xla":
+        gradient = in_mode(gradient, "xla")
+
+    def evaluate() -> Any:
+        """One row: loss, gradients, then the parameters they were computed at."""
+        loss, gradients = gradient()
         row = tf.stack([loss, *gradients, *(v.read_value() for v in variables.values())])
         return row, gradients
 
@@ -282,11 +344,17 @@ def train(
         row, _ = evaluate()
         return rows.write(count, row).stack()
 
+    # How the sums were added up: a sum of the tape's own per-sample terms, at the
+    # initial values, against the emulation of TensorFlow's order (a few milliseconds
+    # at a million samples), before the variables change.
+    order = tape_order(problem, _squares(problem, variables, x, y))
     if compiled:
         # The loop is written as a tf.while_loop, so no autograph conversion is needed
         # (it would cost a tenth of a second of source rewriting).
         table = tf.function(run, autograph=False)(tf.constant(steps)).numpy()
         engine = "one tf.function (the loop compiled to a tf.while_loop)"
+        if problem.mode == "xla":
+            engine += ", the gradient in tf.function(jit_compile=True)"
     else:
         rows = tf.TensorArray(problem.dtype, size=steps + 1)
         for s in range(steps):
@@ -294,6 +362,8 @@ def train(
         row, _ = evaluate()
         table = rows.write(steps, row).stack().numpy()
         engine = "eager, one Python call per step"
+        if problem.mode == "xla":
+            engine += ", the gradient in tf.function(jit_compile=True)"
     k = len(names)
     return Trace(
         parameters={name: table[:, 1 + k + j] for j, name in enumerate(names)},
@@ -302,4 +372,5 @@ def train(
         learning_rate_held=float(np.asarray(sgd.learning_rate)),
         engine=engine,
         tensorflow_version=tf.__version__,
+        order=order,
     )

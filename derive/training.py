@@ -25,6 +25,7 @@ from .check import PRECISION_BITS, SMALLEST_NORMAL, Bound, Check, compare, round
 from .numbers import latex_number
 from .plots import PlotSpec
 from .problem import Problem
+from .roundings import tape_roundings
 from .stability import Stability, stability
 from .standardize import Standardization
 from .sums import Evaluator, affine_solution, data_sums
@@ -305,6 +306,12 @@ class _StepChecks:
             name: [Fraction(float(v)) for v in trace.parameters[name][: self.last + 1]]
             for name in self.names
         }
+        # k of each quantity: the depth of the tape's sums (as the trace reports its
+        # order) plus the roundings of one term; the same at every step.
+        counts = tape_roundings(problem.n, problem.dtype, trace.order, problem.model, problem.loss)
+        self.roundings = {
+            quantity: counts[quantity.removeprefix("dL/d")] for quantity in quantities
+        }
 
     def run(self, on_step: Callable[[int, int], None] | None) -> None:
         for s in range(self.last + 1):
@@ -344,6 +351,7 @@ class _StepChecks:
                 self.problem.dtype,
                 evaluator.magnitude(theta),
                 self.flushes[quantity].at(theta),
+                roundings=self.roundings[quantity],
             )
             reference = evaluator.value(theta)
             parameter = quantity.removeprefix("dL/d")
@@ -435,7 +443,13 @@ def check_training(
             e.form is not None and e.form.verified for e in quantities.values()
         ),
         gradient_bound=checks.gradient_bound
-        or rounding_bound(problem.n, problem.dtype, Fraction(0), Fraction(0)),
+        or rounding_bound(
+            problem.n,
+            problem.dtype,
+            Fraction(0),
+            Fraction(0),
+            roundings=checks.roundings[f"dL/d{names[0]}"],
+        ),
         update_roundings=UPDATE_ROUNDINGS,
         update_unit_roundoff=float(OPTIMIZER_UNIT_ROUNDOFF),
         steps_checked=final_step,
