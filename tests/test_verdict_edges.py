@@ -474,3 +474,125 @@ def test_the_exit_code_and_the_json_follow_the_verdict(
         assert document["gradient_formula"] == wrong
         assert initial["gradients"]["W"]["ok"] is False and initial["gradients"]["b"]["ok"] is False
     assert capsys.readouterr().out == ""
+
+
+# --- k, stated here independently ------------------------------------------------------
+#
+# k = d + t: d, the depth of the tape's sum over the samples (n - 1 when the order of
+# additions is not known; TensorFlow's CPU order otherwise), and t, one term's roundings:
+#
+#   r_i = fl(fl(fl(W x_i) + b) - y_i)       3
+#   L     = fl(sum fl(r_i r_i)) / n         d + 3 + 3 + 1 + D
+#   dL/db = sum fl(fl(1/n) fl(2 r_i))       d + D + 3 + 1    (2 r_i: 3, exact doubling)
+#   dL/dW = sum fl(that * x_i)              d + D + 3 + 1 + 1
+#
+# with D the division by n: none for a power of two, else one (two where float32 cannot
+# hold n). The tolerance is gamma_k M, M the same computation on absolute values.
+
+
+def _division(n: int) -> int:
+    return 0 if n & (n - 1) == 0 else 1
+
+
+def _stated_k(n: int, depth: int) -> dict[str, int]:
+    d = _division(n)
+    return {"L": depth + 7 + d, "b": depth + d + 4, "W": depth + d + 5}
+
+
+def _magnitudes(problem) -> dict[str, Fraction]:
+    w, b = (abs(Fraction(problem.initial.values[name])) for name in ("W", "b"))
+    n = problem.n
+    rows = [(abs(Fraction(x)), w * abs(Fraction(x)) + b + abs(Fraction(y))) for x, y in
+            zip(problem.x, problem.y, strict=True)]  # fmt: skip
+    return {
+        "L": sum((m * m for _, m in rows), Fraction(0)) / n,
+        "b": sum((2 * m for _, m in rows), Fraction(0)) / n,
+        "W": sum((2 * x * m for x, m in rows), Fraction(0)) / n,
+    }
+
+
+def _is_gamma_k_times(tolerance: float, k: int, magnitude: Fraction) -> bool:
+    exact = gamma(k) * magnitude
+    return abs(Fraction(tolerance) - exact) <= exact * Fraction(1, 2**40)
+
+
+def _known_order(threads: int = 1):
+    from derive.roundings import Order
+
+    return Order(
+        mode="eager", threads=threads, tensorflow_version="2.21.0", machine="x86_64",
+        confirmed=True,
+    )  # fmt: skip
+
+
+# Depths of TensorFlow's CPU sum (float32, AVX: packets of 8 lanes), worked by hand: 17
+# terms are two packets (0 + the first is exact, + the second: 1), the lanes' halving tree
+# (3), then + the one term left over (1): 5. 100 terms: three rounds of four packets
+# (2 in each lane, + 3 joining the four accumulators), no packet left, the tree (3), + the
+# tail of 4 terms (3 in sequence; 1 to join): 9.
+KNOWN_DEPTHS = {1: 0, 2: 1, 17: 5, 100: 9}
+
+
+def _dataset(n: int) -> Dataset:
+    rng = np.random.default_rng(n)
+    x = rng.uniform(-4, 4, n)
+    return Dataset(f"n{n}", tuple(x.tolist()), tuple((1.5 * x - 0.5).tolist()), "test")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 17, 100])
+@pytest.mark.parametrize("known", [False, True])
+def test_k_of_the_loss_and_the_gradients(n, known):
+    problem = make_problem(_dataset(n), init=SINGLE_INIT)
+
+    def tape(problem):
+        result = emulated_tape(problem)
+        return dataclasses.replace(result, order=_known_order()) if known else result
+
+    report = explain(problem, tape=tape, backward=False)
+    depth = KNOWN_DEPTHS[n] if known and n in KNOWN_DEPTHS else n - 1
+    if known and n == 3:
+        depth = 2  # a tail of three terms, added in sequence
+    stated, magnitudes = _stated_k(n, depth), _magnitudes(problem)
+    for check, key in zip(report.checks, ("L", "W", "b"), strict=True):
+        assert check.bound.underflow < 2.0**-60 * check.tolerance  # gamma_k M alone
+        assert _is_gamma_k_times(check.tolerance, stated[key], magnitudes[key]), (
+            key, check.bound.roundings, stated[key],
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize("n", [1, 2, 17, 100])
+@pytest.mark.parametrize("known", [False, True])
+def test_k_of_every_backward_node(symbolic, n, known):
+    """The adjoints as the tape forms them: dL/dL = 1 (exact), dL/dsquare_i = 1/n (D),
+    dL/dr_i = 1/n * 2 r_i (D + 3 + 1), passed on unchanged to the prediction and W x_i,
+    dL/db = sum of those (+ d), dL/dW = sum of x_i times them (+ 1 + d)."""
+    problem = make_problem(_dataset(n), init=SINGLE_INIT)
+    backward, _, trace, script = _perfect(problem, symbolic)
+    order = _known_order() if known else None
+    facts = build_backward(
+        problem, symbolic, _formulas(symbolic), trace, script, backward, order=order
+    )
+    depth = KNOWN_DEPTHS[n] if known else n - 1
+    d = _division(n)
+    stated = {"loss": 0, "square": d, "residual": d + 4, "prediction": d + 4, "Wx": d + 4,
+              "b": depth + d + 4, "W": depth + d + 5}  # fmt: skip
+    w, b = (abs(Fraction(problem.initial.values[name])) for name in ("W", "b"))
+    per_sample = [2 * (w * abs(Fraction(x)) + b + abs(Fraction(y))) / n
+                  for x, y in zip(problem.x, problem.y, strict=True)]  # fmt: skip
+    magnitudes = {
+        "loss": [Fraction(1)],
+        "square": [Fraction(1, n)] * n,
+        "residual": per_sample,
+        "prediction": per_sample,
+        "Wx": per_sample,
+        "b": [sum(per_sample, Fraction(0))],
+        "W": [sum((abs(Fraction(x)) * m for x, m in zip(problem.x, per_sample, strict=True)),
+                  Fraction(0))],
+    }  # fmt: skip
+    assert {node.name for node in facts.checked} == set(stated)
+    for node in facts.checked:
+        assert node.check.ok, node.name
+        for index, check in zip(node.check.indices, node.check.checks, strict=True):
+            assert check.bound.underflow < 2.0**-60 * max(check.tolerance, 2.0**-1000)
+            assert _is_gamma_k_times(check.tolerance, stated[node.name],
+                                     magnitudes[node.name][index]), node.name  # fmt: skip
