@@ -168,12 +168,27 @@ class Check:
     def overflowed(self) -> bool:
         return self.verdict == OVERFLOW
 
+    @property
+    def reason(self) -> Message | None:
+        """Why the verdict is inconclusive or overflow, in words."""
+        return verdict_reason(self)
+
 
 def _ratio(numerator: Fraction, denominator: Fraction) -> float:
     """numerator / denominator as a float: inf for x / 0 with x > 0, 0 for 0 / 0."""
     if denominator == 0:
         return 0.0 if numerator == 0 else math.inf
     return _shown(numerator / denominator)
+
+
+def _share(difference: Fraction, tolerance: Fraction) -> float:
+    """difference / tolerance rounded up, so that used <= 1 exactly when within the bound."""
+    if tolerance == 0:
+        return 0.0 if difference == 0 else math.inf
+    try:
+        return _up(difference / tolerance)
+    except OverflowError:
+        return math.inf
 
 
 def compare(
@@ -256,7 +271,7 @@ def compare(
         ulps=float(difference) / ulp(_shown(reference), dtype),
         ok=within,
         used=(
-            math.inf if not bounded else 0.0 if tolerance is None else _ratio(difference, tolerance)
+            math.inf if not bounded else 0.0 if tolerance is None else _share(difference, tolerance)
         ),
         verdict=verdict,
         error_um=math.inf if magnitude is None else _ratio(difference, u * magnitude),
