@@ -178,7 +178,7 @@ class RoundingFacts:
     order_free_depth: int  # n - 1
     terms: Mapping[str, int]  # t per quantity ("L", then each parameter)
     roundings: Mapping[str, int]  # k = d + t
-    division: int  # roundings of the division by n
+    division: int  # roundings of the tape's division by n (XLA's 1/n product: L's t + 1)
     float_reference: bool = False  # references rounded once to float64: + 2^-52 M
 
     @property
@@ -219,6 +219,6 @@ def rounding_facts(
         order_free_depth=n - 1,
         terms=dict(terms),
         roundings={key: depth + value for key, value in terms.items()},
-        division=division_roundings(n, dtype, order.mode == "xla"),
+        division=division_roundings(n, dtype),
         float_reference=float_reference,
     )
