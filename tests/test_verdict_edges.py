@@ -596,3 +596,16 @@ def test_k_of_every_backward_node(symbolic, n, known):
             assert check.bound.underflow < 2.0**-60 * max(check.tolerance, 2.0**-1000)
             assert _is_gamma_k_times(check.tolerance, stated[node.name],
                                      magnitudes[node.name][index]), node.name  # fmt: skip
+
+
+def test_k_of_the_handout_keys_is_the_reports(symbolic):
+    """A key's loss and gradients are checked with the report's k: on a tape that does
+    not say how it added up, the order-free depth n - 1 plus one term's roundings."""
+    from derive.handouts import build_handouts
+
+    for sheet in build_handouts(3, class_seed=5, samples=3, tape=emulated_tape).sheets:
+        problem = sheet.problem
+        magnitudes, stated = _magnitudes(problem), _stated_k(problem.n, problem.n - 1)
+        for entry, key in zip(sheet.checks, ("L", "W", "b"), strict=False):
+            assert entry.check.bound.underflow < 2.0**-60 * entry.check.tolerance
+            assert _is_gamma_k_times(entry.check.tolerance, stated[key], magnitudes[key]), key
