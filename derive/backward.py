@@ -51,6 +51,7 @@ from .check import (
     compare,
     gamma_bound,
     gamma_bounds,
+    has_bound,
     overflow_threshold,
 )
 from .expansion import two_sum
@@ -531,14 +532,18 @@ def _float_verdicts(
     tolerances = gamma_bounds(k, dtype, reference.magnitudes, flushes, reference.allowance)
     tolerances = np.broadcast_to(tolerances, (n,))
     finite = np.isfinite(tape)
-    unbounded = np.isinf(tolerances)
+    # k u >= 1: no bound exists, so nothing passes. A tolerance beyond float64's range
+    # with a gamma_k is still a bound (M is huge), and everything finite is within it.
+    bounded = has_bound(k, dtype)
+    unbounded = np.isinf(tolerances) & bounded
     with np.errstate(invalid="ignore", over="ignore"):
         first, second = two_sum(tape, -reference.high)  # tape - high, exactly
         rest = second - reference.low
         differences = np.abs(first + rest)
         slack = 2.0**-51 * (differences + np.abs(rest)) + 2.0**-1074
-    ok = finite & (unbounded | (differences + slack < tolerances))
-    for i in np.flatnonzero(finite & ~unbounded & ~ok & (differences - slack <= tolerances)):
+    ok = bounded & finite & (unbounded | (differences + slack < tolerances))
+    unsettled = bounded & finite & ~unbounded & ~ok & (differences - slack <= tolerances)
+    for i in np.flatnonzero(unsettled):
         exact = abs(Fraction(float(tape[i])) - reference.at(int(i)))
         ok[i] = exact <= Fraction(float(tolerances[i]))
     worst = 0

@@ -87,6 +87,11 @@ def _gamma(roundings: int, dtype: str) -> Fraction | None:
     return None if roundings * u >= 1 else roundings * u / (1 - roundings * u)
 
 
+def has_bound(roundings: int, dtype: str) -> bool:
+    """Whether gamma_k exists (k u < 1). Without it there is no bound, and no check passes."""
+    return _gamma(roundings, dtype) is not None
+
+
 def underflow_allowance(roundings: int, dtype: str, sensitivity: Fraction) -> Fraction:
     """(1 + gamma_k) lambda S: TensorFlow on the CPU flushes numbers below the smallest
     normal number lambda to zero, each flush losing less than lambda, and S (see
