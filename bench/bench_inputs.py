@@ -53,11 +53,11 @@ def run(arguments: list[str], out: Path, extra: list[str]) -> tuple[float, float
 def check_reference(path: Path) -> None:
     from fractions import Fraction
 
-    from derive.datasets import read_csv
-    from derive.models import get_loss, get_model
-    from derive.problem import make_problem
-    from derive.reference import Samples, value
-    from derive.symbolic import N, build_symbolic
+    from derive.exact.reference import Samples, value
+    from derive.models.registry import get_loss, get_model
+    from derive.problem.datasets import read_csv
+    from derive.problem.problem import make_problem
+    from derive.symbolic.derivation import N, build_symbolic
 
     problem = make_problem(read_csv(str(path)), init={"W": 0.2, "b": 0.7})
     symbolic = build_symbolic(get_model("linear"), get_loss("mse"))

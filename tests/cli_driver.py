@@ -18,10 +18,10 @@ import os
 import sys
 import time
 
-import derive.__main__ as cli
-import derive.background
-import derive.pipeline
-import derive.render
+import derive.cli.background
+import derive.cli.main as cli
+import derive.cli.pipeline
+import derive.render.outputs
 
 PAUSE_AT = os.environ.get("DERIVE_PAUSE_AT", "")
 
@@ -31,8 +31,8 @@ def announce(pid: int = 0) -> None:
 
 
 def _emulate() -> None:
-    from derive.render import render_all
-    from derive.report import explain
+    from derive.render.outputs import render_all
+    from derive.report.build import explain
     from tests.emulated_tape import emulated_tape
 
     class NoJob:
@@ -43,8 +43,8 @@ def _emulate() -> None:
         report = explain(problem, wrong_derivative, tape=emulated_tape, backward=False)
         return report, render_all(report, formats, lang=lang)
 
-    derive.background.TrainingJob = NoJob  # type: ignore[misc,assignment]
-    derive.pipeline.run = run  # type: ignore[assignment]
+    derive.cli.background.TrainingJob = NoJob  # type: ignore[misc,assignment]
+    derive.cli.pipeline.run = run  # type: ignore[assignment]
 
 
 def _pause_when_started() -> None:
@@ -59,13 +59,13 @@ def _pause_when_started() -> None:
 
 
 def _pause_while_training() -> None:
-    result = derive.background.TrainingJob.result
+    result = derive.cli.background.TrainingJob.result
 
     def waiting(self):  # type: ignore[no-untyped-def]
         announce(self._process.pid)
         return result(self)
 
-    derive.background.TrainingJob.result = waiting  # type: ignore[method-assign]
+    derive.cli.background.TrainingJob.result = waiting  # type: ignore[method-assign]
 
 
 def _pause_while_staging() -> None:
@@ -76,7 +76,7 @@ def _pause_while_staging() -> None:
         time.sleep(60)  # a signal ends it
         fsync(descriptor)
 
-    derive.render.os.fsync = slow  # type: ignore[attr-defined]
+    derive.render.outputs.os.fsync = slow  # type: ignore[attr-defined]
 
 
 def _pause_while_renaming() -> None:
@@ -90,7 +90,7 @@ def _pause_while_renaming() -> None:
             announce()
             time.sleep(1)
 
-    derive.render.os.replace = slow  # type: ignore[attr-defined]
+    derive.render.outputs.os.replace = slow  # type: ignore[attr-defined]
 
 
 PAUSES = {

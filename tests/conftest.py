@@ -17,7 +17,7 @@ def render_backward_partial(facts) -> str:  # type: ignore[no-untyped-def]
     """The backward section alone, from its facts (no TensorFlow, no full report)."""
     from types import SimpleNamespace
 
-    from derive.render import environment
+    from derive.render.outputs import environment
 
     template = environment().get_template("partials/backward.html.j2")
     return template.render(report=SimpleNamespace(backward=facts))
@@ -25,21 +25,21 @@ def render_backward_partial(facts) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def symbolic():
-    from derive.models import get_loss, get_model
-    from derive.symbolic import build_symbolic
+    from derive.models.registry import get_loss, get_model
+    from derive.symbolic.derivation import build_symbolic
 
     return build_symbolic(get_model("linear"), get_loss("mse"))
 
 
 @pytest.fixture(scope="session")
 def single_report():
-    from derive.report import build_report
+    from derive.report.build import build_report
 
     return build_report("single", init=SINGLE_INIT)
 
 
 @pytest.fixture(scope="session")
 def seed_report():
-    from derive.report import build_report
+    from derive.report.build import build_report
 
     return build_report("seed", init=SINGLE_INIT)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from derive.problem import Problem
-from derive.tape import TapeResult
+from derive.problem.problem import Problem
+from derive.tape.gradient import TapeResult
 
 
 def emulated_tape(problem: Problem) -> TapeResult:

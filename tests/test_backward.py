@@ -23,7 +23,15 @@ from conftest import SINGLE_INIT, SINGLE_INIT_FLAG, render_backward_partial
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive.adjoints import (
+from derive.common.numbers import latex_number
+from derive.models.ops import Node
+from derive.models.registry import get_loss, get_model
+from derive.problem.problem import BUILTIN_DATASETS, Dataset, make_problem
+from derive.render.graph import draw, layout
+from derive.render.mathsvg import latex_to_svg
+from derive.report.backward import BackwardFacts, build_backward
+from derive.report.todict import backward_to_list
+from derive.symbolic.adjoints import (
     derive_adjoints,
     direct_adjoint,
     exact_forward_values,
@@ -32,16 +40,8 @@ from derive.adjoints import (
     matches_definition,
     rounding_counts,
 )
-from derive.backward import BackwardFacts, build_backward
-from derive.graph import draw, layout
-from derive.jsonout import backward_to_list
-from derive.mathsvg import latex_to_svg
-from derive.models import get_loss, get_model
-from derive.numbers import latex_number
-from derive.ops import Node
-from derive.problem import BUILTIN_DATASETS, Dataset, make_problem
-from derive.symbolic import X_I, N, build_symbolic, wrong_formula
-from derive.tape import BackwardTrace, TapeResult
+from derive.symbolic.derivation import X_I, N, build_symbolic, wrong_formula
+from derive.tape.gradient import BackwardTrace, TapeResult
 
 RECORDED = ("Mul", "AddV2", "Sub", "Square", "Mean")
 
@@ -395,7 +395,8 @@ def test_backward_partial_renders_without_tensorflow(symbolic):
 def test_fast_path_does_not_import_tensorflow():
     code = (
         "import sys; sys.path.insert(0, 'tests'); import test_backward as t;"
-        "from derive.models import get_model, get_loss; from derive.symbolic import build_symbolic;"
+        "from derive.models.registry import get_model, get_loss;"
+        "from derive.symbolic.derivation import build_symbolic;"
         "s = build_symbolic(get_model('linear'), get_loss('mse'));"
         "f = t.facts_for(t._problem('seed'), s); t.draw(f);"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
@@ -405,7 +406,7 @@ def test_fast_path_does_not_import_tensorflow():
 
 
 def test_no_backward_flag_parses():
-    from derive.__main__ import build_parser
+    from derive.cli.main import build_parser
 
     assert build_parser().parse_args(["report", "--no-backward"]).no_backward
     assert not build_parser().parse_args(["report"]).no_backward
@@ -443,7 +444,7 @@ def test_tape_two_samples_b_is_the_sum_of_two_adjoints(seed_report):
 
 @pytest.mark.tensorflow
 def test_tape_adjoints_come_from_tensorflow_and_a_wrong_one_is_flagged(symbolic):
-    from derive.tape import backward_at, gradient_at
+    from derive.tape.gradient import backward_at, gradient_at
 
     problem = _problem("tf-examples")
     trace = backward_at(problem, (*symbolic.model.graph, *symbolic.loss_definition.graph))
@@ -462,7 +463,7 @@ def test_tape_adjoints_come_from_tensorflow_and_a_wrong_one_is_flagged(symbolic)
 
 @pytest.mark.tensorflow
 def test_cli_json_has_backward_and_no_backward_leaves_it_out(tmp_path):
-    from derive.__main__ import main
+    from derive.cli.main import main
 
     args = [
         "report",
@@ -488,7 +489,7 @@ def test_cli_json_has_backward_and_no_backward_leaves_it_out(tmp_path):
 
 @pytest.mark.tensorflow
 def test_html_has_the_section_and_stays_self_contained(seed_report):
-    from derive.render import to_html
+    from derive.render.outputs import to_html
 
     html = to_html(seed_report)
     assert "7. How the tape gets there" in html and 'class="graph"' in html
@@ -498,7 +499,7 @@ def test_html_has_the_section_and_stays_self_contained(seed_report):
 @pytest.mark.tensorflow
 @pytest.mark.render
 def test_pdf_renders_with_the_graph(seed_report):
-    from derive.render import make_fetcher, to_html, to_pdf
+    from derive.render.outputs import make_fetcher, to_html, to_pdf
 
     fetcher = make_fetcher()
     pdf = to_pdf(to_html(seed_report), fetcher)
@@ -509,8 +510,8 @@ def test_pdf_renders_with_the_graph(seed_report):
 def test_the_drafts_numpy_replay_passes_every_check(data):
     """The stand-in replay of the draft rounds like a tape, so the draft passes its checks:
     a draft that failed would be rendering formulas the report will not show."""
-    from derive.problem import BUILTIN_DATASETS, make_problem
-    from derive.report import draft, prepare
+    from derive.problem.problem import BUILTIN_DATASETS, make_problem
+    from derive.report.build import draft, prepare
 
     problem = make_problem(BUILTIN_DATASETS[data], init={"W": 0.2, "b": 0.7})
     report = draft(prepare(problem))

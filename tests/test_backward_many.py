@@ -20,21 +20,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_backward import _formulas, facts_for, perfect_tape
 
-from derive import backward as backward_module
-from derive import reference
-from derive.adjoints import (
+from derive.exact import reference
+from derive.exact.check import gamma_bound, gamma_bounds, underflow_allowance, unit_roundoff
+from derive.exact.reference import Samples
+from derive.problem.problem import Dataset, make_problem
+from derive.render.graph import _number, draw, layout
+from derive.report import backward as backward_module
+from derive.report.backward import build_backward
+from derive.report.todict import backward_to_list
+from derive.symbolic.adjoints import (
     FloatReference,
     derive_adjoints,
     exact_references,
     fast_references,
     graph_of,
 )
-from derive.backward import build_backward
-from derive.check import gamma_bound, gamma_bounds, underflow_allowance, unit_roundoff
-from derive.graph import _number, draw, layout
-from derive.jsonout import backward_to_list
-from derive.problem import Dataset, make_problem
-from derive.reference import Samples
 
 PER_SAMPLE = ("Wx", "prediction", "residual", "square")
 
@@ -302,7 +302,7 @@ def test_backward_partial_shows_the_method_and_the_counts(symbolic, many):
 
 @pytest.mark.tensorflow
 def test_tape_beyond_the_exact_limit(symbolic, monkeypatch):
-    from derive.tape import backward_at, gradient_at
+    from derive.tape.gradient import backward_at, gradient_at
 
     problem = _random_problem(reference.EXACT_LIMIT + 500)
     nodes = (*symbolic.model.graph, *symbolic.loss_definition.graph)
@@ -334,7 +334,7 @@ def test_per_sample_checks_without_a_bound_never_pass():
     """k u >= 1 leaves no gamma_k: even a tape equal to the reference must not pass."""
     from fractions import Fraction
 
-    from derive.backward import _float_verdicts
+    from derive.report.backward import _float_verdicts
 
     values = np.array([0.5, -1.25, 3.0])
     reference = FloatReference(values, np.zeros(3), np.abs(values), Fraction(0))

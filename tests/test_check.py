@@ -7,10 +7,10 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from derive.check import bound_at, compare, gamma_bounds, rounding_bound, ulp
-from derive.problem import BUILTIN_DATASETS, make_problem
-from derive.report import explain
-from derive.symbolic import WRONG_DERIVATIVES
+from derive.exact.check import bound_at, compare, gamma_bounds, rounding_bound, ulp
+from derive.problem.problem import BUILTIN_DATASETS, make_problem
+from derive.report.build import explain
+from derive.symbolic.derivation import WRONG_DERIVATIVES
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
 

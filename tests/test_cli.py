@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from derive.__main__ import main
-from derive.problem import MAX_STEPS
+from derive.cli.main import main
+from derive.problem.problem import MAX_STEPS
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -139,7 +139,7 @@ def test_output_folder_that_cannot_be_created(tmp_path, capsys):
 
 
 def test_csv_variants_are_read(tmp_path):
-    from derive.datasets import read_csv
+    from derive.problem.datasets import read_csv
 
     path = tmp_path / "semi.csv"
     path.write_text("\ufeff# measured in class\nlen;weight\n\n3.3;1.7\n1;2\n", encoding="utf-8")
@@ -168,7 +168,7 @@ def test_csv_variants_are_read(tmp_path):
     ],
 )
 def test_every_csv_layout_gives_the_same_samples(text):
-    from derive.datasets import read_csv_text
+    from derive.problem.datasets import read_csv_text
 
     dataset = read_csv_text(text, "data.csv")
     assert dataset.x == (1.0, 3.0) and dataset.y == (2.0, 4.0)
@@ -184,8 +184,8 @@ def test_every_csv_layout_gives_the_same_samples(text):
     ],
 )
 def test_a_bad_csv_row_is_named(text, message):
-    from derive.datasets import read_csv_text
-    from derive.errors import InputError
+    from derive.common.errors import InputError
+    from derive.problem.datasets import read_csv_text
 
     with pytest.raises(InputError) as caught:
         read_csv_text(text, "data.csv")
@@ -224,20 +224,20 @@ class _NoJob:
 def no_tensorflow(monkeypatch):
     """Run the command line on the float32 emulation instead of TensorFlow: the
     initial check only (no training process, no backward pass)."""
-    from derive.render import render_all
-    from derive.report import explain
+    from derive.render.outputs import render_all
+    from derive.report.build import explain
     from tests.emulated_tape import emulated_tape
 
     def run(job, problem, wrong_derivative, formats, progress, *, lang="en", backward=True):
         report = explain(problem, wrong_derivative, tape=emulated_tape, backward=False)
         return report, render_all(report, formats, lang=lang)
 
-    monkeypatch.setattr("derive.background.TrainingJob", _NoJob)
-    monkeypatch.setattr("derive.pipeline.run", run)
+    monkeypatch.setattr("derive.cli.background.TrainingJob", _NoJob)
+    monkeypatch.setattr("derive.cli.pipeline.run", run)
 
 
 def test_a_failing_pdf_step_changes_nothing(out, capsys, monkeypatch, no_tensorflow):
-    from derive.errors import RenderError
+    from derive.common.errors import RenderError
 
     (out / "seed.pdf").write_bytes(b"%PDF an earlier report")
     before = _snapshot(out)
@@ -245,7 +245,7 @@ def test_a_failing_pdf_step_changes_nothing(out, capsys, monkeypatch, no_tensorf
     def broken_pdf(html, fetcher=None):
         raise RenderError("WeasyPrint could not make the PDF: no Pango; nothing was written")
 
-    monkeypatch.setattr("derive.render.to_pdf", broken_pdf)
+    monkeypatch.setattr("derive.render.outputs.to_pdf", broken_pdf)
     code = main(["report", "--out", str(out), "--seed", "1", "--no-backward"])
     message = capsys.readouterr().err.strip()
     assert code != 0
@@ -259,7 +259,7 @@ def test_an_interrupted_write_leaves_earlier_files(out, monkeypatch, no_tensorfl
     def interrupted(descriptor):
         raise KeyboardInterrupt  # as if Ctrl-C arrived while a file was being written
 
-    monkeypatch.setattr("derive.render.os.fsync", interrupted)
+    monkeypatch.setattr("derive.render.outputs.os.fsync", interrupted)
     code = main(
         ["report", "--out", str(out), "--seed", "1", "--no-backward", "--format", "html,json"]
     )
@@ -271,7 +271,7 @@ def test_an_unexpected_error_is_one_line_and_exit_3(out, capsys, monkeypatch, no
     def crash(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr("derive.render.to_html", crash)
+    monkeypatch.setattr("derive.render.outputs.to_html", crash)
     code = main(["report", "--out", str(out), "--seed", "1", "--no-backward"])
     message = capsys.readouterr().err.strip()
     assert code == 3
@@ -287,7 +287,7 @@ def test_debug_adds_the_traceback_and_keeps_the_exit_code(
     def crash(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr("derive.render.to_html", crash)
+    monkeypatch.setattr("derive.render.outputs.to_html", crash)
     arguments = ["report", "--out", str(out), "--seed", "1", "--no-backward"]
     code = main(["--debug", *arguments] if where == "before" else [*arguments, "--debug"])
     message = capsys.readouterr().err
@@ -345,8 +345,8 @@ def test_a_wrong_derivative_is_not_called_exact(out, capsys, no_tensorflow):
 
 
 def test_ragged_rows_are_not_misread(tmp_path):
-    from derive.datasets import read_csv
-    from derive.errors import InputError
+    from derive.common.errors import InputError
+    from derive.problem.datasets import read_csv
 
     path = tmp_path / "ragged.csv"
     path.write_text("x,y\n1\n2,3,4\n", encoding="utf-8")  # as many cells as 2 rows of 2
@@ -451,7 +451,7 @@ def test_a_failed_run_creates_no_output_folder(tmp_path, capsys, monkeypatch, no
     def crash(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr("derive.render.to_html", crash)
+    monkeypatch.setattr("derive.render.outputs.to_html", crash)
     folder = tmp_path / "reports" / "week3"
     assert main(["report", "--out", str(folder), "--seed", "1", "--no-backward"]) == 3
     assert not (tmp_path / "reports").exists()
@@ -468,8 +468,8 @@ def test_a_folder_in_the_way_of_one_target_writes_none(out, capsys, no_tensorflo
 
 
 def test_write_atomically_checks_every_target_before_writing_any(tmp_path):
-    from derive.errors import OutputError
-    from derive.render import write_atomically
+    from derive.common.errors import OutputError
+    from derive.render.outputs import write_atomically
 
     (tmp_path / "b.pdf").mkdir()
     files = {tmp_path / "a.html": b"a", tmp_path / "b.pdf": b"b", tmp_path / "c.json": b"c"}
@@ -479,7 +479,7 @@ def test_write_atomically_checks_every_target_before_writing_any(tmp_path):
 
 
 def test_write_atomically_makes_its_folder_only_to_write(tmp_path):
-    from derive.render import check_writable, write_atomically
+    from derive.render.outputs import check_writable, write_atomically
 
     folder = tmp_path / "new" / "reports"
     check_writable(folder, [folder / "seed.html"])
@@ -530,7 +530,7 @@ def test_usage_names_the_program_as_it_was_run(console_script):
 
 
 def test_a_held_signal_comes_after_the_whole_block_and_only_once():
-    from derive.signals import Interrupted, deferred, raised_as_exceptions
+    from derive.common.signals import Interrupted, deferred, raised_as_exceptions
 
     done = []
     with raised_as_exceptions(), pytest.raises(Interrupted) as caught, deferred():
@@ -544,7 +544,7 @@ def test_a_held_signal_comes_after_the_whole_block_and_only_once():
 
 
 def test_a_second_signal_does_not_break_the_clean_up():
-    from derive.signals import Interrupted, raised_as_exceptions
+    from derive.common.signals import Interrupted, raised_as_exceptions
 
     cleaned = False
     with raised_as_exceptions():

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from derive.__main__ import main
-from derive.handout_files import document_html, file_names, index_html, render_set
-from derive.handouts import (
+from derive.cli.main import main
+from derive.handouts.files import document_html, file_names, index_html, render_set
+from derive.handouts.sheets import (
     MAX_SAMPLES,
     build_handouts,
     check_key,
     read_roster,
     sheet_seed,
 )
-from derive.mathhtml import latex_to_html
+from derive.render.mathhtml import latex_to_html
 from tests.emulated_tape import emulated_tape
 
 KOREAN = "김민준"
@@ -33,8 +33,8 @@ def _numbers(sheet):
 
 @pytest.fixture(scope="module")
 def symbolic():
-    from derive.models import get_loss, get_model
-    from derive.symbolic import build_symbolic
+    from derive.models.registry import get_loss, get_model
+    from derive.symbolic.derivation import build_symbolic
 
     return build_symbolic(get_model("linear"), get_loss("mse"))
 
@@ -47,8 +47,8 @@ def handouts():
 def test_building_and_rendering_on_the_emulation_does_not_import_tensorflow():
     code = (
         "import sys\n"
-        "from derive.handouts import build_handouts\n"
-        "from derive.handout_files import document_html\n"
+        "from derive.handouts.sheets import build_handouts\n"
+        "from derive.handouts.files import document_html\n"
         "from tests.emulated_tape import emulated_tape\n"
         "document_html(build_handouts(1, tape=emulated_tape), True)\n"
         "assert 'tensorflow' not in sys.modules\n"
@@ -76,7 +76,7 @@ def test_seeds_are_stable_across_processes():
 
 
 def test_a_students_numbers_follow_the_name_and_namesakes_differ():
-    from derive.handouts import specs
+    from derive.handouts.sheets import specs
 
     forward = specs(7, 0, ["Ada", KOREAN, "Ada"])
     backward = specs(7, 0, [KOREAN, "Ada"])
@@ -176,7 +176,7 @@ def test_each_sheet_and_key_is_one_page_and_reproducible(lang):
 
 @pytest.mark.render
 def test_the_command_writes_every_file_twice_the_same(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("derive.tape.gradient_at", emulated_tape)
+    monkeypatch.setattr("derive.tape.gradient.gradient_at", emulated_tape)
     first, second = tmp_path / "a", tmp_path / "b"
     for out in (first, second):
         assert main(["handouts", "--count", "2", "--seed", "3", "--out", str(out)]) == 0
@@ -229,7 +229,7 @@ def test_every_key_agrees_with_the_real_tape():
 
 
 def test_given_data_is_on_every_sheet_with_its_own_initial_values():
-    from derive.problem import BUILTIN_DATASETS
+    from derive.problem.problem import BUILTIN_DATASETS
 
     class_set = build_handouts(3, dataset=BUILTIN_DATASETS["seed"], tape=emulated_tape)
     assert {sheet.problem.dataset.x for sheet in class_set.sheets} == {(3.3, 1.0)}
@@ -239,14 +239,14 @@ def test_given_data_is_on_every_sheet_with_its_own_initial_values():
 
 @pytest.mark.render
 def test_no_progress_bar_when_not_on_a_terminal(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("derive.tape.gradient_at", emulated_tape)
+    monkeypatch.setattr("derive.tape.gradient.gradient_at", emulated_tape)
     assert main(["handouts", "--count", "1", "--out", str(tmp_path)]) == 0
     output = capsys.readouterr().out
     assert "[#" not in output and "\r" not in output
 
 
 def test_without_a_seed_one_is_drawn_and_recorded_in_the_index(monkeypatch):
-    monkeypatch.setattr("derive.handouts.draw_seed", lambda: 424242)
+    monkeypatch.setattr("derive.handouts.sheets.draw_seed", lambda: 424242)
     drawn = build_handouts(1, tape=emulated_tape)
     assert drawn.class_seed == 424242
     assert "--seed 424242" in index_html(drawn, file_names(drawn))
@@ -260,7 +260,7 @@ def test_classes_without_a_seed_get_different_sheets():
 
 
 def test_the_identifier_changes_with_everything_that_decides_the_numbers():
-    from derive.problem import BUILTIN_DATASETS, Dataset
+    from derive.problem.problem import BUILTIN_DATASETS, Dataset
 
     other = Dataset("other", (3.3, 1.5), (1.7, 2.0), "test")
     variants = [
@@ -295,7 +295,7 @@ def test_the_key_table_prints_each_value_as_its_box(handouts):
 
 
 def test_a_name_on_several_rows_is_found_with_its_rows(tmp_path):
-    from derive.handouts import read_roster_entries, repeated_names
+    from derive.handouts.sheets import read_roster_entries, repeated_names
 
     roster = tmp_path / "class.csv"
     roster.write_text("name\nAda\nBo\n\nAda\nBo \nCy\n", encoding="utf-8")
@@ -304,7 +304,7 @@ def test_a_name_on_several_rows_is_found_with_its_rows(tmp_path):
 
 
 def test_a_long_name_is_shortened_but_still_decides_the_numbers():
-    from derive.handouts import MAX_NAME_LENGTH, printed_name, specs
+    from derive.handouts.sheets import MAX_NAME_LENGTH, printed_name, specs
 
     long_name = "Bartholomew " * 25
     spec, other = specs(7, 0, [long_name, long_name[:-1] + "x"])
@@ -316,7 +316,7 @@ def test_a_long_name_is_shortened_but_still_decides_the_numbers():
 
 
 def test_characters_without_a_glyph_are_printed_as_their_codes(handouts):
-    from derive.handouts import printed_name, without_unprintable
+    from derive.handouts.sheets import printed_name, without_unprintable
 
     assert printed_name("Zo\u00eb \U0001f389", frozenset("\U0001f389")) == "Zo\u00eb U+1F389"
     class_set = build_handouts(0, roster=["Zo\u00eb \U0001f389", "Ada"], tape=emulated_tape)
@@ -328,7 +328,7 @@ def test_characters_without_a_glyph_are_printed_as_their_codes(handouts):
 
 @pytest.mark.render
 def test_the_printer_finds_the_characters_no_font_has():
-    from derive.handout_files import unprintable_characters
+    from derive.handouts.files import unprintable_characters
 
     # U+0378 is unassigned: no font has it on any machine (an emoji may have one).
     assert unprintable_characters(["Zo\u00eb\u0378", KOREAN, "Ada"]) == frozenset("\u0378")
@@ -349,7 +349,7 @@ def test_one_sheet_and_one_sample_are_singular_in_both_languages():
 def test_sheet_numbers_are_padded_to_the_width_of_the_count():
     from types import SimpleNamespace
 
-    from derive.handouts import specs
+    from derive.handouts.sheets import specs
 
     class_specs = specs(7, 200)
     assert class_specs[6].number == "007" and class_specs[6].identifier.startswith("7-007-")
@@ -359,8 +359,8 @@ def test_sheet_numbers_are_padded_to_the_width_of_the_count():
 
 
 def test_handouts_read_the_csv_columns_given(tmp_path):
-    from derive.__main__ import build_parser
-    from derive.handout_cli import _dataset
+    from derive.cli.handouts import _dataset
+    from derive.cli.main import build_parser
 
     data = tmp_path / "points.csv"
     data.write_text("hours,score\n1.5,2.5\n3.0,4.0\n", encoding="utf-8")
@@ -371,7 +371,7 @@ def test_handouts_read_the_csv_columns_given(tmp_path):
 
 def _overflowing_boxes(html: str) -> list[str]:
     """Text that the layout puts beyond the right edge of the page's content area."""
-    from derive.render import font_face_css, load_weasyprint, make_fetcher
+    from derive.render.outputs import font_face_css, load_weasyprint, make_fetcher
 
     weasyprint = load_weasyprint()
     fetcher = make_fetcher()
@@ -400,7 +400,7 @@ def test_a_very_long_name_fits_the_page(lang):
 
 @pytest.mark.render
 def test_the_command_warns_in_its_own_words(tmp_path, monkeypatch, capfd):
-    monkeypatch.setattr("derive.tape.gradient_at", emulated_tape)
+    monkeypatch.setattr("derive.tape.gradient.gradient_at", emulated_tape)
     roster = tmp_path / "class.csv"
     roster.write_text("name\nAda\nZo\u00eb\u0378\nAda\n", encoding="utf-8")
     out = tmp_path / "out"
@@ -418,8 +418,8 @@ def test_the_command_warns_in_its_own_words(tmp_path, monkeypatch, capfd):
 
 @pytest.mark.render
 def test_the_command_says_the_drawn_seed(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("derive.tape.gradient_at", emulated_tape)
-    monkeypatch.setattr("derive.problem.draw_seed", lambda: 424242)
+    monkeypatch.setattr("derive.tape.gradient.gradient_at", emulated_tape)
+    monkeypatch.setattr("derive.problem.problem.draw_seed", lambda: 424242)
     assert main(["handouts", "--count", "1", "--out", str(tmp_path)]) == 0
     output = capsys.readouterr().out
     assert "--seed 424242" in output and "1 sheet, 1 key," in output

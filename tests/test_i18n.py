@@ -6,11 +6,11 @@ import re
 
 import pytest
 
-from derive.errors import InputError
-from derive.i18n import Message, catalogue, fields_of, languages, translator
-from derive.problem import BUILTIN_DATASETS, make_problem
-from derive.render import cjk_font, make_fetcher, to_html, to_pdf
-from derive.report import explain
+from derive.common.errors import InputError
+from derive.common.i18n import Message, catalogue, fields_of, languages, translator
+from derive.problem.problem import BUILTIN_DATASETS, make_problem
+from derive.render.outputs import cjk_font, make_fetcher, to_html, to_pdf
+from derive.report.build import explain
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
 
@@ -118,9 +118,9 @@ def test_english_pdf_does_not_load_the_font(report):
 
 @pytest.mark.tensorflow
 def test_training_plots_speak_the_reports_language():
-    from derive.problem import BUILTIN_DATASETS, Training, make_problem
-    from derive.render import to_html
-    from derive.report import explain
+    from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
+    from derive.render.outputs import to_html
+    from derive.report.build import explain
 
     problem = make_problem(
         BUILTIN_DATASETS["seed"], init={"W": 0.2, "b": 0.7}, training=Training(steps=20)

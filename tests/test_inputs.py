@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from derive.datasets import read_csv_text, resolve_dataset
-from derive.errors import LONGEST_SHOWN, SHOWN_HEAD, SHOWN_TAIL, InputError, shown
-from derive.problem import BUILTIN_DATASETS, make_problem
+from derive.common.errors import LONGEST_SHOWN, SHOWN_HEAD, SHOWN_TAIL, InputError, shown
+from derive.problem.datasets import read_csv_text, resolve_dataset
+from derive.problem.problem import BUILTIN_DATASETS, make_problem
 
 
 def _refusal(text: str) -> str:
@@ -95,7 +95,7 @@ def test_a_refused_sample_is_named_by_its_position_and_shows_its_value():
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
 def test_a_plain_file_never_takes_the_careful_path(monkeypatch, delimiter):
     """The checks above cost nothing per line on a plain file: NumPy reads it whole."""
-    import derive.datasets as datasets
+    import derive.problem.datasets as datasets
 
     def careful(*args, **kwargs):
         raise AssertionError("a plain file was read line by line")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from derive import plots
-from derive.problem import Dataset, make_problem
-from derive.report import formulas_for, symbolic_for
-from derive.training import plot_spec, reference_trace
+from derive.problem.problem import Dataset, make_problem
+from derive.render import plots
+from derive.report.build import formulas_for, symbolic_for
+from derive.report.training import plot_spec, reference_trace
 
 SAMPLES = 20_000
 

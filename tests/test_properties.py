@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from derive.problem import Dataset, Training, make_problem
-from derive.report import explain
-from derive.symbolic import WRONG_DERIVATIVES
+from derive.problem.problem import Dataset, Training, make_problem
+from derive.report.build import explain
+from derive.symbolic.derivation import WRONG_DERIVATIVES
 
 pytestmark = pytest.mark.tensorflow
 

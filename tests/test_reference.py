@@ -8,9 +8,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive import reference
-from derive.expansion import Expansion, total
-from derive.reference import Samples
+from derive.exact import reference
+from derive.exact.expansion import Expansion, total
+from derive.exact.reference import Samples
 
 float32s = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, width=32)
 
@@ -73,7 +73,7 @@ def test_large_data_uses_the_fast_path():
 
 
 def test_pairs_and_their_quotients_are_within_the_stated_error():
-    from derive.expansion import divided, double_double
+    from derive.exact.expansion import divided, double_double
 
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=300) * 1e3, rng.normal(size=300)

@@ -11,13 +11,13 @@ from importlib import resources
 import jsonschema
 import pytest
 
-from derive.errors import RenderError
-from derive.jsonout import to_json
-from derive.mathsvg import latex_to_svg
-from derive.notebook import to_notebook_html as report_html_in_jupyter
-from derive.problem import BUILTIN_DATASETS, make_problem
-from derive.render import make_fetcher, to_html, to_pdf
-from derive.report import explain
+from derive.common.errors import RenderError
+from derive.problem.problem import BUILTIN_DATASETS, make_problem
+from derive.render.mathsvg import latex_to_svg
+from derive.render.notebook import to_notebook_html as report_html_in_jupyter
+from derive.render.outputs import make_fetcher, to_html, to_pdf
+from derive.report.build import explain
+from derive.report.todict import to_json
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
 
@@ -88,7 +88,7 @@ def test_pdf_fetches_nothing():
 
 @pytest.mark.render
 def test_pdf_of_a_report_stays_within_the_page(report):
-    from derive.render import load_weasyprint
+    from derive.render.outputs import load_weasyprint
 
     weasyprint = load_weasyprint()
     html = to_html(report)
@@ -109,7 +109,7 @@ def _descendants(box):
 
 
 def test_column_names_from_a_csv_are_escaped(tmp_path):
-    from derive.datasets import read_csv
+    from derive.problem.datasets import read_csv
 
     path = tmp_path / "evil.csv"
     path.write_text('<script>alert(1)</script>,"quoted ""name"""\n1,2\n3,4\n', encoding="utf-8")
@@ -130,7 +130,7 @@ def test_report_shows_itself_in_jupyter():
 
 def test_large_json_with_samples_encoded_beforehand_is_the_same_document(monkeypatch):
     """Beyond PRETTY_LIMIT samples the arrays are spliced in as encoded earlier."""
-    from derive import jsonout
+    from derive.report import todict as jsonout
 
     monkeypatch.setattr(jsonout, "PRETTY_LIMIT", 1)
     problem = make_problem(BUILTIN_DATASETS["tf-examples"], init={"W": 0.5, "b": -0.25})
@@ -147,7 +147,7 @@ def test_large_json_with_samples_encoded_beforehand_is_the_same_document(monkeyp
 def test_weasyprints_notice_about_harfbuzz_subset_is_not_an_error(tmp_path, monkeypatch):
     """Without Debian's libharfbuzz-subset0, importing WeasyPrint warns about its future;
     the tests turn warnings into errors, and so would any caller doing the same."""
-    from derive.render import load_weasyprint
+    from derive.render.outputs import load_weasyprint
 
     fake = tmp_path / "weasyprint"
     fake.mkdir()
@@ -182,7 +182,7 @@ def _table_of(html: str, section_class: str) -> str:
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_a_wrong_formulas_value_is_labelled_as_such(wrong_report, lang):
-    from derive.i18n import translator
+    from derive.common.i18n import translator
 
     t = translator(lang)
     html = to_html(wrong_report, lang)
@@ -196,7 +196,7 @@ def test_a_wrong_formulas_value_is_labelled_as_such(wrong_report, lang):
 
 
 def test_json_says_which_formula_the_gradient_references_come_from(report, wrong_report, schema):
-    from derive.symbolic import WRONG_DERIVATIVES
+    from derive.symbolic.derivation import WRONG_DERIVATIVES
 
     assert json.loads(to_json(report))["gradient_formula"] == "derived"
     document = json.loads(to_json(wrong_report))
@@ -271,10 +271,10 @@ def test_jupyter_view_does_not_change_the_page_or_the_pdf(report):
 
 @pytest.mark.parametrize("lang", ["en", "ko"])
 def test_the_training_table_does_not_call_a_wrong_formula_exact(lang):
-    from derive.i18n import translator
-    from derive.problem import Training
-    from derive.report import formulas_for, symbolic_for
-    from derive.training import reference_trace
+    from derive.common.i18n import translator
+    from derive.problem.problem import Training
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
 
     t = translator(lang)
     problem = make_problem(

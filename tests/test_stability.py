@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from derive.__main__ import main
-from derive.problem import Dataset, Training, make_problem
-from derive.stability import round_down, stability
+from derive.cli.main import main
+from derive.exact.stability import round_down, stability
+from derive.problem.problem import Dataset, Training, make_problem
 from tests.conftest import SINGLE_INIT, SINGLE_INIT_FLAG
 
 SMALL = Dataset("small", (1.0, 2.0, 4.0), (1.0, 1.5, 3.0), "test")
@@ -34,16 +34,16 @@ class _NoJob:
 @pytest.fixture
 def without_tape(monkeypatch):  # type: ignore[no-untyped-def]
     """The command line up to the checks, on the float32 emulation (no training)."""
-    from derive.render import render_all
-    from derive.report import explain
+    from derive.render.outputs import render_all
+    from derive.report.build import explain
     from tests.emulated_tape import emulated_tape
 
     def run(job, problem, wrong_derivative, formats, progress, *, lang="en", backward=True):  # type: ignore[no-untyped-def]
         report = explain(problem, wrong_derivative, tape=emulated_tape, backward=False)
         return report, render_all(report, formats, lang=lang)
 
-    monkeypatch.setattr("derive.background.TrainingJob", _NoJob)
-    monkeypatch.setattr("derive.pipeline.run", run)
+    monkeypatch.setattr("derive.cli.background.TrainingJob", _NoJob)
+    monkeypatch.setattr("derive.cli.pipeline.run", run)
 
 
 def test_stable_rate_is_two_over_the_largest_eigenvalue(symbolic):
@@ -72,7 +72,7 @@ def test_suggested_rates_are_rounded_down_to_one_digit(value, expected):
 
 @pytest.mark.tensorflow
 def test_the_bound_separates_divergence_from_convergence(symbolic):
-    from derive.tape import train
+    from derive.tape.gradient import train
 
     bound = stability(make_problem(SMALL, init=SINGLE_INIT), symbolic).stable_lr
     above = make_problem(SMALL, init=SINGLE_INIT, training=Training(400, 1.2 * bound, 50))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive.summation import (
+from derive.tape.summation import (
     LEAF_SIZE,
     PACKET_SIZE,
     reduction_depth,

@@ -8,10 +8,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive.expansion import Expansion, exact_sum, products_are_exact
-from derive.models import get_loss, get_model
-from derive.sums import FAST_SUM_SAMPLES, DataSums, data_sums, exact_total
-from derive.symbolic import X_I, build_symbolic
+from derive.exact.expansion import Expansion, exact_sum, products_are_exact
+from derive.exact.sums import FAST_SUM_SAMPLES, DataSums, data_sums, exact_total
+from derive.models.registry import get_loss, get_model
+from derive.symbolic.derivation import X_I, build_symbolic
 
 
 def rational_sum(x: np.ndarray, y: np.ndarray, a: int, b: int) -> Fraction:
@@ -98,7 +98,7 @@ def test_exact_sum_in_chunks_is_the_same_sum(monkeypatch):
     rng = np.random.default_rng(8)
     values = rng.normal(0, 1e3, 1001) * 2.0 ** rng.integers(-60, 60, 1001)
     whole = exact_sum(Expansion.of(values), values.size)
-    monkeypatch.setattr("derive.expansion._BINCOUNT_CHUNK", 7)
+    monkeypatch.setattr("derive.exact.expansion._BINCOUNT_CHUNK", 7)
     assert exact_sum(Expansion.of(values), values.size) == whole
     assert whole == sum(map(Fraction, values.tolist()), Fraction(0))
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 import sympy as sp
 
-from derive.symbolic import (
+from derive.symbolic.derivation import (
     WRONG_DERIVATIVES,
     X_I,
     Y_I,

@@ -10,9 +10,9 @@ import jsonschema
 import numpy as np
 import pytest
 
-from derive.__main__ import main
-from derive.problem import BUILTIN_DATASETS
-from derive.report import build_report
+from derive.cli.main import main
+from derive.problem.problem import BUILTIN_DATASETS
+from derive.report.build import build_report
 from tests.conftest import SINGLE_INIT, SINGLE_INIT_FLAG
 
 pytestmark = pytest.mark.tensorflow

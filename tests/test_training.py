@@ -17,12 +17,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from derive.problem import BUILTIN_DATASETS, Training, make_problem
-from derive.reference import Samples, magnitude
-from derive.sums import DataSums, Evaluator, affine_solution
-from derive.symbolic import evaluate_exact, verify_equal, wrong_formula
-from derive.tape import Trace
-from derive.training import check_training, reference_trace, update_bound
+from derive.exact.reference import Samples, magnitude
+from derive.exact.sums import DataSums, Evaluator, affine_solution
+from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
+from derive.report.training import check_training, reference_trace, update_bound
+from derive.symbolic.derivation import evaluate_exact, verify_equal, wrong_formula
+from derive.tape.gradient import Trace
 from tests.conftest import SINGLE_INIT, SINGLE_INIT_FLAG
 
 
@@ -236,7 +236,7 @@ def test_divergence_stops_the_checks_and_is_reported(symbolic):
 
 
 def test_json_training_fields(symbolic):
-    from derive.jsonout import training_to_dict
+    from derive.report.todict import training_to_dict
 
     problem = problem_for("tf-examples", learning_rate=1.5)
     facts = check_training(problem, symbolic, formulas(symbolic), faithful(problem, symbolic))
@@ -260,7 +260,7 @@ def seed_facts(symbolic):
 
 
 def test_plots_are_deterministic_and_their_ids_unique(seed_facts):
-    from derive.plots import plot_data, training_plots
+    from derive.render.plots import plot_data, training_plots
 
     _, facts = seed_facts
     first = training_plots(plot_data(facts))
@@ -275,7 +275,7 @@ def test_plots_are_deterministic_and_their_ids_unique(seed_facts):
 
 
 def test_plots_from_the_trace_equal_plots_from_the_facts(seed_facts):
-    from derive.plots import plot_data, plot_data_from_trace, training_plots
+    from derive.render.plots import plot_data, plot_data_from_trace, training_plots
 
     trace, facts = seed_facts
     assert training_plots(plot_data_from_trace(facts.plot_spec, trace)) == training_plots(
@@ -284,7 +284,7 @@ def test_plots_from_the_trace_equal_plots_from_the_facts(seed_facts):
 
 
 def test_plots_survive_divergence(symbolic):
-    from derive.plots import plot_data, training_plots
+    from derive.render.plots import plot_data, training_plots
 
     problem = problem_for("tf-examples", learning_rate=1.5)
     facts = check_training(problem, symbolic, formulas(symbolic), faithful(problem, symbolic))
@@ -295,7 +295,7 @@ def test_plots_survive_divergence(symbolic):
 
 
 def report_with(problem, symbolic, trace=None, wrong=None):  # type: ignore[no-untyped-def]
-    from derive.report import explain
+    from derive.report.build import explain
 
     trace = trace or reference_trace(problem, symbolic, formulas(symbolic))
     return explain(problem, wrong, trace)
@@ -320,7 +320,7 @@ def test_steps_zero_is_the_initial_check_only(symbolic):
 
 
 def test_html_shows_the_training(symbolic):
-    from derive.render import to_html
+    from derive.render.outputs import to_html
 
     problem = problem_for("seed", steps=100, display_step=25)
     html = to_html(report_with(problem, symbolic))
@@ -330,7 +330,7 @@ def test_html_shows_the_training(symbolic):
 
 
 def test_html_reports_divergence(symbolic):
-    from derive.render import to_html
+    from derive.render.outputs import to_html
 
     html = to_html(report_with(problem_for("tf-examples", learning_rate=1.5), symbolic))
     assert "Training diverged" in html and "non-finite" in html
@@ -338,7 +338,7 @@ def test_html_reports_divergence(symbolic):
 
 @pytest.mark.render
 def test_pdf_renders_the_training_without_warnings(symbolic, caplog):
-    from derive.render import to_html, to_pdf
+    from derive.render.outputs import to_html, to_pdf
 
     problem = problem_for("tf-examples", steps=200, display_step=20)
     with caplog.at_level("WARNING", logger="weasyprint"):
@@ -352,7 +352,7 @@ def test_pdf_renders_the_training_without_warnings(symbolic, caplog):
     [["--steps", "-1"], ["--lr", "0"], ["--lr", "nan"], ["--display-step", "0"], ["--steps", "x"]],
 )
 def test_bad_training_flags_are_bad_input(flags, tmp_path, capsys):
-    from derive.__main__ import main
+    from derive.cli.main import main
 
     assert main(["report", "--out", str(tmp_path), *flags]) == 2
     assert capsys.readouterr().err.startswith("error: ")
@@ -361,7 +361,7 @@ def test_bad_training_flags_are_bad_input(flags, tmp_path, capsys):
 def test_progress_bar_only_on_a_terminal():
     import io
 
-    from derive.progress import Progress
+    from derive.cli.progress import Progress
 
     quiet = io.StringIO()
     Progress(quiet).stage("training")
@@ -399,7 +399,7 @@ def original_loop(w0: float, b0: float, x: list[float], y: list[float], steps: i
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("data", ["seed", "tf-examples"])
 def test_compiled_loop_matches_the_original_eager_loop_bit_for_bit(data):
-    from derive.tape import train
+    from derive.tape.gradient import train
 
     problem = problem_for(data, steps=300)
     dataset = BUILTIN_DATASETS[data]
@@ -418,7 +418,7 @@ def test_compiled_loop_matches_the_original_eager_loop_bit_for_bit(data):
 
 @pytest.mark.tensorflow
 def test_final_values_match_the_original_after_1000_steps():
-    from derive.report import build_report
+    from derive.report.build import build_report
 
     report = build_report("seed", init=SINGLE_INIT)
     _, w, b = original_loop(SINGLE_INIT["W"], SINGLE_INIT["b"], [3.3, 1.0], [1.7, 2.0], 1000, 0.01)
@@ -433,8 +433,8 @@ def test_a_changed_learning_rate_in_the_real_optimizer_is_flagged():
     """The real SGD with a schedule that doubles the learning rate after 500 steps."""
     import tensorflow as tf
 
-    from derive.report import explain, formulas_for, symbolic_for
-    from derive.tape import train
+    from derive.report.build import explain, formulas_for, symbolic_for
+    from derive.tape.gradient import train
 
     problem = problem_for("seed")
     schedule = tf.keras.optimizers.schedules.PiecewiseConstantDecay([500], [0.01, 0.02])
@@ -449,11 +449,11 @@ def test_a_changed_learning_rate_in_the_real_optimizer_is_flagged():
 
 @pytest.mark.tensorflow
 def test_background_training_gives_the_in_process_trace():
-    from derive.background import TrainingJob
-    from derive.plots import plot_data_from_trace, training_plots
-    from derive.report import symbolic_for
-    from derive.tape import train
-    from derive.training import plot_spec
+    from derive.cli.background import TrainingJob
+    from derive.render.plots import plot_data_from_trace, training_plots
+    from derive.report.build import symbolic_for
+    from derive.report.training import plot_spec
+    from derive.tape.gradient import train
 
     problem = problem_for("tf-examples", steps=200)
     spec = plot_spec(problem, symbolic_for(problem))
@@ -474,7 +474,7 @@ def test_background_training_gives_the_in_process_trace():
 
 @pytest.mark.tensorflow
 def test_command_line_diverging_run_exits_1(tmp_path, capsys):
-    from derive.__main__ import main
+    from derive.cli.main import main
 
     code = main(
         [
@@ -500,7 +500,7 @@ def test_command_line_diverging_run_exits_1(tmp_path, capsys):
 
 @pytest.mark.tensorflow
 def test_command_line_default_run(tmp_path):
-    from derive.__main__ import main
+    from derive.cli.main import main
 
     arguments = ["report", "--format", "json", "--out", str(tmp_path), "--quiet", "--seed", "3"]
     assert main(arguments) == 0

@@ -10,10 +10,10 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from derive.check import SMALLEST_NORMAL, compare
-from derive.problem import Dataset, Training, make_problem
-from derive.report import explain, prepare, symbolic_for
-from derive.underflow import LAMBDA, Spread, _any_order, sensitivities, total
+from derive.exact.check import SMALLEST_NORMAL, compare
+from derive.exact.underflow import LAMBDA, Spread, _any_order, sensitivities, total
+from derive.problem.problem import Dataset, Training, make_problem
+from derive.report.build import explain, prepare, symbolic_for
 from tests.emulated_tape import emulated_tape, flushing_tape
 
 

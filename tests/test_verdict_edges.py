@@ -20,8 +20,13 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from derive import reference as reference_module
-from derive.adjoints import (
+from derive.exact import reference as reference_module
+from derive.exact.check import compare, rounding_bound
+from derive.exact.reference import Samples
+from derive.problem.problem import BUILTIN_DATASETS, Dataset, Training, make_problem
+from derive.report.backward import build_backward
+from derive.report.build import explain
+from derive.symbolic.adjoints import (
     FloatReference,
     derive_adjoints,
     exact_forward_values,
@@ -29,12 +34,7 @@ from derive.adjoints import (
     fast_references,
     graph_of,
 )
-from derive.backward import build_backward
-from derive.check import compare, rounding_bound
-from derive.problem import BUILTIN_DATASETS, Dataset, Training, make_problem
-from derive.reference import Samples
-from derive.report import explain
-from derive.tape import BackwardTrace, TapeResult
+from derive.tape.gradient import BackwardTrace, TapeResult
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
 
@@ -214,7 +214,7 @@ def test_backward_checks_on_the_float64_path_sit_at_their_bound(symbolic, monkey
 def _training_update_checks(symbolic, moved: dict[str, float] | None = None):
     """The first update of a float64 run (the optimizer still holds eta in float32), with
     the tape's W_1 and b_1 replaced by `moved`; the checks of the update rule."""
-    from derive.training import check_training, reference_trace
+    from derive.report.training import check_training, reference_trace
 
     problem = make_problem(
         BUILTIN_DATASETS["seed"], init=SINGLE_INIT, dtype="float64", training=Training(steps=1)
@@ -232,7 +232,7 @@ def _training_update_checks(symbolic, moved: dict[str, float] | None = None):
 def test_training_update_check_sits_at_gamma_3(symbolic):
     """theta_1 = fl(theta_0 - fl(eta32 g_0)): eta rounded to float32, the product, the
     difference -- three roundings of at most u = 2^-24, so the tolerance is
-    gamma_3 (|theta_0| + |eta g_0|), stated here independently of derive.training."""
+    gamma_3 (|theta_0| + |eta g_0|), stated here independently of derive.report.training."""
     problem, trace, checks = _training_update_checks(symbolic)
     eta = Fraction(problem.training.learning_rate)
     edges = {}
@@ -262,8 +262,8 @@ def test_handouts_update_check_sits_at_gamma_2_plus_what_the_gradient_carries(
     roundings), the key carries eta's rounding as the exact term |eta32 - eta| |g_tape|
     and the gradient's own error as eta times its tolerance, leaving two roundings (the
     product and the difference): gamma_2 (|theta_0| + eta32 |g_tape|) + those terms."""
-    import derive.handouts as handouts_module
-    from derive.handouts import LEARNING_RATE, build_handouts, check_key
+    import derive.handouts.sheets as handouts_module
+    from derive.handouts.sheets import LEARNING_RATE, build_handouts, check_key
 
     sheet = build_handouts(1, class_seed=11, tape=emulated_tape).sheets[0]
     tape = emulated_tape(sheet.problem)
@@ -408,8 +408,8 @@ def _at_digits(text: str, exact: Fraction, digits: int) -> bool:
 
 
 def test_every_key_box_is_the_key_value_at_the_printed_digits():
-    from derive.handout_files import document_html
-    from derive.handouts import KEY_DIGITS, build_handouts
+    from derive.handouts.files import document_html
+    from derive.handouts.sheets import KEY_DIGITS, build_handouts
 
     handouts = build_handouts(4, class_seed=11, tape=emulated_tape)
     html = document_html(handouts, filled=True)
@@ -443,21 +443,21 @@ class _NoJob:
 def emulated_command_line(monkeypatch):
     """`main()` on the float32 emulation instead of the training process: the initial
     check only (no training, no backward pass), as tests/test_cli.py does."""
-    from derive.render import render_all
+    from derive.render.outputs import render_all
 
     def run(job, problem, wrong_derivative, formats, progress, *, lang="en", backward=True):
         report = explain(problem, wrong_derivative, tape=emulated_tape, backward=False)
         return report, render_all(report, formats, lang=lang)
 
-    monkeypatch.setattr("derive.background.TrainingJob", _NoJob)
-    monkeypatch.setattr("derive.pipeline.run", run)
+    monkeypatch.setattr("derive.cli.background.TrainingJob", _NoJob)
+    monkeypatch.setattr("derive.cli.pipeline.run", run)
 
 
 @pytest.mark.parametrize("wrong", [None, "drop-factor-2"])
 def test_the_exit_code_and_the_json_follow_the_verdict(
     tmp_path, capsys, emulated_command_line, wrong
 ):
-    from derive.__main__ import main
+    from derive.cli.main import main
 
     arguments = ["report", "--out", str(tmp_path), "--seed", "4", "--format", "json", "--quiet"]
     code = main(arguments + (["--wrong-derivative", wrong] if wrong else []))
@@ -517,7 +517,7 @@ def _is_gamma_k_times(tolerance: float, k: int, magnitude: Fraction) -> bool:
 
 
 def _known_order(threads: int = 1):
-    from derive.roundings import Order
+    from derive.exact.roundings import Order
 
     return Order(
         mode="eager", threads=threads, tensorflow_version="2.21.0", machine="x86_64",
@@ -601,7 +601,7 @@ def test_k_of_every_backward_node(symbolic, n, known):
 def test_k_of_the_handout_keys_is_the_reports(symbolic):
     """A key's loss and gradients are checked with the report's k: on a tape that does
     not say how it added up, the order-free depth n - 1 plus one term's roundings."""
-    from derive.handouts import build_handouts
+    from derive.handouts.sheets import build_handouts
 
     for sheet in build_handouts(3, class_seed=5, samples=3, tape=emulated_tape).sheets:
         problem = sheet.problem

@@ -12,16 +12,16 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import derive.__main__ as cli
-from derive.check import (
+import derive.cli.main as cli
+from derive.exact.check import (
     compare,
     largest_finite,
     overflow_threshold,
     rounding_bound,
 )
-from derive.problem import BUILTIN_DATASETS, Training, make_problem
-from derive.report import explain, formulas_for, symbolic_for
-from derive.training import reference_trace
+from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
+from derive.report.build import explain, formulas_for, symbolic_for
+from derive.report.training import reference_trace
 from tests.emulated_tape import emulated_tape
 
 # The least-squares optimum of the seed data (the line through both points), and data
@@ -141,7 +141,7 @@ def test_overflow_on_the_emulated_tape_is_its_own_verdict():
 
 
 def _dataset(values):  # type: ignore[no-untyped-def]
-    from derive.datasets import resolve_dataset
+    from derive.problem.datasets import resolve_dataset
 
     return resolve_dataset(None, values["x"], values["y"])
 

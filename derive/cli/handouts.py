@@ -1,0 +1,186 @@
+"""``python -m derive handouts``: validate, build the class set, render, write."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+
+from ..common.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
+
+
+class ProgressBar:
+    """A one-line bar on a terminal; silent when the output is not one."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled, self.done = total, enabled, 0
+
+    def step(self, label: str, done: int | None = None) -> None:
+        if not self.enabled:
+            return
+        self.done = self.done + 1 if done is None else done
+        width = 30
+        filled = round(width * self.done / self.total)
+        sys.stdout.write(
+            f"\r  [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label:<12}"
+        )
+        sys.stdout.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def run_handouts(args: argparse.Namespace) -> int:
+    from ..common.i18n import translator
+    from ..handouts.files import render_files, start_workers, unprintable_characters, warm_up
+    from ..handouts.sheets import validate
+    from ..problem.problem import draw_seed
+    from ..render.outputs import check_writable, write_atomically
+
+    say: Callable[[str], None] = (
+        (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))
+    )
+    lang = translator(args.lang.strip()).lang
+    roster = _roster(args)
+    count = len(roster) if roster is not None else args.count if args.count is not None else 30
+    if roster is None and count < 1:
+        raise InputError("--count must be at least 1", count)
+    if args.samples is not None and args.samples < 1:
+        raise InputError("--samples must be at least 1", args.samples)
+    dataset = _dataset(args)
+    # Without --seed a seed is drawn (a fixed default would give every class the same
+    # sheets) and said, so that the set can be made again.
+    class_seed = args.seed if args.seed is not None else draw_seed()
+    samples = validate(count, class_seed, roster, dataset, args.samples or 2)
+    out = Path(args.out)
+    check_writable(out)
+
+    started = time.perf_counter()
+    # The workers start (and import WeasyPrint) while this process imports TensorFlow.
+    pool = start_workers()
+    try:
+        warming = [pool.submit(warm_up, lang) for _ in range(2)]
+        glyphs = pool.submit(unprintable_characters, roster or [])
+        bar = ProgressBar(count + 2, sys.stdout.isatty() and not args.quiet)
+        handouts = _build(lang, roster, count, class_seed, dataset, samples, say, bar)
+        handouts = _printable_names(handouts, glyphs.result())
+        rendered = render_files(handouts, pool, lambda what: bar.step(what))
+        bar.finish()
+        for job in warming:
+            job.result()
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    finally:
+        pool.shutdown(cancel_futures=True)
+    for note in rendered.notes:
+        _warn(f"the PDF library noted: {note}")
+    written = write_atomically({out / name: data for name, data in rendered.files.items()})
+    failed = [sheet for sheet in handouts.sheets if not sheet.ok]
+    for sheet in failed:
+        what = ", ".join(entry.check.quantity for entry in sheet.checks if not entry.ok)
+        say(f"  key {sheet.spec.identifier}: FAIL ({what})")
+    elapsed = time.perf_counter() - started
+    say(
+        f"  wrote {len(written)} files to {out}: {_counted(count, 'sheet')}, "
+        f"{_counted(count, 'key')}, sheets.pdf, keys.pdf, index.html"
+    )
+    say(
+        ("every key agrees with the tape" if not failed else f"{len(failed)} KEYS FAIL")
+        + f" ({elapsed:.1f} s)"
+    )
+    return EXIT_OK if not failed else EXIT_CHECK_FAILED
+
+
+def _stop_workers(pool: Executor) -> None:
+    """End the rendering workers now: on an error or a signal their pages are not wanted,
+    and shutdown() alone would wait for the page each is printing. The executor has no
+    public way to do this before Python 3.14 (terminate_workers)."""
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.kill()
+
+
+def _counted(n: int, noun: str) -> str:
+    """'1 sheet', '2 sheets' (the nouns of these lines take an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _roster(args: argparse.Namespace) -> list[str] | None:
+    """The roster's names; a name on several rows is said (the sheets then differ only
+    by their numbers and identifiers, not by the name printed on them)."""
+    from ..handouts.sheets import read_roster_entries, repeated_names
+
+    if args.roster is None:
+        return None
+    if args.count is not None:
+        raise InputError("--count cannot be used with --roster (one sheet per name)", args.count)
+    entries = read_roster_entries(args.roster)
+    for name, rows in repeated_names(entries).items():
+        _warn(
+            f"the roster has {name!r} on rows {', '.join(map(str, rows))}: their sheets "
+            "print the same name; tell them apart by the sheet identifier"
+        )
+    return [entry.name for entry in entries]
+
+
+def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The data every sheet shares (--data, --columns, the first --samples rows), or None."""
+    from ..problem.datasets import parse_columns, resolve_dataset
+
+    columns = parse_columns(args.columns or "x,y")
+    if args.data is None:
+        if args.columns is not None:
+            raise InputError("--columns needs --data with a CSV file", args.columns)
+        return None
+    dataset = resolve_dataset(args.data, columns=columns)
+    if args.samples is None:
+        return dataset
+    if args.samples > len(dataset.x):
+        raise InputError("--samples is more than the data has", args.samples)
+    return type(dataset)(
+        dataset.name, dataset.x[: args.samples], dataset.y[: args.samples], dataset.source
+    )
+
+
+def _printable_names(handouts, unprintable: frozenset[str]):  # type: ignore[no-untyped-def]
+    """Characters no font has are printed as their codes; said once for each name."""
+    from ..handouts.sheets import without_unprintable
+
+    said: set[str] = set()
+    for sheet in handouts.sheets:
+        name = sheet.spec.student
+        missing = sorted({c for c in name or "" if c in unprintable})
+        if name is None or not missing or name in said:
+            continue
+        said.add(name)
+        codes = ", ".join(f"U+{ord(c):04X} ({c})" for c in missing)
+        _warn(f"no font has {codes} of the name {name!r}: the sheet prints its code instead")
+    return without_unprintable(handouts, unprintable)
+
+
+def _build(lang, roster, count, class_seed, dataset, samples, say, bar):  # type: ignore[no-untyped-def]
+    from ..handouts.sheets import build_handouts
+
+    say(
+        f"derive handouts: {_counted(count, 'sheet')}, class seed {class_seed} "
+        f"(--seed {class_seed} makes the same set again), {lang}"
+    )
+    return build_handouts(
+        count,
+        class_seed=class_seed,
+        roster=roster,
+        dataset=dataset,
+        samples=samples,
+        lang=lang,
+        progress=lambda done: bar.step("checking", done),
+    )

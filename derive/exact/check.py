@@ -1,0 +1,436 @@
+"""Compare the tape's numbers with exact references, with a tolerance from error analysis.
+
+The reference is exact (rational arithmetic at the float values the tape used), so
+the whole difference is the tape's rounding error. That error is bounded by
+
+    |tape - exact| <= gamma_k * M + (1 + gamma_k) * lambda * S,   gamma_k = k u / (1 - k u),
+
+where u is the unit roundoff of the tape's dtype (2^-24 for float32), k the number
+of roundings on the longest chain of operations, and M the same computation done
+on absolute values (Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 3).
+The second term covers numbers flushed to zero below the smallest normal number
+lambda; S, their sensitivity, comes from :mod:`derive.exact.underflow`. It matters only
+for values near lambda (about 1e-38 in float32).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from ..common.i18n import Message
+
+# Roundings on the longest chain for one gradient of the mean squared error, beyond
+# the n - 1 additions of the sum: 3 in the residual W*x_i + b - y_i (counted twice
+# where the residual is squared), 1 for the square or the product with x_i, 1 for
+# the division by n, 1 more for the product with x_i in the backward pass. Rounded
+# up, so the bound holds for the forward loss and both gradients.
+EXTRA_ROUNDINGS = 8
+
+PRECISION_BITS = {"float32": 24, "float64": 53}
+
+
+def unit_roundoff(dtype: str) -> Fraction:
+    return Fraction(1, 2 ** PRECISION_BITS[dtype])
+
+
+# The smallest positive (subnormal) number of each dtype: the spacing of the floats
+# near zero. And the smallest normal number lambda: what a flush to zero can lose.
+SMALLEST_SUBNORMAL = {"float32": 2.0**-149, "float64": 2.0**-1074}
+SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
+
+# The largest exponent of each dtype: its largest finite number is (2 - 2^(1-p)) 2^emax
+# (3.4028235e38 in float32). Rounding to nearest sends every value at or beyond the
+# midpoint between it and 2^(emax+1), (2 - 2^-p) 2^emax, to infinity: the midpoint
+# itself too, as ties go to the even significand, and 2^(emax+1)'s is even.
+MAX_EXPONENT = {"float32": 127, "float64": 1023}
+
+
+def largest_finite(dtype: str) -> Fraction:
+    p = PRECISION_BITS[dtype]
+    return Fraction(2 ** (p + 1) - 2, 2**p) * 2 ** MAX_EXPONENT[dtype]
+
+
+def overflow_threshold(dtype: str) -> Fraction:
+    """The smallest magnitude that rounds to infinity in the dtype: (2 - 2^-p) 2^emax."""
+    p = PRECISION_BITS[dtype]
+    return Fraction(2 ** (p + 1) - 1, 2**p) * 2 ** MAX_EXPONENT[dtype]
+
+
+# The four verdicts. `pass` and `inconclusive` are ok (the run passes); `fail` and
+# `overflow` are not.
+PASS, FAIL, INCONCLUSIVE, OVERFLOW = "pass", "fail", "inconclusive", "overflow"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, OVERFLOW)
+# A value off by this factor (a dropped factor 2, the commonest slip in a derivative)
+# must fail for a pass to mean something: a check whose tolerance is at least
+# |reference| (1 - 1/FACTOR) = |reference| / 2 would pass it too.
+TELLS_APART = Fraction(1, 2)
+
+
+def ulp(value: float, dtype: str) -> float:
+    """Spacing of the dtype's floats at |value| (near zero: the smallest subnormal)."""
+    bits = PRECISION_BITS[dtype]
+    if value == 0 or not math.isfinite(value):
+        return SMALLEST_SUBNORMAL[dtype]
+    _, exponent = math.frexp(abs(value))
+    return max(math.ldexp(1.0, exponent - bits), SMALLEST_SUBNORMAL[dtype])
+
+
+@functools.lru_cache(maxsize=256)
+def _gamma(roundings: int, dtype: str) -> Fraction | None:
+    """gamma_k = k u / (1 - k u), or None when k u >= 1 (no bound)."""
+    u = unit_roundoff(dtype)
+    return None if roundings * u >= 1 else roundings * u / (1 - roundings * u)
+
+
+def has_bound(roundings: int, dtype: str) -> bool:
+    """Whether gamma_k exists (k u < 1). Without it there is no bound, and no check passes."""
+    return _gamma(roundings, dtype) is not None
+
+
+def underflow_allowance(roundings: int, dtype: str, sensitivity: Fraction) -> Fraction:
+    """(1 + gamma_k) lambda S: TensorFlow on the CPU flushes numbers below the smallest
+    normal number lambda to zero, each flush losing less than lambda, and S (see
+    :mod:`derive.exact.underflow`) bounds how far those losses travel. The factor 1 + gamma_k:
+    S is built from exact magnitudes, the tape multiplies by rounded ones."""
+    gamma = _gamma(roundings, dtype)
+    assert gamma is not None, "no bound at all when k u >= 1"
+    return (1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]) * sensitivity
+
+
+@dataclass(frozen=True)
+class Bound:
+    """gamma_k * magnitude, and the numbers it is made of."""
+
+    roundings: int  # k
+    precision_bits: int  # p, with u = 2^-p
+    unit_roundoff: float  # u
+    smallest_normal: float  # lambda: below it, TensorFlow flushes numbers to zero
+    gamma: float  # k u / (1 - k u)
+    magnitude: float  # M: the computation on absolute values
+    sensitivity: float  # S: how far numbers flushed to zero can move the result
+    underflow: float  # (1 + gamma) lambda S
+    value: float  # gamma * M + underflow, the tolerance
+
+
+def rounding_bound(
+    n: int,
+    dtype: str,
+    magnitude: Fraction,
+    sensitivity: Fraction,
+    exact_reference: bool = True,
+    *,
+    roundings: int | None = None,
+) -> Bound:
+    """gamma_k * M + (1 + gamma_k) lambda S for the loss or a gradient over n samples;
+    when the reference is not exact, plus its own error (2^-52 * M).
+
+    `roundings`: k as counted for the tape (:func:`derive.exact.roundings.tape_roundings`: the
+    depth of its sum plus the roundings of one term); None gives the order-free,
+    rounded-up n - 1 + 8."""
+    allowance = Fraction(0) if exact_reference else Fraction(1, 2**52)
+    k = n - 1 + EXTRA_ROUNDINGS if roundings is None else roundings
+    return gamma_bound(k, dtype, magnitude, sensitivity, allowance)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One number computed two ways, and whether they agree within the bound."""
+
+    quantity: str  # e.g. "dL/dW"
+    reference: float  # the exact value, rounded to float64 for display
+    tape: float
+    abs_error: float
+    rel_error: float | None  # None when the reference is 0
+    ulps: float  # |tape - reference| in ULPs of the tape's dtype at the reference
+    tolerance: float
+    bound: Bound
+    ok: bool  # the verdict is pass or inconclusive: nothing found wrong
+    # |tape - reference| / tolerance: at most 1 within the bound (0 for an infinite
+    # tolerance; inf for a non-finite tape, no bound at all, or a zero tolerance missed)
+    used: float = math.nan
+    # tolerance / |reference|: the smallest relative error this check can flag here;
+    # inf when the reference is 0 (no relative error can be flagged: 0 / 2 = 0)
+    resolution: float = math.nan
+    verdict: str = PASS  # pass, fail, inconclusive or overflow (see compare)
+    error_um: float = math.nan  # |tape - reference| / (u M): the error in units of u M
+    condition: float = math.nan  # kappa = M / |reference| (inf when the reference is 0)
+    dtype: str = "float32"
+    # overflow: the exact magnitude that reached the dtype's range (the value, or n times
+    # it for the sum the tape forms before dividing by n), and that n
+    overflow_magnitude: float = math.nan
+    summed: int = 1
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict == INCONCLUSIVE
+
+    @property
+    def overflowed(self) -> bool:
+        return self.verdict == OVERFLOW
+
+    @property
+    def reason(self) -> Message | None:
+        """Why the verdict is inconclusive or overflow, in words."""
+        return verdict_reason(self)
+
+
+def _ratio(numerator: Fraction, denominator: Fraction) -> float:
+    """numerator / denominator as a float: inf for x / 0 with x > 0, 0 for 0 / 0."""
+    if denominator == 0:
+        return 0.0 if numerator == 0 else math.inf
+    return _shown(numerator / denominator)
+
+
+def _share(difference: Fraction, tolerance: Fraction) -> float:
+    """difference / tolerance rounded up, so that used <= 1 exactly when within the bound."""
+    if tolerance == 0:
+        return 0.0 if difference == 0 else math.inf
+    try:
+        return _up(difference / tolerance)
+    except OverflowError:
+        return math.inf
+
+
+def compare(
+    quantity: str,
+    reference: Fraction,
+    tape: float,
+    bound: Bound,
+    dtype: str,
+    summed: int = 1,
+) -> Check:
+    """Exact difference between the tape and the reference, judged against the bound.
+
+    The verdict:
+
+    - ``fail``: beyond the bound, or a non-finite tape that is not an overflow. A bound
+      without a value (gamma_k undefined, k u >= 1) never passes.
+    - ``overflow``: the tape is not finite (inf of the reference's sign, or NaN), and a
+      correct computation may leave the dtype's range: the exact value, or the sum of
+      `summed` terms the tape forms before dividing by `summed` (the mean: pass n for
+      the loss), plus its rounding-error bound (the tolerance, times `summed` for the
+      sum), reaches the smallest magnitude that rounds to infinity. The computed sum
+      lies within summed * tolerance of the exact one (the tolerance bounds the error of
+      the whole mean, the sum's included), so below that threshold no correct tape
+      overflows and an inf is a failure. Not ok: the value is lost.
+    - ``inconclusive``: within the bound, but the bound is at least half the value
+      (resolution >= 1/2): the same value off by a factor of two would pass as well,
+      so the check cannot tell a right derivative from a wrong one here (near the
+      optimum the gradient is smaller than its own rounding noise). Ok: nothing was
+      found wrong, but nothing was shown either.
+    - ``pass``: within the bound, and a value off by a factor of two would fail.
+    """
+    magnitude = Fraction(bound.magnitude) if math.isfinite(bound.magnitude) else None
+    tolerance = Fraction(bound.value) if math.isfinite(bound.value) else None
+    size = abs(reference)
+    u = Fraction(bound.unit_roundoff)  # the bound's: the optimizer's float32 for updates
+    resolution = math.inf if tolerance is None or size == 0 else _shown(tolerance / size)
+    condition = math.inf if magnitude is None or size == 0 else _shown(magnitude / size)
+    common = {
+        "quantity": quantity,
+        "reference": _shown(reference),
+        "tape": tape,
+        "tolerance": bound.value,
+        "bound": bound,
+        "resolution": resolution,
+        "condition": condition,
+        "dtype": dtype,
+        "summed": summed,
+    }
+    if not math.isfinite(tape):
+        reach = summed * (size + (tolerance if tolerance is not None else 0))
+        sign_ok = math.isnan(tape) or reference == 0 or (tape > 0) == (reference > 0)
+        overflow = tolerance is not None and sign_ok and reach >= overflow_threshold(dtype)
+        return Check(
+            abs_error=math.inf,
+            rel_error=math.inf,
+            ulps=math.inf,
+            ok=False,
+            used=math.inf,
+            verdict=OVERFLOW if overflow else FAIL,
+            error_um=math.inf,
+            overflow_magnitude=_shown(summed * size) if overflow else math.nan,
+            **common,
+        )
+    difference = abs(Fraction(tape) - reference)
+    rel_error = float(difference / size) if reference else None
+    # No gamma_k (k u >= 1): there is no bound, so nothing is verified and the check
+    # fails, whatever the difference. A finite gamma_k with an infinite tolerance is a
+    # bound beyond the float range (M or S overflowed float64): any finite tape passes.
+    bounded = math.isfinite(bound.gamma)
+    within = bounded and (tolerance is None or difference <= tolerance)
+    if not within:
+        verdict = FAIL
+    elif tolerance is None or tolerance >= TELLS_APART * size:
+        verdict = INCONCLUSIVE
+    else:
+        verdict = PASS
+    return Check(
+        abs_error=float(difference),
+        rel_error=rel_error,
+        ulps=float(difference) / ulp(_shown(reference), dtype),
+        ok=within,
+        used=(
+            math.inf if not bounded else 0.0 if tolerance is None else _share(difference, tolerance)
+        ),
+        verdict=verdict,
+        error_um=math.inf if magnitude is None else _ratio(difference, u * magnitude),
+        **common,
+    )
+
+
+def verdict_reason(check: Check) -> Message | None:
+    """Why a check is inconclusive or an overflow, in words (None for pass and fail)."""
+    if check.verdict == INCONCLUSIVE:
+        if not math.isfinite(check.resolution) and check.reference == 0:
+            return Message.of("reason.inconclusive_zero", quantity=check.quantity)
+        return Message.of(
+            "reason.inconclusive",
+            quantity=check.quantity,
+            tolerance=f"{check.tolerance:.3g}",
+            reference=f"{abs(check.reference):.3g}",
+            ratio=f"{check.resolution:.3g}",
+        )
+    if check.verdict == OVERFLOW:
+        threshold = overflow_threshold(check.dtype)
+        fields = {
+            "quantity": check.quantity,
+            "dtype": check.dtype,
+            "largest": f"{float(largest_finite(check.dtype)):.9g}",
+            "value": f"{abs(check.reference):.4g}",
+        }
+
+        def beyond(value: float) -> bool:
+            return not math.isfinite(value) or Fraction(value) >= threshold
+
+        if beyond(abs(check.reference)):
+            return Message.of("reason.overflow_value", **fields)
+        if check.summed > 1 and beyond(check.overflow_magnitude):
+            return Message.of(
+                "reason.overflow_sum",
+                n=check.summed,
+                sum=f"{check.overflow_magnitude:.4g}",
+                **fields,
+            )
+        return Message.of("reason.overflow_near", **fields)
+    return None
+
+
+def gamma_bound(
+    roundings: int,
+    dtype: str,
+    magnitude: Fraction,
+    sensitivity: Fraction,
+    allowance: Fraction = Fraction(0),
+) -> Bound:
+    """gamma_k * M + (1 + gamma_k) lambda S for a computation whose longest chain has
+    exactly k = `roundings` roundings and whose flushes to zero have sensitivity S.
+
+    k = 0 (nothing rounded) with S = 0 gives a tolerance of 0: the tape must match
+    exactly. `allowance` * M is added for a reference that is not exact (its own error).
+    """
+    u = unit_roundoff(dtype)
+    gamma = _gamma(roundings, dtype)
+    if gamma is None:
+        return Bound(
+            roundings,
+            PRECISION_BITS[dtype],
+            float(u),
+            SMALLEST_NORMAL[dtype],
+            math.inf,
+            _shown(magnitude),
+            _shown(sensitivity),
+            math.inf,
+            math.inf,
+        )
+    underflow = underflow_allowance(roundings, dtype, sensitivity)
+    return Bound(
+        roundings,
+        PRECISION_BITS[dtype],
+        float(u),
+        SMALLEST_NORMAL[dtype],
+        float(gamma),
+        _shown(magnitude),
+        _shown(sensitivity),
+        float(underflow),
+        float((gamma + allowance) * magnitude + underflow),
+    )
+
+
+def _shown(value: Fraction) -> float:
+    """A Bound's component as a float for display: inf beyond the float range (S can
+    exceed it where the bound itself does not, as lambda is tiny)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _up(value: Fraction) -> float:
+    """The smallest float64 not below value."""
+    rounded = float(value)
+    return rounded if Fraction(rounded) >= value else math.nextafter(rounded, math.inf)
+
+
+def gamma_bounds(
+    roundings: int,
+    dtype: str,
+    magnitudes: np.ndarray,
+    sensitivities: np.ndarray,
+    allowance: Fraction,
+) -> np.ndarray:
+    """(gamma_k + allowance) * M_i + (1 + gamma_k) lambda S_i for many samples at once,
+    in float64.
+
+    Every product and sum is rounded up (never below the exact one), so it stays a bound.
+    """
+    gamma = _gamma(roundings, dtype)
+    if gamma is None:
+        return np.full(np.broadcast(magnitudes, sensitivities).shape, math.inf)
+    factor = _up(gamma + allowance)
+    underflow_factor = _underflow_factor(roundings, dtype)
+
+    def product_up(factor: float, values: np.ndarray) -> np.ndarray:
+        # One step up covers the rounding of the product, and an underflow to 0 as well.
+        exact_zero = (values == 0) | (factor == 0)
+        return np.where(exact_zero, 0.0, np.nextafter(factor * values, math.inf))
+
+    bounds = product_up(factor, magnitudes)
+    underflow = product_up(underflow_factor, sensitivities)
+    added = bounds + underflow
+    # The sum may round down where both parts are nonzero: step up once more there.
+    return np.where((bounds == 0) | (underflow == 0), added, np.nextafter(added, math.inf))
+
+
+@functools.lru_cache(maxsize=256)
+def _underflow_factor(roundings: int, dtype: str) -> float:
+    """(1 + gamma_k) lambda, rounded up."""
+    gamma = _gamma(roundings, dtype)
+    assert gamma is not None
+    return _up((1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]))
+
+
+def bound_at(
+    roundings: int, dtype: str, magnitude: float, sensitivity: float, tolerance: float
+) -> Bound:
+    """The Bound of one entry of :func:`gamma_bounds`: its magnitude and tolerance as given."""
+    u = unit_roundoff(dtype)
+    gamma = _gamma(roundings, dtype)
+    # For display (the verdicts come from gamma_bounds): float arithmetic suffices.
+    underflow = math.inf if gamma is None else _underflow_factor(roundings, dtype) * sensitivity
+    return Bound(
+        roundings,
+        PRECISION_BITS[dtype],
+        float(u),
+        SMALLEST_NORMAL[dtype],
+        math.inf if gamma is None else float(gamma),
+        magnitude,
+        sensitivity,
+        underflow,
+        tolerance,
+    )

@@ -1,0 +1,300 @@
+"""A derived formula as a polynomial in the parameters whose coefficients are sums of the data.
+
+For the linear model with the mean squared error, the derivative SymPy derives,
+``coefficient(n) * sum_i summand(W, b, x_i, y_i)``, is a polynomial in the
+parameters and the data. Expanding the summand and summing term by term gives
+
+    dL/dW = 2/n * (W * sum x_i^2 + b * sum x_i - sum x_i y_i),
+
+so the data sums are formed once, exactly, and every training step costs a few
+rational operations instead of n. The expansion is SymPy's (``expand``, ``Poly``),
+:attr:`SumsForm.verified` records that SymPy proves the sums form equal to the
+derived formula, and the tests check the numbers against
+:func:`derive.symbolic.derivation.evaluate_exact`. A formula that is not a polynomial (a future
+model) falls back to summing sample by sample.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import sympy as sp
+
+from ..symbolic.derivation import (
+    X_I,
+    Y_I,
+    Formula,
+    I,
+    N,
+    Symbolic,
+    absolute_form,
+    evaluate_exact,
+    latex,
+    verify_equal,
+)
+from .expansion import Expansion, exact_sum, products_are_exact
+
+_XS, _YS = sp.symbols("x_s y_s")
+
+Exponents = tuple[int, ...]  # one exponent per parameter
+
+
+@dataclass(frozen=True)
+class SumsForm:
+    """coefficient(n) * sum over k of c_k(parameters) * sum_i x_i^a_k y_i^b_k."""
+
+    coefficient: sp.Expr
+    terms: tuple[tuple[sp.Expr, int, int], ...]  # (c_k, a_k, b_k)
+    verified: bool  # SymPy proves it equal to the formula it came from
+
+    @property
+    def expression(self) -> sp.Expr:
+        sums = [
+            c * sp.Sum(X_I**a * Y_I**b, (I, 1, N)) if (a, b) != (0, 0) else c * N
+            for c, a, b in self.terms
+        ]
+        return sp.Mul(self.coefficient, sp.Add(*sums), evaluate=False)
+
+    @property
+    def latex(self) -> str:
+        return latex(self.expression)
+
+
+def sums_form(symbolic: Symbolic, formula: Formula) -> SumsForm | None:
+    """The formula regrouped by data monomials, or None when it is not a polynomial."""
+    summand = formula.summand.subs({X_I: _XS, Y_I: _YS})
+    try:
+        poly = sp.Poly(sp.expand(summand), _XS, _YS)
+    except sp.PolynomialError:
+        return None
+    if any(c.has(I, N) for c in poly.coeffs()):
+        return None
+    terms = tuple((sp.factor(c), a, b) for (a, b), c in poly.terms())
+    form = SumsForm(formula.coefficient, terms, verified=False)
+    return SumsForm(
+        formula.coefficient, terms, verified=verify_equal(form.expression, formula.expression)
+    )
+
+
+class DataSums:
+    """Sums of x_i^a y_i^b over one data set (and of |x_i|^a |y_i|^b), exact, each formed once.
+
+    The values are the tape's floats, held as float64 arrays. Up to FAST_SUM_SAMPLES
+    samples a sum is taken in rational arithmetic; beyond, every product is held
+    exactly as a float64 expansion and the parts are summed exactly
+    (:func:`derive.exact.expansion.exact_sum`), which takes milliseconds for a million
+    samples where rationals take seconds per sum.
+    """
+
+    def __init__(self, x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> None:
+        self.x = np.asarray(x, dtype=np.float64)
+        self.y = np.asarray(y, dtype=np.float64)
+        self._sums: dict[tuple[int, int, bool], Fraction] = {}
+
+    @property
+    def n(self) -> int:
+        return int(self.x.size)
+
+    def total(self, a: int, b: int, *, absolute: bool = False) -> Fraction:
+        """sum over i of x_i^a y_i^b (of |x_i|^a |y_i|^b when absolute), exactly."""
+        if absolute and a % 2 == 0 and b % 2 == 0:
+            absolute = False  # even powers: the same sum
+        key = (a, b, absolute)
+        if key not in self._sums:
+            self._sums[key] = _data_sum(*self._arrays(absolute), a, b, single=self._single)
+        return self._sums[key]
+
+    def _arrays(self, absolute: bool) -> tuple[np.ndarray, np.ndarray]:
+        return (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
+
+    @functools.cached_property
+    def _single(self) -> bool:
+        """Every value is a float32 (as the tape's float32 data always are)."""
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: not equal
+            return all(
+                np.array_equal(v.astype(np.float32).astype(np.float64), v) for v in (self.x, self.y)
+            )
+
+    def fractions(self, *, absolute: bool = False) -> tuple[list[Fraction], list[Fraction]]:
+        """Every sample as exact rationals, for a formula with no sums form."""
+        x, y = self._arrays(absolute)
+        return [Fraction(v) for v in x.tolist()], [Fraction(v) for v in y.tolist()]
+
+
+# The data sets seen last, each as (x, y, their DataSums). A report meets the same data
+# as tuples (the Problem) and as arrays (the Samples); a million-entry tuple costs tens of
+# milliseconds to hash, so lookups go by identity first and then by content.
+_RECENT: list[tuple[object, object, DataSums]] = []
+_RECENT_LIMIT = 4
+
+
+def data_sums(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> DataSums:
+    """The one DataSums of these samples: the loss, the gradients, the optimum, the
+    bounds and the plots all need the same few sums."""
+    for seen_x, seen_y, sums in _RECENT:
+        if seen_x is x and seen_y is y:
+            return sums
+    candidate = DataSums(x, y)
+    found = next(
+        (
+            sums
+            for _, _, sums in _RECENT
+            if np.array_equal(sums.x, candidate.x) and np.array_equal(sums.y, candidate.y)
+        ),
+        candidate,
+    )
+    _RECENT.append((x, y, found))  # keeps x and y alive, so their ids stay theirs
+    del _RECENT[:-_RECENT_LIMIT]
+    return found
+
+
+class Evaluator:
+    """Exact value, and rounding-error magnitude, of one formula at any parameter values.
+
+    Both are polynomials in the parameters with exact rational coefficients (data sums
+    times SymPy's coefficients), built once; a call evaluates that polynomial. The
+    magnitude is the formula's :func:`~derive.symbolic.derivation.absolute_form` at |parameters|
+    and |data|, as in the initial check.
+    """
+
+    def __init__(self, symbolic: Symbolic, formula: Formula, data: DataSums) -> None:
+        self.symbolic = symbolic
+        self.formula = formula
+        self.data = data
+        self._magnitude_formula = Formula(abs(formula.coefficient), absolute_form(formula.summand))
+
+    # Each built on first use: an evaluator used for magnitudes only needs no other.
+    @functools.cached_property
+    def form(self) -> SumsForm | None:
+        return sums_form(self.symbolic, self.formula)
+
+    @functools.cached_property
+    def polynomial(self) -> dict[Exponents, Fraction] | None:
+        return _polynomial(self.symbolic, self.formula, self.data, absolute=False)
+
+    @functools.cached_property
+    def magnitude_polynomial(self) -> dict[Exponents, Fraction] | None:
+        return _polynomial(self.symbolic, self._magnitude_formula, self.data, absolute=True)
+
+    def value(self, parameters: Sequence[Fraction]) -> Fraction:
+        if self.polynomial is None:
+            return self._sample_by_sample(self.formula, parameters, absolute=False)
+        return _evaluate(self.polynomial, parameters)
+
+    def magnitude(self, parameters: Sequence[Fraction]) -> Fraction:
+        absolute = [abs(p) for p in parameters]
+        if self.magnitude_polynomial is None:
+            return self._sample_by_sample(self._magnitude_formula, absolute, absolute=True)
+        return _evaluate(self.magnitude_polynomial, absolute)
+
+    def _sample_by_sample(
+        self, formula: Formula, parameters: Sequence[Fraction], *, absolute: bool
+    ) -> Fraction:
+        """The slow route, for a formula that is not a polynomial in the parameters."""
+        named = dict(zip(self.symbolic.parameters, parameters, strict=True))
+        xs, ys = self.data.fractions(absolute=absolute)
+        value, _ = evaluate_exact(self.symbolic, formula, named, xs, ys)
+        return value
+
+
+def exact_total(
+    symbolic: Symbolic, summand: sp.Expr, parameters: Sequence[Fraction], data: DataSums
+) -> Fraction | None:
+    """The sum over the samples of summand at these parameters, exactly, from the data
+    sums; None when the summand is not a polynomial with rational coefficients."""
+    polynomial = _polynomial(symbolic, Formula(sp.Integer(1), summand), data, absolute=False)
+    return None if polynomial is None else _evaluate(polynomial, parameters)
+
+
+def _polynomial(
+    symbolic: Symbolic, formula: Formula, data: DataSums, *, absolute: bool
+) -> dict[Exponents, Fraction] | None:
+    """{exponents of the parameters: exact coefficient} for the formula over this data."""
+    parameters = list(symbolic.parameters.values())
+    summand = formula.summand.subs({X_I: _XS, Y_I: _YS})
+    try:
+        poly = sp.Poly(sp.expand(summand), _XS, _YS, *parameters)
+    except sp.PolynomialError:
+        return None
+    if any(not c.is_Rational for c in poly.coeffs()):
+        return None
+    scale = Fraction(str(formula.coefficient.subs(N, data.n)))
+    result: dict[Exponents, Fraction] = {}
+    for (a, b, *exponents), c in poly.terms():
+        key = tuple(exponents)
+        term = scale * Fraction(str(c)) * data.total(a, b, absolute=absolute)
+        result[key] = result.get(key, Fraction(0)) + term
+    return result
+
+
+# Beyond this many samples, data sums are formed with error-free float64 arithmetic
+# (still exact) instead of one rational operation per sample.
+FAST_SUM_SAMPLES = 2000
+
+
+def _data_sum(x: np.ndarray, y: np.ndarray, a: int, b: int, *, single: bool) -> Fraction:
+    """sum of x_i^a y_i^b, exactly; `single` when every value is a float32."""
+    if x.size > FAST_SUM_SAMPLES and single and a + b <= 2:
+        # Two float32 mantissas (24 bits each) multiply exactly within float64's 53, and
+        # float32's range squared stays far inside float64's: the products are exact.
+        with np.errstate(all="raise"):
+            return exact_sum(Expansion.of(x**a * y**b), x.size)
+    if x.size <= FAST_SUM_SAMPLES or not products_are_exact(np.concatenate([x, y]), a + b):
+        xs, ys = (Fraction(v) for v in x.tolist()), (Fraction(v) for v in y.tolist())
+        return sum((p**a * q**b for p, q in zip(xs, ys, strict=True)), Fraction(0))
+    term = Expansion.of(1.0)
+    for factor in [Expansion.of(x)] * a + [Expansion.of(y)] * b:
+        term = term * factor
+    return exact_sum(term, x.size)
+
+
+def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fraction]) -> Fraction:
+    total = Fraction(0)
+    for exponents, coefficient in polynomial.items():
+        term = coefficient
+        for value, exponent in zip(parameters, exponents, strict=True):
+            if exponent == 1:
+                term *= value
+            elif exponent:
+                term *= value**exponent
+        total += term
+    return total
+
+
+def affine_solution(
+    gradients: Sequence[Evaluator],
+) -> tuple[Fraction, ...] | None:
+    """Where every gradient is zero, when the gradients are affine in the parameters.
+
+    For least squares with a model linear in its parameters the gradient is
+    A theta + c; solving A theta = -c exactly (Gaussian elimination over the
+    rationals) gives the closed-form optimum. None when the gradient is not affine
+    or A is singular (for instance all x equal, or a single sample).
+    """
+    size = len(gradients)
+    rows: list[list[Fraction]] = []
+    for gradient in gradients:
+        polynomial = gradient.polynomial
+        if polynomial is None or any(sum(e) > 1 for e in polynomial):
+            return None
+        row = [Fraction(0)] * (size + 1)
+        for exponents, coefficient in polynomial.items():
+            if sum(exponents) == 0:
+                row[size] = -coefficient
+            else:
+                row[exponents.index(1)] = coefficient
+        rows.append(row)
+    for column in range(size):
+        pivot = next((r for r in range(column, size) if rows[r][column] != 0), None)
+        if pivot is None:
+            return None
+        rows[column], rows[pivot] = rows[pivot], rows[column]
+        for r in range(size):
+            if r != column and rows[r][column] != 0:
+                factor = rows[r][column] / rows[column][column]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[column], strict=True)]
+    return tuple(rows[k][size] / rows[k][k] for k in range(size))

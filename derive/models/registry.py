@@ -1,0 +1,103 @@
+"""Models and losses as definitions: a SymPy expression and the TensorFlow ops that match it.
+
+A new model or loss is a new entry here, not a new code path: the derivation, the
+tape, the checks and the templates read these definitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..common.errors import InputError
+from .ops import Node
+
+if TYPE_CHECKING:  # building the definitions needs no SymPy: the tape's process never loads it
+    import sympy as sp
+
+
+@dataclass(frozen=True)
+class Model:
+    """A per-sample prediction y_hat_i = f(parameters, x_i)."""
+
+    name: str
+    title: str
+    parameters: tuple[str, ...]
+    # SymPy: (parameter symbols by name, x_i) -> y_hat_i
+    prediction: Callable[[Mapping[str, sp.Symbol], sp.Expr], sp.Expr]
+    # TensorFlow: (variables by name, x tensor) -> predictions, in the reference script's op order
+    tf_prediction: Callable[[Mapping[str, Any], Any], Any]
+    # The same computation as the tape records it, op by op, ending in "prediction"
+    graph: tuple[Node, ...] = ()
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A mean over samples of outer(inner(y_hat_i, y_i))."""
+
+    name: str
+    title: str
+    inner: Callable[[sp.Expr, sp.Expr], sp.Expr]  # (y_hat_i, y_i) -> u_i, the residual
+    outer: Callable[[sp.Expr], sp.Expr]  # u -> per-sample loss
+    outer_rule: str  # the name of the rule that differentiates `outer`
+    outer_rule_formula: str  # that rule as LaTeX, shown beside the step
+    tf_loss: Callable[[Any, Any], Any]  # (y_pred, y_true) -> scalar tensor
+    # The same computation op by op, from "prediction" and "y" to the scalar loss
+    graph: tuple[Node, ...] = ()
+
+
+def _tf_linear(params: Mapping[str, Any], x: Any) -> Any:
+    return params["W"] * x + params["b"]
+
+
+def _tf_mse(y_pred: Any, y_true: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.square(y_pred - y_true))
+
+
+MODELS: Mapping[str, Model] = {
+    "linear": Model(
+        name="linear",
+        title="linear regression",
+        parameters=("W", "b"),
+        prediction=lambda p, x: p["W"] * x + p["b"],
+        tf_prediction=_tf_linear,
+        graph=(
+            Node("Wx", "multiply", ("W", "x"), r"\left(W x\right)_{i}", "W·x"),
+            Node("prediction", "add", ("Wx", "b"), r"\hat{y}_{i}", "ŷ"),
+        ),
+    ),
+}
+
+LOSSES: Mapping[str, Loss] = {
+    "mse": Loss(
+        name="mse",
+        title="mean squared error",
+        inner=lambda y_hat, y: y_hat - y,
+        outer=lambda u: u**2,
+        outer_rule="power rule",
+        outer_rule_formula=r"\frac{d}{du} u^{2} = 2 u",
+        tf_loss=_tf_mse,
+        graph=(
+            Node("residual", "subtract", ("prediction", "y"), "r_{i}", "r"),
+            Node("square", "square", ("residual",), "r_{i}^{2}", "r²"),
+            Node("loss", "mean", ("square",), "L", "L"),
+        ),
+    ),
+}
+
+
+def get_model(name: str) -> Model:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise InputError("unknown model", name) from None
+
+
+def get_loss(name: str) -> Loss:
+    try:
+        return LOSSES[name]
+    except KeyError:
+        raise InputError("unknown loss", name) from None

@@ -1,0 +1,280 @@
+"""The problem a report explains: data, model, loss, initial values and dtype.
+
+A :class:`Problem` is validated once, here, and immutable afterwards. It keeps the
+data both as given and as the tape sees it (rounded to the tape's dtype), because
+an exact reference must use the values TensorFlow actually computed with.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from ..common.errors import InputError
+from ..common.i18n import Message
+from .standardize import Standardization
+from .standardize import standardize as standardize_data
+
+DTYPES = ("float32", "float64")
+MODES = ("eager", "function", "xla")  # how the tape runs (derive.tape.gradient)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Named (x, y) samples, as the user gave them."""
+
+    name: str
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    source: str  # where the samples came from, shown in the report
+    origin: Message | None = None  # the same, to be put into words (None: source as is)
+
+
+BUILTIN_DATASETS: Mapping[str, Dataset] = {
+    "seed": Dataset(
+        "seed", (3.3, 1.0), (1.7, 2.0), "built-in: the two samples of the reference script"
+    ),
+    "single": Dataset("single", (3.3,), (1.7,), "built-in: one sample, x = 3.3, y = 1.7"),
+    "tf-examples": Dataset(
+        "tf-examples",
+        (
+            3.3,
+            4.4,
+            5.5,
+            6.71,
+            6.93,
+            4.168,
+            9.779,
+            6.182,
+            7.59,
+            2.167,
+            7.042,
+            10.791,
+            5.313,
+            7.997,
+            5.654,
+            9.27,
+            3.1,
+        ),
+        (
+            1.7,
+            2.76,
+            2.09,
+            3.19,
+            1.694,
+            1.573,
+            3.366,
+            2.596,
+            2.53,
+            1.221,
+            2.827,
+            3.465,
+            1.65,
+            2.904,
+            2.42,
+            2.94,
+            1.3,
+        ),
+        "built-in: the 17-point example data of the TensorFlow tutorials",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Initial:
+    """Initial parameter values as the tape holds them, and where they came from."""
+
+    values: Mapping[str, float]  # rounded to the dtype, as stored in tf.Variable
+    source: str  # "pinned" or "random"
+    seed: int | None
+
+
+@dataclass(frozen=True)
+class Training:
+    steps: int = 1000
+    learning_rate: float = 0.01
+    display_step: int = 50
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything that determines a report. Built by :func:`make_problem`."""
+
+    name: str
+    dataset: Dataset
+    dtype: str
+    x: tuple[float, ...]  # as the tape sees them: rounded to dtype
+    y: tuple[float, ...]
+    initial: Initial
+    model: str = "linear"
+    loss: str = "mse"
+    training: Training = field(default_factory=Training)
+    standardized: Standardization | None = None  # x and y are z-scores of the given data
+    # How the tape runs, as the learner's script may: "eager", "function" (tf.function)
+    # or "xla" (tf.function(jit_compile=True)).
+    mode: str = "eager"
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+    def exact(self, values: Sequence[float]) -> list[Fraction]:
+        """The dtype-rounded values as exact rationals (every float is one)."""
+        return [Fraction(v) for v in values]
+
+
+def round_to_dtype(
+    values: Sequence[float], dtype: str, what: str, names: Sequence[str] | None = None
+) -> tuple[float, ...]:
+    """Round to the tape's dtype, refusing what the dtype cannot hold. A refused value is
+    named by its entry in ``names`` (parameters), or else by its sample's number."""
+    array = np.asarray(values, dtype=np.float64)
+    not_finite = np.flatnonzero(~np.isfinite(array))
+    if not_finite.size:
+        index = int(not_finite[0])
+        where = _entry(what, index, names)
+        raise InputError(f"{where} is not a finite number", float(array[index]))
+    with np.errstate(over="ignore"):
+        rounded = array.astype(dtype)
+    overflow = np.flatnonzero(~np.isfinite(rounded))
+    if overflow.size:
+        index = int(overflow[0])
+        raise InputError(f"{_entry(what, index, names)} overflows {dtype}", float(array[index]))
+    return tuple(rounded.astype(np.float64).tolist())
+
+
+def _entry(what: str, index: int, names: Sequence[str] | None) -> str:
+    """'x of sample 2' or '--init value for W': the position, never confused with the value."""
+    if names is not None:
+        return f"{what} value for {names[index]}"
+    return f"{what} of sample {index + 1}"
+
+
+def draw_seed() -> int:
+    return secrets.randbelow(2**31)
+
+
+def initial_values(
+    parameters: Sequence[str],
+    dtype: str,
+    pinned: Mapping[str, float] | None,
+    seed: int | None,
+) -> Initial:
+    """Pinned values, or uniform in [0, 1) like ``np.random.random()`` in the reference script."""
+    # An empty mapping is a pin without values, refused below; never silently random.
+    if pinned is not None:
+        unknown = sorted(set(pinned) - set(parameters))
+        if unknown:
+            raise InputError("unknown parameter in --init", unknown[0])
+        missing = [p for p in parameters if p not in pinned]
+        if missing:
+            raise InputError("--init needs a value for every parameter; missing", missing[0])
+        rounded = round_to_dtype([pinned[p] for p in parameters], dtype, "--init", parameters)
+        return Initial(dict(zip(parameters, rounded, strict=True)), "pinned", seed)
+    if seed is None:
+        seed = draw_seed()
+    # The legacy generator, drawn in parameter order, as the reference script does.
+    generator = np.random.RandomState(seed)
+    drawn = [float(generator.random_sample()) for _ in parameters]
+    rounded = round_to_dtype(drawn, dtype, "random initial", parameters)
+    return Initial(dict(zip(parameters, rounded, strict=True)), "random", seed)
+
+
+# Every step's row is kept and checked exactly, about half a millisecond a step at two
+# samples: a million steps take minutes, more would take hours and, towards the int32
+# step counter of the compiled loop (2**31 - 1), more memory than the machine has.
+MAX_STEPS = 1_000_000
+
+# Keras optimizers hold the learning rate in float32, whatever the tape's dtype.
+LEARNING_RATE_DTYPE = np.float32
+
+
+def _check_steps(steps: int) -> None:
+    if steps < 0:
+        raise InputError("--steps must not be negative", steps)
+    if steps > MAX_STEPS:
+        raise InputError(f"--steps must be at most {MAX_STEPS:,}", steps)
+
+
+def _check_learning_rate(learning_rate: float) -> None:
+    """A positive normal float32 number: the optimizer rounds to float32, where 1e39
+    is infinite and 1e-50 is zero (a run that "passes" without training)."""
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        raise InputError("--lr must be a positive number", learning_rate)
+    limits = np.finfo(LEARNING_RATE_DTYPE)
+    if learning_rate > float(limits.max):
+        raise InputError(
+            f"--lr overflows float32, the optimizer's type (at most {limits.max:.8g})",
+            learning_rate,
+        )
+    if learning_rate < float(limits.tiny):
+        raise InputError(
+            f"--lr is below float32's smallest normal number {limits.tiny:.8g}", learning_rate
+        )
+
+
+def make_problem(
+    dataset: Dataset,
+    *,
+    dtype: str = "float32",
+    init: Mapping[str, float] | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+    training: Training | None = None,
+    model: str = "linear",
+    loss: str = "mse",
+    standardize: bool = False,
+    mode: str = "eager",
+) -> Problem:
+    """Validate the inputs and freeze them into a :class:`Problem`; with `standardize`
+    the tape sees z-scores of x and y (:mod:`derive.problem.standardize`)."""
+    from ..models.registry import get_loss, get_model
+
+    if dtype not in DTYPES:
+        raise InputError("unknown dtype; choose float32 or float64", dtype)
+    if mode not in MODES:
+        raise InputError("unknown mode; choose eager, function or xla", mode)
+    definition = get_model(model)
+    get_loss(loss)
+    if len(dataset.x) != len(dataset.y):
+        raise InputError(
+            "x and y have different lengths", f"{len(dataset.x)} x, {len(dataset.y)} y"
+        )
+    if not dataset.x:
+        raise InputError("no samples in the data", dataset.name)
+    if seed is not None and not 0 <= seed < 2**32:
+        raise InputError("--seed must be between 0 and 2**32 - 1", seed)
+    training = training or Training()
+    _check_learning_rate(training.learning_rate)
+    _check_steps(training.steps)
+    if training.display_step < 1:
+        raise InputError("--display-step must be at least 1", training.display_step)
+    standardized = None
+    if standardize:
+        # The moments come from the data as given (float64); the tape sees z-scores.
+        given_x = round_to_dtype(dataset.x, "float64", "x")
+        given_y = round_to_dtype(dataset.y, "float64", "y")
+        standardized, zx, zy = standardize_data(given_x, given_y)
+        x, y = round_to_dtype(zx, dtype, "x"), round_to_dtype(zy, dtype, "y")
+    else:
+        x = round_to_dtype(dataset.x, dtype, "x")
+        y = round_to_dtype(dataset.y, dtype, "y")
+    initial = initial_values(definition.parameters, dtype, init, seed)
+    return Problem(
+        name=name or dataset.name,
+        dataset=dataset,
+        dtype=dtype,
+        x=x,
+        y=y,
+        initial=initial,
+        model=model,
+        loss=loss,
+        training=training,
+        standardized=standardized,
+        mode=mode,
+    )

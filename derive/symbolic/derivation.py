@@ -1,0 +1,368 @@
+"""SymPy: the loss for general n, its derivative as named steps, and exact evaluation.
+
+Every step is an expression SymPy can evaluate; each one is checked equal to
+``sympy.diff`` of the loss, so a step that drifts from the true derivative is caught
+(:func:`verify_equal`). Printing to LaTeX is kept apart from the mathematics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import cache
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from ..common.errors import InputError
+from ..common.i18n import Message
+from ..models.registry import Loss, Model
+
+# Symbols shared by every derivation.
+N = sp.Symbol("n", integer=True, positive=True)
+I = sp.Symbol("i", integer=True, positive=True)  # noqa: E741 -- the summation index is i
+X = sp.IndexedBase("x")
+Y = sp.IndexedBase("y")
+U = sp.Symbol("u")
+X_I, Y_I = X[I], Y[I]
+
+# Plain symbols standing for x_i and y_i, so that a summand can be compiled to a
+# function of one sample.
+_XS, _YS = sp.symbols("x_s y_s")
+
+WRONG_DERIVATIVES = {
+    "drop-factor-2": "the factor 2 from the power rule is dropped",
+    "drop-mean": "the factor 1/n from the mean is dropped",
+    "x-for-y": "x_i is written where y_i belongs",
+}
+
+
+class ReportLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX, with 1/n in front of sums and chain-rule products kept in order."""
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # SymPy sorts factors for printing; in a chain-rule step the outer derivative
+        # must come first, as written in the rule.
+        if any(isinstance(arg, sp.Subs) for arg in expr.args):
+            return " ".join(
+                self._print(arg)
+                if isinstance(arg, (sp.Subs, sp.Derivative))
+                else self.parenthesize(arg, PRECEDENCE["Mul"])
+                for arg in expr.args
+            )
+        return super()._print_Mul(expr)
+
+
+def latex(expr: sp.Basic) -> str:
+    """LaTeX as shown in the report."""
+    return ReportLatexPrinter({"long_frac_ratio": 1}).doprint(expr)
+
+
+def _evaluate_derivatives(expr: sp.Expr) -> sp.Expr:
+    """Carry out every Derivative and Subs, innermost first, leaving sums unevaluated."""
+    return expr.replace(
+        lambda e: isinstance(e, (sp.Derivative, sp.Subs)), lambda e: e.doit(deep=False)
+    )
+
+
+def _split_sums(expr: sp.Expr) -> sp.Expr:
+    """Linearity of finite sums: each Sum becomes a combination of sums of monomials,
+    with everything that does not depend on the index moved in front."""
+
+    def split(total: sp.Sum) -> sp.Expr:
+        parts = []
+        for term in sp.Add.make_args(sp.expand(total.function)):
+            constant, varying = term.as_independent(*total.variables, as_Add=False)
+            inner = sp.Sum(varying, *total.limits)
+            # A sum of 1 is its number of terms (n); other sums stay as they are.
+            parts.append(constant * (inner.doit() if varying == 1 else inner))
+        return sp.Add(*parts)
+
+    return sp.expand(sp.expand(expr).replace(lambda e: isinstance(e, sp.Sum), split))
+
+
+def verify_equal(a: sp.Expr, b: sp.Expr) -> bool:
+    """True when SymPy proves a == b.
+
+    First a quick proof: derivatives carried out, products expanded, sums split by
+    linearity; if that leaves 0, a == b. Every rewrite is an identity, so the quick
+    proof is as sound as the slow one. Otherwise ``simplify`` decides, with the
+    derivatives evaluated and the sums left as sums (closed forms of sums with a
+    symbolic bound are slow and not needed: simplify combines sums over the same range).
+    """
+    if _split_sums(_evaluate_derivatives(a) - _evaluate_derivatives(b)) == 0:
+        return True
+
+    def evaluated(expr: sp.Expr) -> sp.Expr:
+        return expr.replace(
+            lambda node: isinstance(node, (sp.Derivative, sp.Subs)), lambda node: node.doit()
+        )
+
+    return bool(sp.simplify(sp.expand(evaluated(a) - evaluated(b))) == 0)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a derivation: ``= expression``, justified by a named rule."""
+
+    rule: str  # its name, in English; the catalogue key is rule_key
+    explanation: Message
+    expression: sp.Expr
+    note: str  # LaTeX of the rule as applied here, shown beside the step
+    verified: bool
+
+    @property
+    def latex(self) -> str:
+        return latex(self.expression)
+
+    @property
+    def rule_key(self) -> str:
+        return rule_key(self.rule)
+
+
+def rule_key(rule: str) -> str:
+    """The catalogue key of a rule's name: "chain rule" -> "rule.chain_rule"."""
+    return "rule." + rule.replace(" ", "_")
+
+
+@dataclass(frozen=True)
+class Formula:
+    """coefficient(n) * sum over i of summand(parameters, x_i, y_i)."""
+
+    coefficient: sp.Expr
+    summand: sp.Expr
+
+    @property
+    def expression(self) -> sp.Expr:
+        return sp.Mul(self.coefficient, sp.Sum(self.summand, (I, 1, N)), evaluate=False)
+
+    @property
+    def latex(self) -> str:
+        return latex(self.expression)
+
+    def term(self, k: int) -> sp.Expr:
+        return self.summand.subs(I, k)
+
+    def written_out(self, n: int) -> sp.Expr:
+        return self.coefficient.subs(N, n) * sp.Add(*[self.term(k) for k in range(1, n + 1)])
+
+    def coefficient_latex(self, n: int) -> str:
+        """The coefficient at this n, unsimplified: 2/2 stays 2/2, so n is visible."""
+        return latex(self.coefficient.subs(N, sp.Symbol(str(n), positive=True)))
+
+    def term_latex(self, k: int, printer: LatexPrinter | None = None) -> str:
+        term = self.term(k)
+        text = (printer or ReportLatexPrinter({"long_frac_ratio": 1})).doprint(term)
+        return rf"\left({text}\right)" if isinstance(term, sp.Add) else text
+
+    def written_out_latex(self, n: int) -> str:
+        return bracket_sum(self.coefficient_latex(n), self.term_latex, n)
+
+
+def shown_terms(n: int, show: int = 3) -> list[int | None]:
+    """Indices of the terms written out; None marks the elided middle."""
+    if n <= show + 1:
+        return list(range(1, n + 1))
+    return [*range(1, show), None, n]
+
+
+def bracket_sum(coefficient: str, term: Callable[[int], str], n: int) -> str:
+    """coefficient [term_1 + term_2 + ... + term_n], eliding the middle of long sums."""
+    parts = [r"\cdots" if k is None else term(k) for k in shown_terms(n)]
+    return coefficient + r" \left[ " + " + ".join(parts) + r" \right]"
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """d loss / d parameter for general n, as steps ending in a :class:`Formula`."""
+
+    parameter: str
+    symbol: sp.Symbol
+    steps: tuple[Step, ...]
+    result: Formula
+
+    @property
+    def verified(self) -> bool:
+        return all(step.verified for step in self.steps)
+
+
+@dataclass(frozen=True)
+class Symbolic:
+    """The model and loss made symbolic: the loss, its derivations and per-sample pieces."""
+
+    model: Model
+    loss_definition: Loss
+    parameters: Mapping[str, sp.Symbol]
+    prediction: sp.Expr  # y_hat_i
+    residual: sp.Expr  # u_i
+    loss: Formula
+    derivations: Mapping[str, Derivation]
+
+    def sample_function(self, expr: sp.Expr) -> Callable[..., object]:
+        """Compile expr(parameters, x_i, y_i) to plain Python arithmetic.
+
+        Plain arithmetic works on Fractions (exact) as well as on floats and arrays.
+        """
+        plain = expr.subs({X_I: _XS, Y_I: _YS})
+        arguments = [*self.parameters.values(), _XS, _YS]
+        return sp.lambdify(arguments, plain, modules=[{}])
+
+
+def _one_over_n() -> sp.Expr:
+    return sp.Pow(N, -1)
+
+
+def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Loss) -> Derivation:
+    """d/d(symbol) of (1/n) sum outer(inner(prediction_i, y_i)), step by named step."""
+    residual = loss.inner(prediction, Y_I)
+    per_sample = loss.outer(residual)
+    target = sp.diff(sp.Sum(per_sample, (I, 1, N)) / N, symbol)
+
+    def mean_of(summand: sp.Expr) -> sp.Expr:
+        return sp.Mul(_one_over_n(), sp.Sum(summand, (I, 1, N)), evaluate=False)
+
+    outer_derivative = sp.diff(loss.outer(U), U)
+    factor, rest = outer_derivative.as_coeff_Mul()
+    # Keep the numeric factor outside the residual: 2 (W x_i + b - y_i), not 2 W x_i + 2 b - ...
+    outer_at_residual = sp.Mul(factor, rest.subs(U, residual), evaluate=False)
+    inner_derivative = sp.diff(residual, symbol)
+    model_derivative = sp.diff(prediction, symbol)
+
+    y_hat = sp.Symbol(r"\hat{y}_{i}")
+    candidates = [
+        (
+            "definition",
+            Message.of("explain.definition", parameter=name),
+            sp.Derivative(mean_of(per_sample), symbol),
+            "",
+        ),
+        (
+            "linearity of the mean",
+            Message.of("explain.linearity_of_the_mean"),
+            mean_of(sp.Derivative(per_sample, symbol)),
+            r"\frac{\partial}{\partial " + latex(symbol) + r"} \frac{1}{n}\sum_{i} f_{i} = "
+            r"\frac{1}{n}\sum_{i} \frac{\partial f_{i}}{\partial " + latex(symbol) + "}",
+        ),
+        (
+            "chain rule",
+            Message.of("explain.chain_rule"),
+            mean_of(
+                sp.Mul(
+                    sp.Subs(sp.Derivative(loss.outer(U), U), U, residual),
+                    sp.Derivative(residual, symbol),
+                    evaluate=False,
+                )
+            ),
+            r"\frac{\partial f(u_{i})}{\partial " + latex(symbol) + r"} = f'(u_{i}) "
+            r"\frac{\partial u_{i}}{\partial " + latex(symbol) + "}",
+        ),
+        (
+            loss.outer_rule,
+            Message.of("explain.outer_function"),
+            mean_of(sp.Mul(outer_at_residual, sp.Derivative(residual, symbol), evaluate=False)),
+            loss.outer_rule_formula,
+        ),
+        (
+            "derivative of the model",
+            Message.of("explain.derivative_of_the_model", parameter=name),
+            # A factor 1 is left out rather than printed as a bare "1".
+            mean_of(
+                outer_at_residual
+                if inner_derivative == 1
+                else sp.Mul(outer_at_residual, inner_derivative, evaluate=False)
+            ),
+            r"\frac{\partial "
+            + latex(y_hat)
+            + r"}{\partial "
+            + latex(symbol)
+            + "} = "
+            + latex(model_derivative.subs(X_I, X_I)),
+        ),
+    ]
+    result = Formula(
+        coefficient=factor * _one_over_n(),
+        summand=sp.Mul(rest.subs(U, residual), inner_derivative),
+    )
+    candidates.append(
+        (
+            "constant factor",
+            Message.of("explain.constant_factor"),
+            result.expression,
+            "",
+        )
+    )
+    steps = tuple(
+        Step(rule, explanation, expression, note, verify_equal(expression, target))
+        for rule, explanation, expression, note in candidates
+    )
+    return Derivation(parameter=name, symbol=symbol, steps=steps, result=result)
+
+
+@cache
+def build_symbolic(model: Model, loss: Loss) -> Symbolic:
+    """The derivations for a model and loss (cached: verifying steps takes about a second)."""
+    parameters = {name: sp.Symbol(name) for name in model.parameters}
+    prediction = model.prediction(parameters, X_I)
+    residual = loss.inner(prediction, Y_I)
+    loss_formula = Formula(coefficient=_one_over_n(), summand=loss.outer(residual))
+    derivations = {
+        name: derive_parameter(name, symbol, prediction, loss)
+        for name, symbol in parameters.items()
+    }
+    return Symbolic(
+        model=model,
+        loss_definition=loss,
+        parameters=parameters,
+        prediction=prediction,
+        residual=residual,
+        loss=loss_formula,
+        derivations=derivations,
+    )
+
+
+def wrong_formula(formula: Formula, kind: str) -> Formula:
+    """A deliberately wrong derivative, to show that the checks catch it."""
+    if kind == "drop-factor-2":
+        return Formula(formula.coefficient / 2, formula.summand)
+    if kind == "drop-mean":
+        return Formula(formula.coefficient * N, formula.summand)
+    if kind == "x-for-y":
+        return Formula(formula.coefficient, formula.summand.subs(Y_I, X_I))
+    raise InputError("unknown kind of wrong derivative", kind)
+
+
+def evaluate_exact(
+    symbolic: Symbolic,
+    formula: Formula,
+    parameters: Mapping[str, Fraction],
+    xs: Sequence[Fraction],
+    ys: Sequence[Fraction],
+) -> tuple[Fraction, list[Fraction]]:
+    """The formula's exact value and each sample's summand, in rational arithmetic."""
+    function = symbolic.sample_function(formula.summand)
+    arguments = list(parameters.values())
+    terms = [Fraction(function(*arguments, x, y)) for x, y in zip(xs, ys, strict=True)]
+    coefficient = Fraction(str(formula.coefficient.subs(N, len(xs))))
+    return coefficient * sum(terms, Fraction(0)), terms
+
+
+def absolute_form(expr: sp.Expr) -> sp.Expr:
+    """expr with every subtraction turned into addition and every constant made positive.
+
+    Evaluated at the absolute values of the inputs, this is the magnitude that
+    bounds the rounding error of computing expr in floating point (each operation
+    rounds by at most a factor 1 + u; errors add up to gamma_k times this sum).
+    """
+    if isinstance(expr, sp.Number):
+        return abs(expr)
+    if isinstance(expr, sp.Add):
+        return sp.Add(*[absolute_form(term) for term in expr.args])
+    if isinstance(expr, sp.Mul):
+        return sp.Mul(*[absolute_form(factor) for factor in expr.args])
+    if isinstance(expr, sp.Pow) and expr.exp.is_integer and expr.exp > 0:
+        return absolute_form(expr.base) ** expr.exp
+    if isinstance(expr, (sp.Symbol, sp.Indexed)):
+        return expr
+    raise NotImplementedError(f"no rounding-error bound for {expr!r}")
