@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from derive.exact.roundings import Order, intra_op_threads
 from derive.problem.problem import Dataset, Training, make_problem
 from derive.report.build import prepare
+from derive.tape.order import Order, intra_op_threads
 
 
 def ordinary(n: int, seed: int = 0) -> Dataset:

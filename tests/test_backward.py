@@ -41,7 +41,8 @@ from derive.symbolic.adjoints import (
     rounding_counts,
 )
 from derive.symbolic.derivation import X_I, N, build_symbolic, wrong_formula
-from derive.tape.gradient import BackwardTrace, TapeResult
+from derive.tape.backward import BackwardTrace
+from derive.tape.gradient import TapeResult
 
 RECORDED = ("Mul", "AddV2", "Sub", "Square", "Mean")
 
@@ -444,7 +445,8 @@ def test_tape_two_samples_b_is_the_sum_of_two_adjoints(seed_report):
 
 @pytest.mark.tensorflow
 def test_tape_adjoints_come_from_tensorflow_and_a_wrong_one_is_flagged(symbolic):
-    from derive.tape.gradient import backward_at, gradient_at
+    from derive.tape.backward import backward_at
+    from derive.tape.gradient import gradient_at
 
     problem = _problem("tf-examples")
     trace = backward_at(problem, (*symbolic.model.graph, *symbolic.loss_definition.graph))

@@ -302,7 +302,8 @@ def test_backward_partial_shows_the_method_and_the_counts(symbolic, many):
 
 @pytest.mark.tensorflow
 def test_tape_beyond_the_exact_limit(symbolic, monkeypatch):
-    from derive.tape.gradient import backward_at, gradient_at
+    from derive.tape.backward import backward_at
+    from derive.tape.gradient import gradient_at
 
     problem = _random_problem(reference.EXACT_LIMIT + 500)
     nodes = (*symbolic.model.graph, *symbolic.loss_definition.graph)

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from derive.exact.roundings import Order, tape_roundings, term_roundings
+from derive.exact.roundings import tape_roundings, term_roundings
 from derive.problem.problem import Dataset, Training, make_problem
 from derive.report.build import explain, prepare
 from derive.symbolic.derivation import WRONG_DERIVATIVES
+from derive.tape.order import Order
 from derive.tape.summation import reduction_depth
 
 KNOWN = Order("eager", threads=2, tensorflow_version="2.21.0", machine="x86_64", confirmed=True)

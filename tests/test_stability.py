@@ -72,7 +72,7 @@ def test_suggested_rates_are_rounded_down_to_one_digit(value, expected):
 
 @pytest.mark.tensorflow
 def test_the_bound_separates_divergence_from_convergence(symbolic):
-    from derive.tape.gradient import train
+    from derive.tape.training import train
 
     bound = stability(make_problem(SMALL, init=SINGLE_INIT), symbolic).stable_lr
     above = make_problem(SMALL, init=SINGLE_INIT, training=Training(400, 1.2 * bound, 50))

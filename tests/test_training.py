@@ -22,7 +22,7 @@ from derive.exact.sums import DataSums, Evaluator, affine_solution
 from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
 from derive.report.training import check_training, reference_trace, update_bound
 from derive.symbolic.derivation import evaluate_exact, verify_equal, wrong_formula
-from derive.tape.gradient import Trace
+from derive.tape.training import Trace
 from tests.conftest import SINGLE_INIT, SINGLE_INIT_FLAG
 
 
@@ -399,7 +399,7 @@ def original_loop(w0: float, b0: float, x: list[float], y: list[float], steps: i
 @pytest.mark.tensorflow
 @pytest.mark.parametrize("data", ["seed", "tf-examples"])
 def test_compiled_loop_matches_the_original_eager_loop_bit_for_bit(data):
-    from derive.tape.gradient import train
+    from derive.tape.training import train
 
     problem = problem_for(data, steps=300)
     dataset = BUILTIN_DATASETS[data]
@@ -434,7 +434,7 @@ def test_a_changed_learning_rate_in_the_real_optimizer_is_flagged():
     import tensorflow as tf
 
     from derive.report.build import explain, formulas_for, symbolic_for
-    from derive.tape.gradient import train
+    from derive.tape.training import train
 
     problem = problem_for("seed")
     schedule = tf.keras.optimizers.schedules.PiecewiseConstantDecay([500], [0.01, 0.02])
@@ -453,7 +453,7 @@ def test_background_training_gives_the_in_process_trace():
     from derive.render.plots import plot_data_from_trace, training_plots
     from derive.report.build import symbolic_for
     from derive.report.training import plot_spec
-    from derive.tape.gradient import train
+    from derive.tape.training import train
 
     problem = problem_for("tf-examples", steps=200)
     spec = plot_spec(problem, symbolic_for(problem))

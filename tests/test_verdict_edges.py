@@ -34,7 +34,8 @@ from derive.symbolic.adjoints import (
     fast_references,
     graph_of,
 )
-from derive.tape.gradient import BackwardTrace, TapeResult
+from derive.tape.backward import BackwardTrace
+from derive.tape.gradient import TapeResult
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
 
@@ -517,7 +518,7 @@ def _is_gamma_k_times(tolerance: float, k: int, magnitude: Fraction) -> bool:
 
 
 def _known_order(threads: int = 1):
-    from derive.exact.roundings import Order
+    from derive.tape.order import Order
 
     return Order(
         mode="eager", threads=threads, tensorflow_version="2.21.0", machine="x86_64",

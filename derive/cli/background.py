@@ -2,7 +2,7 @@
 
 Importing TensorFlow takes seconds, and SymPy, the exact references and most of the
 rendering need none of it. The command line starts a :class:`TrainingJob` first and
-works on while the child imports TensorFlow and trains (``derive.tape.gradient.train``). The
+works on while the child imports TensorFlow and trains (``derive.tape.training.train``). The
 child then draws the training plots (TensorFlow has loaded matplotlib already) while
 this process checks the steps.
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # starting the child must not wait for NumPy: nothing heavy i
     from ..problem.problem import Problem
     from ..render.plots import PlotSpec
     from ..report.todict import EncodedSamples
-    from ..tape.gradient import Trace
+    from ..tape.training import Trace
 
 _LENGTH = struct.Struct(">Q")
 
@@ -66,7 +66,7 @@ def _receive(stream: IO[bytes]) -> Any:
 
 
 class TrainingJob:
-    """``derive.tape.gradient.train(problem)`` in a child process, then the plots."""
+    """``derive.tape.training.train(problem)`` in a child process, then the plots."""
 
     def __init__(self) -> None:
         environment = dict(os.environ)
@@ -181,7 +181,9 @@ def _child() -> int:
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
     from ..models.registry import get_loss, get_model
-    from ..tape.gradient import backward_at, tensorflow, train
+    from ..tape.backward import backward_at
+    from ..tape.tensorflow import tensorflow
+    from ..tape.training import train
 
     tensorflow()  # the slow part, started before the problem arrives
     receive, reply = sys.stdin.buffer, sys.stdout.buffer

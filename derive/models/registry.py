@@ -26,8 +26,9 @@ class Model:
     parameters: tuple[str, ...]
     # SymPy: (parameter symbols by name, x_i) -> y_hat_i
     prediction: Callable[[Mapping[str, sp.Symbol], sp.Expr], sp.Expr]
-    # TensorFlow: (variables by name, x tensor) -> predictions, in the reference script's op order
-    tf_prediction: Callable[[Mapping[str, Any], Any], Any]
+    # TensorFlow: (tf, variables by name, x tensor) -> predictions, in the reference script's
+    # op order; the tape hands in the TensorFlow module, so that only derive/tape imports it
+    tf_prediction: Callable[[Any, Mapping[str, Any], Any], Any]
     # The same computation as the tape records it, op by op, ending in "prediction"
     graph: tuple[Node, ...] = ()
 
@@ -42,18 +43,16 @@ class Loss:
     outer: Callable[[sp.Expr], sp.Expr]  # u -> per-sample loss
     outer_rule: str  # the name of the rule that differentiates `outer`
     outer_rule_formula: str  # that rule as LaTeX, shown beside the step
-    tf_loss: Callable[[Any, Any], Any]  # (y_pred, y_true) -> scalar tensor
+    tf_loss: Callable[[Any, Any, Any], Any]  # (tf, y_pred, y_true) -> scalar tensor
     # The same computation op by op, from "prediction" and "y" to the scalar loss
     graph: tuple[Node, ...] = ()
 
 
-def _tf_linear(params: Mapping[str, Any], x: Any) -> Any:
+def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
     return params["W"] * x + params["b"]
 
 
-def _tf_mse(y_pred: Any, y_true: Any) -> Any:
-    import tensorflow as tf
-
+def _tf_mse(tf: Any, y_pred: Any, y_true: Any) -> Any:
     return tf.reduce_mean(tf.square(y_pred - y_true))
 
 

@@ -65,7 +65,7 @@ def plot_data(training) -> PlotData:  # type: ignore[no-untyped-def]
 
 
 def plot_data_from_trace(spec: PlotSpec, trace) -> PlotData:  # type: ignore[no-untyped-def]
-    """The same numbers straight from a derive.tape.gradient.Trace, before any check is made
+    """The same numbers straight from a derive.tape.training.Trace, before any check is made
     (the training process draws the plots while the checks run elsewhere)."""
     end = max(trace.last_finite(), 0) + 1
 

@@ -1,6 +1,6 @@
 """The tape's own calculation as report facts: the backward pass node by node.
 
-TensorFlow's adjoints (:func:`derive.tape.gradient.backward_at`) are set against the symbolic
+TensorFlow's adjoints (:func:`derive.tape.backward.backward_at`) are set against the symbolic
 ones of :mod:`derive.symbolic.adjoints`, evaluated exactly, with a tolerance gamma_k * M from
 the rounding-error bound of the float computation. The facts also carry the LaTeX the
 report shows: each op's local rule, with the tape's numbers put in, and the sums over
@@ -62,10 +62,11 @@ from ..symbolic.derivation import Formula, N, ReportLatexPrinter, Symbolic
 from ..symbolic.derivation import shown_terms as _shown_terms
 
 if TYPE_CHECKING:
-    from ..exact.roundings import Order
     from ..models.ops import Node
     from ..problem.problem import Problem
-    from ..tape.gradient import BackwardTrace, TapeResult
+    from ..tape.backward import BackwardTrace
+    from ..tape.gradient import TapeResult
+    from ..tape.order import Order
 
 MAX_TABLE_ROWS = 20  # as in the per-sample table: beyond this, tables show their ends only
 EDGE_ROWS = 5
@@ -854,7 +855,7 @@ def explain_backward(
     when it ran elsewhere (the training process), else it runs here, with TensorFlow.
     `order`: how the tape's kernels add up (None: not known, the order-free n - 1)."""
     if trace is None:
-        from ..tape.gradient import backward_at
+        from ..tape.backward import backward_at
 
         trace = backward_at(problem, graph_nodes(symbolic))
     return build_backward(problem, symbolic, formulas, trace, script, samples=samples, order=order)
@@ -871,7 +872,7 @@ def stand_in_backward(problem: Problem, symbolic: Symbolic) -> BackwardTrace:
     trains. Each forward op rounds once, as on the tape, so most of the numbers the
     section shows come out the same and their formulas are rendered ahead of time. The
     report itself always uses the tape's replay."""
-    from ..tape.gradient import BackwardTrace
+    from ..tape.backward import BackwardTrace
 
     graph = graph_of(symbolic.model, symbolic.loss_definition)
     backward = derive_adjoints(graph, symbolic)

@@ -21,7 +21,7 @@ from ..common.i18n import Message
 from ..exact import reference, underflow
 from ..exact.check import FAIL, INCONCLUSIVE, OVERFLOW, PASS, Bound, Check, compare, rounding_bound
 from ..exact.reference import Samples, sample_values
-from ..exact.roundings import Order, RoundingFacts, assumed_order, rounding_facts
+from ..exact.roundings import RoundingFacts, rounding_facts
 from ..models.registry import get_loss, get_model
 from ..problem.datasets import resolve_dataset
 from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training, make_problem
@@ -35,7 +35,9 @@ from ..symbolic.derivation import (
     verify_equal,
     wrong_formula,
 )
-from ..tape.gradient import TapeResult, Trace, train
+from ..tape.gradient import TapeResult
+from ..tape.order import Order, assumed_order
+from ..tape.training import Trace, train
 from .backward import BackwardFacts, explain_backward, stand_in_backward
 from .substitution import Substitution, substitute
 from .training import TrainingFacts, check_training, reference_trace
@@ -560,7 +562,7 @@ def explain(
     """Derive, substitute and check: the gradient at the initial values, the tape's
     backward pass, then every training step.
 
-    `trace` is the tape's training run (derive.tape.gradient.train), or a function that
+    `trace` is the tape's training run (derive.tape.training.train), or a function that
     returns it -- called only once everything that needs no tape is done; without
     one, TensorFlow runs here. `on_step(done, total)` follows the step checks. `tape`
     replaces the tape's first gradient by another computation (tests use a float32

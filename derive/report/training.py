@@ -31,7 +31,7 @@ from ..problem.problem import Problem
 from ..problem.standardize import Standardization
 from ..render.plots import PlotSpec
 from ..symbolic.derivation import X_I, Formula, Symbolic, latex
-from ..tape.gradient import Trace
+from ..tape.training import Trace
 
 # The optimizer keeps the learning rate in a float32 variable, whatever the dtype of
 # the parameters, and computes theta - fl(eta32 * g): three roundings (eta to float32,

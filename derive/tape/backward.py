@@ -1,0 +1,105 @@
+"""The backward pass, node by node: the script's ops replayed one at a time under a
+persistent tape, so that TensorFlow gives the adjoint at every intermediate node, and
+the ops TensorFlow recorded for its own gradient."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..models.ops import Node
+from ..models.registry import get_loss, get_model
+from ..problem.problem import Problem
+from .gradient import tf_variables
+from .tensorflow import tensorflow
+
+# The tape's backward pass, node by node. The ops are those of derive.models.ops, run one at a
+# time so that every intermediate tensor can be kept and asked for its adjoint; Python's
+# operators give the same TensorFlow ops as the original script's ``W * x + b``.
+_TF_OPS: Mapping[str, Callable[..., Any]] = {
+    "multiply": lambda tf, a, b: a * b,
+    "add": lambda tf, a, b: a + b,
+    "subtract": lambda tf, a, b: a - b,
+    "square": lambda tf, a: tf.square(a),
+    "mean": lambda tf, a: tf.reduce_mean(a),
+}
+
+
+# Graph bookkeeping, not arithmetic: left out when listing the ops TensorFlow records.
+_NOT_ARITHMETIC = frozenset({"Placeholder", "ReadVariableOp", "Const", "Identity", "NoOp"})
+
+
+@dataclass(frozen=True)
+class BackwardTrace:
+    """Every node's value and adjoint dL/d(node), as TensorFlow computed them.
+
+    One entry per sample, or one for scalars: arrays in the tape's dtype (half the
+    bytes of float64 to send from the training process for float32), or any
+    sequence of floats. The backward section reads them as float64, exactly.
+    """
+
+    values: Mapping[str, Sequence[float] | np.ndarray]
+    adjoints: Mapping[str, Sequence[float] | np.ndarray | None]  # None: not watched
+    recorded_ops: tuple[str, ...]  # op types TensorFlow records for the script's expressions
+
+
+def _flat(tensor: Any) -> np.ndarray:
+    return np.asarray(tensor.numpy()).reshape(-1)
+
+
+def _data(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """x and y as arrays of the tape's dtype."""
+    return np.asarray(problem.x, dtype=problem.dtype), np.asarray(problem.y, dtype=problem.dtype)
+
+
+def recorded_ops(
+    problem: Problem, data: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[str, ...]:
+    """The arithmetic op types TensorFlow records for the model's and loss's own code.
+
+    Traced once with ``tf.function``; the node-by-node replay must use the same ops.
+    `data` is x and y as arrays, when the caller has them already.
+    """
+    tf = tensorflow()
+    model = get_model(problem.model)
+    loss_definition = get_loss(problem.loss)
+    variables = tf_variables(problem, problem.initial.values)
+    x_array, y_array = _data(problem) if data is None else data
+    x, y = tf.constant(x_array), tf.constant(y_array)
+
+    @tf.function
+    def forward() -> Any:
+        return loss_definition.tf_loss(tf, model.tf_prediction(tf, variables, x), y)
+
+    graph = forward.get_concrete_function().graph
+    return tuple(op.type for op in graph.get_operations() if op.type not in _NOT_ARITHMETIC)
+
+
+def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
+    """Replay `nodes` under a persistent tape and ask it for dL/d(node) at every node.
+
+    The variables are watched as in the script; the data x and y are constants the
+    tape does not watch, so it has no adjoint for them (``tape.gradient`` gives None).
+    """
+    tf = tensorflow()
+    variables = tf_variables(problem, problem.initial.values)
+    data = _data(problem)
+    tensors: dict[str, Any] = {**variables, "x": tf.constant(data[0]), "y": tf.constant(data[1])}
+    with tf.GradientTape(persistent=True) as tape:
+        for node in nodes:
+            operands = [tensors[name] for name in node.inputs]
+            tensors[node.name] = _TF_OPS[node.op](tf, *operands)
+    loss = tensors[nodes[-1].name]
+    adjoints: dict[str, np.ndarray | None] = {}
+    for name, tensor in tensors.items():
+        gradient = tape.gradient(loss, tensor)
+        adjoints[name] = None if gradient is None else _flat(gradient)
+    del tape
+    return BackwardTrace(
+        values={name: _flat(tensor) for name, tensor in tensors.items()},
+        adjoints=adjoints,
+        recorded_ops=recorded_ops(problem, data),
+    )
