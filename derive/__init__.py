@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .common.version import __version__
+from .report import display as _display
+
 __all__ = ["__version__", "build_report"]
 
 if TYPE_CHECKING:
@@ -18,3 +20,13 @@ def __getattr__(name: str) -> Any:
 
         return build_report
     raise AttributeError(f"module 'derive' has no attribute {name!r}")
+
+
+def _notebook_html(report: Any) -> str:
+    # A Report in a Jupyter cell: render/ reads the facts, report/ never imports it.
+    from .render.notebook import to_notebook_html
+
+    return to_notebook_html(report)
+
+
+_display.use(_notebook_html)

@@ -13,11 +13,11 @@ import pytest
 
 from derive.common.errors import RenderError
 from derive.problem.problem import BUILTIN_DATASETS, make_problem
+from derive.render.jsonfile import to_json
 from derive.render.mathsvg import latex_to_svg
 from derive.render.notebook import to_notebook_html as report_html_in_jupyter
 from derive.render.outputs import make_fetcher, to_html, to_pdf
 from derive.report.build import explain
-from derive.report.todict import to_json
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
 

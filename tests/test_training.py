@@ -260,7 +260,8 @@ def seed_facts(symbolic):
 
 
 def test_plots_are_deterministic_and_their_ids_unique(seed_facts):
-    from derive.render.plots import plot_data, training_plots
+    from derive.render.plotdata import plot_data
+    from derive.render.plots import training_plots
 
     _, facts = seed_facts
     first = training_plots(plot_data(facts))
@@ -275,7 +276,8 @@ def test_plots_are_deterministic_and_their_ids_unique(seed_facts):
 
 
 def test_plots_from_the_trace_equal_plots_from_the_facts(seed_facts):
-    from derive.render.plots import plot_data, plot_data_from_trace, training_plots
+    from derive.render.plotdata import plot_data, plot_data_from_trace
+    from derive.render.plots import training_plots
 
     trace, facts = seed_facts
     assert training_plots(plot_data_from_trace(facts.plot_spec, trace)) == training_plots(
@@ -284,7 +286,8 @@ def test_plots_from_the_trace_equal_plots_from_the_facts(seed_facts):
 
 
 def test_plots_survive_divergence(symbolic):
-    from derive.render.plots import plot_data, training_plots
+    from derive.render.plotdata import plot_data
+    from derive.render.plots import training_plots
 
     problem = problem_for("tf-examples", learning_rate=1.5)
     facts = check_training(problem, symbolic, formulas(symbolic), faithful(problem, symbolic))
@@ -450,7 +453,8 @@ def test_a_changed_learning_rate_in_the_real_optimizer_is_flagged():
 @pytest.mark.tensorflow
 def test_background_training_gives_the_in_process_trace():
     from derive.cli.background import TrainingJob
-    from derive.render.plots import plot_data_from_trace, training_plots
+    from derive.render.plotdata import plot_data_from_trace
+    from derive.render.plots import training_plots
     from derive.report.build import symbolic_for
     from derive.report.training import plot_spec
     from derive.tape.training import train

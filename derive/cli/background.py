@@ -37,8 +37,8 @@ from ..common.errors import DeriveError
 
 if TYPE_CHECKING:  # starting the child must not wait for NumPy: nothing heavy is imported
     from ..problem.problem import Problem
-    from ..render.plots import PlotSpec
-    from ..report.todict import EncodedSamples
+    from ..render.jsonfile import EncodedSamples
+    from ..report.plotspec import PlotSpec
     from ..tape.training import Trace
 
 _LENGTH = struct.Struct(">Q")
@@ -227,13 +227,14 @@ def _answer(reply: IO[bytes], work: Callable[[], object]) -> None:
 
 
 def _plots(spec: PlotSpec, trace: Trace) -> dict[str, str]:
-    from ..render.plots import plot_data_from_trace, training_plots
+    from ..render.plotdata import plot_data_from_trace
+    from ..render.plots import training_plots
 
     return training_plots(plot_data_from_trace(spec, trace))
 
 
 def _samples_json(problem: Problem) -> EncodedSamples:
-    from ..report.todict import EncodedSamples
+    from ..render.jsonfile import EncodedSamples
 
     return EncodedSamples.of_problem(problem)
 

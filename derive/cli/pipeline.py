@@ -30,7 +30,8 @@ from .background import TrainingJob
 from .progress import Progress
 
 if TYPE_CHECKING:
-    from ..report.build import Groundwork, Report
+    from ..report.build import Groundwork
+    from ..report.document import Report
 
 _TINY_PAGE = '<p>warm-up <b>x</b></p><svg viewBox="0 0 2 2"><path d="M 0 0 L 1 1"/></svg>'
 
@@ -62,9 +63,9 @@ def run(
     backward: bool = True,
 ) -> tuple[Report, dict[str, bytes]]:
     """Check and render `problem`, with `job` training it in the background."""
+    from ..render.jsonfile import PRETTY_LIMIT
     from ..render.outputs import render_all
     from ..report.build import complete, prepare, symbolic_for
-    from ..report.todict import PRETTY_LIMIT
     from ..report.training import plot_spec
 
     job.submit(problem)

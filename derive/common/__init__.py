@@ -3,5 +3,5 @@ messages as catalogue keys with fields (put into words in any language, English 
 command line and the JSON), how numbers are written, the version, and the bookkeeping
 that lets a signal wait until the files of a report are all in place.
 
-May import: nothing (from derive).
+May import: nothing.
 """

@@ -24,7 +24,7 @@ from markupsafe import Markup
 from ..common.i18n import DEFAULT
 
 if TYPE_CHECKING:
-    from ..report.build import Report
+    from ..report.document import Report
 
 SCOPE = ".derive-report"  # the fragment's element; every style applies inside it
 _ROOTS = frozenset({":root", "html", "body"})  # what stands for the page: the element

@@ -28,8 +28,8 @@ from .fonts import CJK_FAMILY, cjk_font
 from .mathsvg import latex_to_svg
 
 if TYPE_CHECKING:
-    from ..report.build import Report
-    from ..report.todict import EncodedSamples
+    from ..report.document import Report
+    from .jsonfile import EncodedSamples
 
 FORMATS = ("html", "pdf", "json")
 
@@ -119,7 +119,7 @@ def environment() -> jinja2.Environment:
 
 def render_template(name: str, lang: str = DEFAULT, **context: Any) -> str:
     """A template with the translator `t` of the language and the version in its context."""
-    from .. import __version__
+    from ..common.version import __version__
 
     t: Translator = translator(lang)
     return environment().get_template(name).render(t=t, version=__version__, **context)
@@ -131,7 +131,8 @@ def training_plots(report: Report, lang: str = DEFAULT) -> dict[str, Markup]:
         return {}
     import dataclasses
 
-    from .plots import plot_data, training_plots
+    from .plotdata import plot_data
+    from .plots import training_plots
 
     data = plot_data(report.training)
     data = dataclasses.replace(data, spec=dataclasses.replace(data.spec, lang=lang))
@@ -335,9 +336,9 @@ def render_all(
     `plots` supplies the training plots when they were drawn elsewhere (as inline SVG
     by name); without it they are drawn here. `samples_json`, likewise, supplies the
     sample arrays of a large report encoded as JSON elsewhere (see
-    :func:`derive.report.todict.to_json`).
+    :func:`derive.render.jsonfile.to_json`).
     """
-    from ..report.todict import to_json
+    from .jsonfile import to_json
 
     formats = list(formats)
     contents: dict[str, bytes] = {}

@@ -10,88 +10,14 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import numpy as np
 
-Polynomial = Mapping[tuple[int, ...], float]
+from .plotdata import PlotData, evaluate
 
 COLORS = {"path": "#b3261e", "start": "#5b6470", "end": "#17703a", "optimum": "#1b1f24"}
 FONT_SIZE = 8.5
-
-
-@dataclass(frozen=True)
-class PlotSpec:
-    """What the plots need besides the training run; known before training."""
-
-    names: tuple[str, ...]  # the parameters, e.g. ("W", "b")
-    x: Sequence[float]
-    y: Sequence[float]
-    loss_polynomial: Polynomial  # L(parameters) for this data
-    prediction_polynomial: Polynomial | None  # y_hat(x, parameters), exponents of (x, *names)
-    optimum: Mapping[str, float] | None
-    optimum_loss: float | None
-    display_step: int
-    samples: int = 0  # how many samples the data has; x and y may be a subsample
-    lang: str = "en"  # the language of titles, labels and legends
-
-
-@dataclass(frozen=True)
-class PlotData:
-    """What the plots show, as plain numbers."""
-
-    spec: PlotSpec
-    steps: Sequence[int]  # 0 .. the last step with finite values
-    parameters: Mapping[str, Sequence[float]]
-    loss: Sequence[float]
-    gradients: Mapping[str, Sequence[float]]
-    display: Sequence[int]  # the displayed steps (arrows, markers)
-    diverged_at: int | None
-
-
-def plot_data(training) -> PlotData:  # type: ignore[no-untyped-def]
-    """The plots' numbers from the training facts (derive.report.training.TrainingFacts)."""
-    series = training.series
-    return PlotData(
-        spec=training.plot_spec,
-        steps=series.steps,
-        parameters=series.parameters,
-        loss=series.loss,
-        gradients=series.gradients,
-        display=[row.step for row in training.rows if row.finite],
-        diverged_at=training.diverged_at,
-    )
-
-
-def plot_data_from_trace(spec: PlotSpec, trace) -> PlotData:  # type: ignore[no-untyped-def]
-    """The same numbers straight from a derive.tape.training.Trace, before any check is made
-    (the training process draws the plots while the checks run elsewhere)."""
-    end = max(trace.last_finite(), 0) + 1
-
-    def values(array: np.ndarray) -> tuple[float, ...]:
-        return tuple(map(float, array[:end]))
-
-    return PlotData(
-        spec=spec,
-        steps=tuple(range(end)),
-        parameters={name: values(trace.parameters[name]) for name in spec.names},
-        loss=values(trace.loss),
-        gradients={name: values(trace.gradients[name]) for name in spec.names},
-        display=[s for s in trace.display_steps(spec.display_step) if s < end],
-        diverged_at=trace.first_non_finite(),
-    )
-
-
-def evaluate(polynomial: Polynomial, *values: np.ndarray | float) -> np.ndarray:
-    total = np.zeros(np.broadcast(*values).shape) if values else np.zeros(())
-    for exponents, coefficient in polynomial.items():
-        term = np.full(total.shape, coefficient, dtype=float)
-        for value, exponent in zip(values, exponents, strict=False):
-            if exponent:
-                term = term * np.asarray(value, dtype=float) ** exponent
-        total = total + term
-    return total
 
 
 def _figure(width: float, height: float):  # type: ignore[no-untyped-def]

@@ -11,345 +11,38 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import sympy as sp
 
-from .. import __version__
 from ..common.i18n import Message
+from ..common.version import __version__
 from ..exact import reference, underflow
-from ..exact.check import FAIL, INCONCLUSIVE, OVERFLOW, PASS, Bound, Check, compare, rounding_bound
-from ..exact.reference import Samples, sample_values
-from ..exact.roundings import RoundingFacts, rounding_facts
+from ..exact.check import Bound, compare, rounding_bound
+from ..exact.reference import Samples
+from ..exact.roundings import rounding_facts
 from ..models.registry import get_loss, get_model
 from ..problem.datasets import resolve_dataset
-from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training, make_problem
-from ..problem.standardize import Standardization
+from ..problem.problem import Dataset, Problem, Training, make_problem
 from ..symbolic.derivation import (
     Formula,
-    N,
     Symbolic,
     build_symbolic,
-    latex,
-    verify_equal,
     wrong_formula,
 )
 from ..tape.gradient import TapeResult
 from ..tape.order import Order, assumed_order
 from ..tape.training import Trace, train
-from .backward import BackwardFacts, explain_backward, stand_in_backward
+from .backward import explain_backward, stand_in_backward
+from .document import Report
+from .facts import (
+    GradientDerivation,
+    ProblemFacts,
+    SampleTable,
+)
+from .sections import derivation_facts, gradient_lhs, problem_facts, sample_table
 from .substitution import Substitution, substitute
-from .training import TrainingFacts, check_training, reference_trace
-
-MAX_TABLE_ROWS = 20  # beyond this, the per-sample table shows its ends only
-EDGE_ROWS = 5
-WRITTEN_OUT_CHECK_LIMIT = 200  # samples up to which the written-out formulas are verified
-
-
-@dataclass(frozen=True)
-class StepFacts:
-    rule: str  # the rule's name in English (as in the JSON)
-    rule_key: str  # its catalogue key
-    explanation: Message
-    latex: str
-    note: str
-    verified: bool
-
-
-@dataclass(frozen=True)
-class GradientDerivation:
-    parameter: str
-    lhs: str  # \frac{\partial L}{\partial W}
-    steps: tuple[StepFacts, ...]
-    result: str  # the general-n formula
-    written_out: str  # the same for this n
-    written_out_verified: bool  # d/dW of the written-out loss equals the written-out formula
-    verified: bool
-
-
-@dataclass(frozen=True)
-class DataRow:
-    i: int
-    x_given: float
-    x: float  # as the tape used it
-    y_given: float
-    y: float
-
-
-@dataclass(frozen=True)
-class ProblemFacts:
-    name: str
-    source: str
-    n: int
-    dtype: str
-    x_given: tuple[float, ...]
-    y_given: tuple[float, ...]
-    x: tuple[float, ...]
-    y: tuple[float, ...]
-    init: Mapping[str, float]
-    init_source: str
-    seed: int | None
-    model: str
-    loss: str
-    prediction: str  # LaTeX of y_hat_i
-    loss_general: str  # LaTeX of L for general n
-    loss_written_out: str  # LaTeX of L for this n
-    data_rows: tuple[DataRow | None, ...]  # None marks elided rows
-    model_name: str = "linear"  # the model's registered name (catalogue key model.<name>)
-    loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
-    source_message: Message | None = None  # where the samples came from, to be put in words
-    standardized: Standardization | None = None  # the tape saw z-scores of the given data
-    mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla
-
-
-def shown_rows(n: int) -> list[int | None]:
-    """0-based indices of the table rows shown: all up to MAX_TABLE_ROWS, else the ends."""
-    if n <= MAX_TABLE_ROWS:
-        return list(range(n))
-    return [*range(EDGE_ROWS), None, *range(n - EDGE_ROWS, n)]
-
-
-@dataclass(frozen=True)
-class SampleRow:
-    i: int
-    x: float
-    y: float
-    prediction: float
-    residual: float
-    loss_term: float
-    shares: Mapping[str, float]  # each parameter's per-sample term; their mean is the gradient
-
-
-@dataclass(frozen=True)
-class SampleTable:
-    share_headers: Mapping[str, str]  # LaTeX, e.g. 2 r_i x_i
-    rows: tuple[SampleRow | None, ...]  # None marks elided rows
-    elided: int
-    mean_loss_term: float
-    mean_shares: Mapping[str, float]
-
-
-@dataclass(frozen=True)
-class Report:
-    problem: ProblemFacts
-    derivations: tuple[GradientDerivation, ...]
-    substitutions: tuple[Substitution, ...]
-    samples: SampleTable
-    checks: tuple[Check, ...]  # the loss first, then one per parameter
-    wrong_derivative: Message | None  # what was made wrong on purpose, if anything
-    reference_method: Message
-    versions: Mapping[str, str]
-    backward: BackwardFacts | None = None  # the tape's backward pass, node by node
-    training: TrainingFacts | None = None  # None for --steps 0: the initial check only
-    wrong_kind: str | None = None  # the kind of wrong derivative, e.g. "drop-factor-2"
-    rounding: RoundingFacts | None = None  # k of each check: the sum's depth and the terms'
-
-    @property
-    def gradient_formula(self) -> str:
-        """The formula every gradient reference comes from: "derived", or the kind of
-        deliberately wrong derivative that replaced it."""
-        return self.wrong_kind or "derived"
-
-    @property
-    def reference_labels(self) -> tuple[Message, ...]:
-        """What each check's reference is, in order of the checks: the loss is always
-        exact; a gradient's reference is the exact value of a wrong formula when the
-        report demonstrates one, and must not be called exact then."""
-        exact = Message.of("reference.exact")
-        gradient = (
-            exact
-            if self.wrong_kind is None
-            else Message.of("reference.wrong_formula", kind=self.wrong_kind)
-        )
-        return (exact, *(gradient for _ in self.checks[1:]))
-
-    @property
-    def ok(self) -> bool:
-        backward_ok = self.backward is None or self.backward.ok
-        training_ok = self.training is None or self.training.ok
-        return all(check.ok for check in self.checks) and backward_ok and training_ok
-
-    @property
-    def inconclusive(self) -> int:
-        """Values within their bound where the bound is at least half the value: the
-        initial checks, the backward pass's adjoints and the training steps'."""
-        return (
-            sum(check.inconclusive for check in self.checks)
-            + (self.backward.inconclusive if self.backward is not None else 0)
-            + (self.training.inconclusive_checks if self.training is not None else 0)
-        )
-
-    @property
-    def overflowed(self) -> int:
-        """Values that left the dtype's range where a correct tape may (not ok)."""
-        return (
-            sum(check.overflowed for check in self.checks)
-            + (self.backward.overflowed if self.backward is not None else 0)
-            + (self.training.overflowed_checks if self.training is not None else 0)
-        )
-
-    @property
-    def verdict(self) -> str:
-        """fail, overflow (and nothing else failed), inconclusive (nothing failed, some
-        value cannot be told from one off by a factor 2) or pass."""
-        if not self.ok:
-            initial = all(c.ok or c.overflowed for c in self.checks)
-            backward = self.backward is None or self.backward.ok or self.backward.only_overflowed
-            training = (
-                self.training is None
-                or self.training.ok
-                or (
-                    self.training.failed_checks == self.training.overflowed_checks
-                    # values that overflowed at step 0 leave nothing to train on
-                    and self.training.diverged_at in (None, 0)
-                    and (
-                        self.training.diverged_at is None or any(c.overflowed for c in self.checks)
-                    )
-                )
-            )
-            return OVERFLOW if initial and backward and training and self.overflowed else FAIL
-        return INCONCLUSIVE if self.inconclusive else PASS
-
-    def to_dict(self) -> dict[str, Any]:
-        from .todict import report_to_dict
-
-        return report_to_dict(self)
-
-    def _repr_html_(self) -> str:
-        from ..render.notebook import to_notebook_html
-
-        return to_notebook_html(self)
-
-
-def _source_message(dataset: Dataset) -> Message:
-    """Where the samples came from: a built-in set or inline values by name, else as given."""
-    if BUILTIN_DATASETS.get(dataset.name) == dataset:
-        return Message.of(f"dataset.{dataset.name}")
-    if dataset.origin is not None:
-        return dataset.origin
-    if dataset.name == "inline":
-        return Message.of("dataset.inline")
-    return Message.of("dataset.other", source=dataset.source)
-
-
-def _gradient_lhs(parameter: str) -> str:
-    return rf"\frac{{\partial L}}{{\partial {parameter}}}"
-
-
-def _derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ...]:
-    # The formula for this n must be the derivative of the loss for this n. Checking
-    # very long written-out sums costs time (SymPy) and adds no insight.
-    written_loss = symbolic.loss.written_out(n) if n <= WRITTEN_OUT_CHECK_LIMIT else None
-    facts = []
-    for name, derivation in symbolic.derivations.items():
-        concrete_ok = written_loss is None or verify_equal(
-            derivation.result.written_out(n),
-            written_loss.diff(derivation.symbol),
-        )
-        facts.append(
-            GradientDerivation(
-                parameter=name,
-                lhs=_gradient_lhs(name),
-                steps=tuple(
-                    StepFacts(s.rule, s.rule_key, s.explanation, s.latex, s.note, s.verified)
-                    for s in derivation.steps
-                ),
-                result=derivation.result.latex,
-                written_out=derivation.result.written_out_latex(n),
-                written_out_verified=concrete_ok,
-                verified=derivation.verified and concrete_ok,
-            )
-        )
-    return tuple(facts)
-
-
-def _sample_table(
-    symbolic: Symbolic,
-    formulas: Mapping[str, Formula],
-    parameters: Mapping[str, Fraction],
-    samples: Samples,
-    means: Mapping[str, Fraction],
-) -> SampleTable:
-    """The per-sample table; `means` holds the loss ("L") and each gradient, already known."""
-    n = samples.n
-    indices = shown_rows(n)
-    elided = n - sum(k is not None for k in indices)
-    shown = [k for k in indices if k is not None]
-
-    def at_shown(expr: sp.Expr) -> dict[int, Fraction]:
-        return dict(
-            zip(shown, sample_values(symbolic, expr, parameters, samples, shown), strict=True)
-        )
-
-    predictions = at_shown(symbolic.prediction)
-    residuals = at_shown(symbolic.residual)
-    loss_terms = at_shown(symbolic.loss.summand)
-    shares: dict[str, dict[int, Fraction]] = {}
-    headers: dict[str, str] = {}
-    r_i = sp.Symbol("r_{i}")
-    for name, formula in formulas.items():
-        # A sample's share is n * coefficient * summand: the mean of the shares is the gradient.
-        scale = Fraction(str(formula.coefficient.subs(N, n) * n))
-        shares[name] = {k: scale * v for k, v in at_shown(formula.summand).items()}
-        header = formula.coefficient * N * formula.summand.xreplace({symbolic.residual: r_i})
-        headers[name] = latex(header)
-    rows = tuple(
-        None
-        if k is None
-        else SampleRow(
-            i=k + 1,
-            x=float(samples.x[k]),
-            y=float(samples.y[k]),
-            prediction=float(predictions[k]),
-            residual=float(residuals[k]),
-            loss_term=float(loss_terms[k]),
-            shares={name: float(values[k]) for name, values in shares.items()},
-        )
-        for k in indices
-    )
-    return SampleTable(
-        share_headers=headers,
-        rows=rows,
-        elided=elided,
-        mean_loss_term=float(means["L"]),
-        mean_shares={name: float(means[name]) for name in formulas},
-    )
-
-
-def _problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
-    model = get_model(problem.model)
-    return ProblemFacts(
-        name=problem.name,
-        source=problem.dataset.source,
-        n=problem.n,
-        dtype=problem.dtype,
-        x_given=problem.dataset.x,
-        y_given=problem.dataset.y,
-        x=problem.x,
-        y=problem.y,
-        init=dict(problem.initial.values),
-        init_source=problem.initial.source,
-        seed=problem.initial.seed,
-        model=model.title,
-        loss=get_loss(problem.loss).title,
-        prediction=latex(symbolic.prediction),
-        loss_general=symbolic.loss.latex,
-        loss_written_out=symbolic.loss.written_out_latex(problem.n),
-        model_name=model.name,
-        loss_name=problem.loss,
-        source_message=_source_message(problem.dataset),
-        standardized=problem.standardized,
-        mode=problem.mode,
-        data_rows=tuple(
-            None
-            if k is None
-            else DataRow(
-                k + 1, problem.dataset.x[k], problem.x[k], problem.dataset.y[k], problem.y[k]
-            )
-            for k in shown_rows(problem.n)
-        ),
-    )
+from .training import check_training, reference_trace
 
 
 @cache
@@ -416,7 +109,7 @@ def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork
     formulas = formulas_for(symbolic, wrong_derivative)
 
     quantities = [("L", "L", "L", symbolic.loss)] + [
-        (name, f"dL/d{name}", _gradient_lhs(name), formulas[name]) for name in formulas
+        (name, f"dL/d{name}", gradient_lhs(name), formulas[name]) for name in formulas
     ]
     substitutions = []
     references: dict[str, Fraction] = {}
@@ -442,9 +135,9 @@ def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork
         references=references,
         bounds=(),
         substitutions=tuple(substitutions),
-        facts=_problem_facts(problem, symbolic),
-        derivations=_derivation_facts(symbolic, problem.n),
-        table=_sample_table(symbolic, formulas, parameters, samples, references),
+        facts=problem_facts(problem, symbolic),
+        derivations=derivation_facts(symbolic, problem.n),
+        table=sample_table(symbolic, formulas, parameters, samples, references),
         magnitudes=tuple(magnitudes),
         flushes=tuple(sensitivities),
     )

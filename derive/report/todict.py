@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
-import secrets
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..exact.check import Check
-    from ..problem.problem import Problem
     from .backward import BackwardFacts
-    from .build import ProblemFacts, Report, SampleRow
+    from .facts import SampleRow
     from .training import Failure, TrainingFacts
 
 SCHEMA_ID = "derive-report/1"
@@ -123,106 +119,10 @@ def backward_to_list(backward: BackwardFacts) -> list[dict[str, Any]]:
     return nodes
 
 
-def report_to_dict(
-    report: Report, sample_arrays: Mapping[str, str] | None = None
-) -> dict[str, Any]:
-    """The document; `sample_arrays` puts placeholders in place of the sample arrays."""
-    problem = report.problem
-    loss_check, *gradient_checks = report.checks
-    return {
-        "schema": SCHEMA_ID,
-        "ok": report.ok,
-        "verdict": report.verdict,
-        "inconclusive": report.inconclusive,
-        "overflowed": report.overflowed,
-        "wrong_derivative": (
-            str(report.wrong_derivative) if report.wrong_derivative is not None else None
-        ),
-        "gradient_formula": report.gradient_formula,
-        "problem": {
-            "name": problem.name,
-            "source": problem.source,
-            "n": problem.n,
-            "dtype": problem.dtype,
-            "mode": problem.mode,
-            **{
-                key: list(getattr(problem, key)) if sample_arrays is None else sample_arrays[key]
-                for key in SAMPLE_ARRAYS
-            },
-            "init": dict(problem.init),
-            "init_source": problem.init_source,
-            "seed": problem.seed,
-            "model": problem.model,
-            "loss": problem.loss,
-            "standardized": _standardized(problem),
-        },
-        "rounding": _rounding(report),
-        "derivation": {
-            "loss": problem.loss_general,
-            "gradients": {
-                d.parameter: {
-                    "steps": [
-                        {"rule": s.rule, "latex": s.latex, "verified": s.verified} for s in d.steps
-                    ],
-                    "result": d.result,
-                    "written_out": d.written_out,
-                    "verified": d.verified,
-                }
-                for d in report.derivations
-            },
-        },
-        "initial": {
-            "reference_method": str(report.reference_method),
-            "loss": check_to_dict(loss_check),
-            "gradients": {
-                d.parameter: check_to_dict(c)
-                for d, c in zip(report.derivations, gradient_checks, strict=True)
-            },
-            "per_sample": [_row(row) for row in report.samples.rows if row is not None],
-            "per_sample_elided": report.samples.elided,
-            "mean": {
-                "loss_term": report.samples.mean_loss_term,
-                "shares": dict(report.samples.mean_shares),
-            },
-        },
-        "versions": dict(report.versions),
-        "training": training_to_dict(report.training) if report.training else None,
-    } | ({"backward": backward_to_list(report.backward)} if report.backward else {})
-
-
 def _failure(failure: Failure | None) -> dict[str, Any] | None:
     if failure is None:
         return None
     return {"step": failure.step, "check": check_to_dict(failure.check)}
-
-
-def _rounding(report: Report) -> dict[str, Any] | None:
-    """k of the initial checks: the sum's depth, as the tape's order allows, and the terms'."""
-    facts = report.rounding
-    if facts is None:
-        return None
-    names = {key: "L" if key == "L" else f"dL/d{key}" for key in facts.terms}
-    return {
-        "order": facts.reason,
-        "depth": facts.depth,
-        "order_free_depth": facts.order_free_depth,
-        "threads": facts.order.threads,
-        "confirmed": facts.order.confirmed,
-        "tensorflow": facts.order.tensorflow_version,
-        "machine": facts.order.machine,
-        "division": facts.division,
-        "terms": {names[key]: value for key, value in facts.terms.items()},
-        "roundings": {names[key]: value for key, value in facts.roundings.items()},
-    }
-
-
-def _standardized(problem: ProblemFacts) -> dict[str, float] | None:
-    """The moments the tape's z-scores were taken with (null: the data as given)."""
-    found = problem.standardized
-    if found is None:
-        return None
-    return {"mean_x": found.mean_x, "std_x": found.std_x, "mean_y": found.mean_y,
-            "std_y": found.std_y}  # fmt: skip
 
 
 def _maybe_numbers(values: Mapping[str, float] | None) -> dict[str, float | None] | None:
@@ -313,45 +213,6 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
     }
 
 
-PRETTY_LIMIT = 1000  # samples; larger documents are written compactly
 SAMPLE_ARRAYS = ("x", "y", "x_given", "y_given")  # the problem's fields that grow with n
 
 
-@dataclass(frozen=True)
-class EncodedSamples:
-    """The problem's sample arrays already written as JSON. For a million samples that
-    takes about a second, which the command line leaves to the training process once
-    it has nothing else to do (:mod:`derive.cli.background`)."""
-
-    arrays: Mapping[str, str]  # field name -> JSON array text
-
-    @staticmethod
-    def of(problem: ProblemFacts) -> EncodedSamples:
-        return EncodedSamples.encode({key: getattr(problem, key) for key in SAMPLE_ARRAYS})
-
-    @staticmethod
-    def of_problem(problem: Problem) -> EncodedSamples:
-        """The same from the Problem (which the training process holds)."""
-        given = {"x_given": problem.dataset.x, "y_given": problem.dataset.y}
-        return EncodedSamples.encode({"x": problem.x, "y": problem.y, **given})
-
-    @staticmethod
-    def encode(arrays: Mapping[str, Sequence[float]]) -> EncodedSamples:
-        return EncodedSamples({key: json.dumps(list(arrays[key])) for key in SAMPLE_ARRAYS})
-
-
-def to_json(report: Report, samples: EncodedSamples | None = None) -> str:
-    """Indented for reading; compact for large data, where indenting would take seconds
-    (Python's fast C encoder only writes compact JSON). `samples` (large data only)
-    holds the sample arrays encoded beforehand."""
-    if report.problem.n <= PRETTY_LIMIT:
-        return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
-    samples = samples or EncodedSamples.of(report.problem)
-    # Each array goes in where a placeholder string was encoded; the random token
-    # cannot occur in any other string of the document.
-    token = secrets.token_hex(16)
-    placeholders = {key: f"{token}:{key}" for key in SAMPLE_ARRAYS}
-    text = json.dumps(report_to_dict(report, placeholders), allow_nan=False)
-    for key in SAMPLE_ARRAYS:
-        text = text.replace(f'"{token}:{key}"', samples.arrays[key], 1)
-    return text + "\n"

@@ -29,9 +29,9 @@ from ..exact.sums import Evaluator, affine_solution, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities, update_sensitivity
 from ..problem.problem import Problem
 from ..problem.standardize import Standardization
-from ..render.plots import PlotSpec
 from ..symbolic.derivation import X_I, Formula, Symbolic, latex
 from ..tape.training import Trace
+from .plotspec import PlotSpec
 
 # The optimizer keeps the learning rate in a float32 variable, whatever the dtype of
 # the parameters, and computes theta - fl(eta32 * g): three roundings (eta to float32,

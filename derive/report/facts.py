@@ -1,0 +1,97 @@
+"""TODO docstring"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..common.i18n import Message
+from ..problem.standardize import Standardization
+
+MAX_TABLE_ROWS = 20  # beyond this, the per-sample table shows its ends only
+
+
+EDGE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class StepFacts:
+    rule: str  # the rule's name in English (as in the JSON)
+    rule_key: str  # its catalogue key
+    explanation: Message
+    latex: str
+    note: str
+    verified: bool
+
+
+@dataclass(frozen=True)
+class GradientDerivation:
+    parameter: str
+    lhs: str  # \frac{\partial L}{\partial W}
+    steps: tuple[StepFacts, ...]
+    result: str  # the general-n formula
+    written_out: str  # the same for this n
+    written_out_verified: bool  # d/dW of the written-out loss equals the written-out formula
+    verified: bool
+
+
+@dataclass(frozen=True)
+class DataRow:
+    i: int
+    x_given: float
+    x: float  # as the tape used it
+    y_given: float
+    y: float
+
+
+@dataclass(frozen=True)
+class ProblemFacts:
+    name: str
+    source: str
+    n: int
+    dtype: str
+    x_given: tuple[float, ...]
+    y_given: tuple[float, ...]
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    init: Mapping[str, float]
+    init_source: str
+    seed: int | None
+    model: str
+    loss: str
+    prediction: str  # LaTeX of y_hat_i
+    loss_general: str  # LaTeX of L for general n
+    loss_written_out: str  # LaTeX of L for this n
+    data_rows: tuple[DataRow | None, ...]  # None marks elided rows
+    model_name: str = "linear"  # the model's registered name (catalogue key model.<name>)
+    loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
+    source_message: Message | None = None  # where the samples came from, to be put in words
+    standardized: Standardization | None = None  # the tape saw z-scores of the given data
+    mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla
+
+
+def shown_rows(n: int) -> list[int | None]:
+    """0-based indices of the table rows shown: all up to MAX_TABLE_ROWS, else the ends."""
+    if n <= MAX_TABLE_ROWS:
+        return list(range(n))
+    return [*range(EDGE_ROWS), None, *range(n - EDGE_ROWS, n)]
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    i: int
+    x: float
+    y: float
+    prediction: float
+    residual: float
+    loss_term: float
+    shares: Mapping[str, float]  # each parameter's per-sample term; their mean is the gradient
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    share_headers: Mapping[str, str]  # LaTeX, e.g. 2 r_i x_i
+    rows: tuple[SampleRow | None, ...]  # None marks elided rows
+    elided: int
+    mean_loss_term: float
+    mean_shares: Mapping[str, float]

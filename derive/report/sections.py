@@ -1,0 +1,162 @@
+"""The facts of the first sections: the problem and its data, the derivation of each
+gradient step by step, and the per-sample table with its means."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+
+import sympy as sp
+
+from ..common.i18n import Message
+from ..exact.reference import Samples, sample_values
+from ..models.registry import get_loss, get_model
+from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem
+from ..symbolic.derivation import (
+    Formula,
+    N,
+    Symbolic,
+    latex,
+    verify_equal,
+)
+from .facts import (
+    DataRow,
+    GradientDerivation,
+    ProblemFacts,
+    SampleRow,
+    SampleTable,
+    StepFacts,
+    shown_rows,
+)
+
+WRITTEN_OUT_CHECK_LIMIT = 200  # samples up to which the written-out formulas are verified
+
+
+def _source_message(dataset: Dataset) -> Message:
+    """Where the samples came from: a built-in set or inline values by name, else as given."""
+    if BUILTIN_DATASETS.get(dataset.name) == dataset:
+        return Message.of(f"dataset.{dataset.name}")
+    if dataset.origin is not None:
+        return dataset.origin
+    if dataset.name == "inline":
+        return Message.of("dataset.inline")
+    return Message.of("dataset.other", source=dataset.source)
+
+
+def gradient_lhs(parameter: str) -> str:
+    return rf"\frac{{\partial L}}{{\partial {parameter}}}"
+
+
+def derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ...]:
+    # The formula for this n must be the derivative of the loss for this n. Checking
+    # very long written-out sums costs time (SymPy) and adds no insight.
+    written_loss = symbolic.loss.written_out(n) if n <= WRITTEN_OUT_CHECK_LIMIT else None
+    facts = []
+    for name, derivation in symbolic.derivations.items():
+        concrete_ok = written_loss is None or verify_equal(
+            derivation.result.written_out(n),
+            written_loss.diff(derivation.symbol),
+        )
+        facts.append(
+            GradientDerivation(
+                parameter=name,
+                lhs=gradient_lhs(name),
+                steps=tuple(
+                    StepFacts(s.rule, s.rule_key, s.explanation, s.latex, s.note, s.verified)
+                    for s in derivation.steps
+                ),
+                result=derivation.result.latex,
+                written_out=derivation.result.written_out_latex(n),
+                written_out_verified=concrete_ok,
+                verified=derivation.verified and concrete_ok,
+            )
+        )
+    return tuple(facts)
+
+
+def sample_table(
+    symbolic: Symbolic,
+    formulas: Mapping[str, Formula],
+    parameters: Mapping[str, Fraction],
+    samples: Samples,
+    means: Mapping[str, Fraction],
+) -> SampleTable:
+    """The per-sample table; `means` holds the loss ("L") and each gradient, already known."""
+    n = samples.n
+    indices = shown_rows(n)
+    elided = n - sum(k is not None for k in indices)
+    shown = [k for k in indices if k is not None]
+
+    def at_shown(expr: sp.Expr) -> dict[int, Fraction]:
+        return dict(
+            zip(shown, sample_values(symbolic, expr, parameters, samples, shown), strict=True)
+        )
+
+    predictions = at_shown(symbolic.prediction)
+    residuals = at_shown(symbolic.residual)
+    loss_terms = at_shown(symbolic.loss.summand)
+    shares: dict[str, dict[int, Fraction]] = {}
+    headers: dict[str, str] = {}
+    r_i = sp.Symbol("r_{i}")
+    for name, formula in formulas.items():
+        # A sample's share is n * coefficient * summand: the mean of the shares is the gradient.
+        scale = Fraction(str(formula.coefficient.subs(N, n) * n))
+        shares[name] = {k: scale * v for k, v in at_shown(formula.summand).items()}
+        header = formula.coefficient * N * formula.summand.xreplace({symbolic.residual: r_i})
+        headers[name] = latex(header)
+    rows = tuple(
+        None
+        if k is None
+        else SampleRow(
+            i=k + 1,
+            x=float(samples.x[k]),
+            y=float(samples.y[k]),
+            prediction=float(predictions[k]),
+            residual=float(residuals[k]),
+            loss_term=float(loss_terms[k]),
+            shares={name: float(values[k]) for name, values in shares.items()},
+        )
+        for k in indices
+    )
+    return SampleTable(
+        share_headers=headers,
+        rows=rows,
+        elided=elided,
+        mean_loss_term=float(means["L"]),
+        mean_shares={name: float(means[name]) for name in formulas},
+    )
+
+
+def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
+    model = get_model(problem.model)
+    return ProblemFacts(
+        name=problem.name,
+        source=problem.dataset.source,
+        n=problem.n,
+        dtype=problem.dtype,
+        x_given=problem.dataset.x,
+        y_given=problem.dataset.y,
+        x=problem.x,
+        y=problem.y,
+        init=dict(problem.initial.values),
+        init_source=problem.initial.source,
+        seed=problem.initial.seed,
+        model=model.title,
+        loss=get_loss(problem.loss).title,
+        prediction=latex(symbolic.prediction),
+        loss_general=symbolic.loss.latex,
+        loss_written_out=symbolic.loss.written_out_latex(problem.n),
+        model_name=model.name,
+        loss_name=problem.loss,
+        source_message=_source_message(problem.dataset),
+        standardized=problem.standardized,
+        mode=problem.mode,
+        data_rows=tuple(
+            None
+            if k is None
+            else DataRow(
+                k + 1, problem.dataset.x[k], problem.x[k], problem.dataset.y[k], problem.y[k]
+            )
+            for k in shown_rows(problem.n)
+        ),
+    )
