@@ -24,6 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derive.common.numbers import latex_number
+from derive.exact.adjoint_values import exact_forward_values, exact_references
+from derive.exact.roundings import rounding_counts
 from derive.models.ops import Node
 from derive.models.registry import get_loss, get_model
 from derive.problem.problem import BUILTIN_DATASETS, Dataset, make_problem
@@ -31,15 +33,7 @@ from derive.render.graph import draw, layout
 from derive.render.mathsvg import latex_to_svg
 from derive.report.backward import BackwardFacts, build_backward
 from derive.report.todict import backward_to_list
-from derive.symbolic.adjoints import (
-    derive_adjoints,
-    direct_adjoint,
-    exact_forward_values,
-    exact_references,
-    graph_of,
-    matches_definition,
-    rounding_counts,
-)
+from derive.symbolic.adjoints import derive_adjoints, direct_adjoint, graph_of, matches_definition
 from derive.symbolic.derivation import X_I, N, build_symbolic, wrong_formula
 from derive.tape.backward import BackwardTrace
 from derive.tape.gradient import TapeResult

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from test_backward import _formulas, facts_for, perfect_tape
 
 from derive.exact import reference
+from derive.exact.adjoint_values import FloatReference, exact_references, fast_references
 from derive.exact.check import gamma_bound, gamma_bounds, underflow_allowance, unit_roundoff
 from derive.exact.reference import Samples
 from derive.problem.problem import Dataset, make_problem
@@ -28,13 +29,7 @@ from derive.render.graph import _number, draw, layout
 from derive.report import backward as backward_module
 from derive.report.backward import build_backward
 from derive.report.todict import backward_to_list
-from derive.symbolic.adjoints import (
-    FloatReference,
-    derive_adjoints,
-    exact_references,
-    fast_references,
-    graph_of,
-)
+from derive.symbolic.adjoints import derive_adjoints, graph_of
 
 PER_SAMPLE = ("Wx", "prediction", "residual", "square")
 

@@ -21,19 +21,18 @@ import numpy as np
 import pytest
 
 from derive.exact import reference as reference_module
+from derive.exact.adjoint_values import (
+    FloatReference,
+    exact_forward_values,
+    exact_references,
+    fast_references,
+)
 from derive.exact.check import compare, rounding_bound
 from derive.exact.reference import Samples
 from derive.problem.problem import BUILTIN_DATASETS, Dataset, Training, make_problem
 from derive.report.backward import build_backward
 from derive.report.build import explain
-from derive.symbolic.adjoints import (
-    FloatReference,
-    derive_adjoints,
-    exact_forward_values,
-    exact_references,
-    fast_references,
-    graph_of,
-)
+from derive.symbolic.adjoints import derive_adjoints, graph_of
 from derive.tape.backward import BackwardTrace
 from derive.tape.gradient import TapeResult
 from tests.conftest import SINGLE_INIT

@@ -2,7 +2,7 @@
 
 k = d + t: d, the depth of the sum over the samples (the most roundings on any path
 from one term to the sum), and t, the roundings of one term, counted op by op as the
-tape runs them (:func:`derive.symbolic.adjoints.rounding_counts`): a product of a value with k1
+tape runs them (:func:`derive.exact.roundings.rounding_counts`): a product of a value with k1
 roundings and one with k2 has k1 + k2 + 1, a sum of values adds one to the larger
 count, multiplying by a power of two adds none. For the linear model and the mean
 squared error, with a rounded 1/n (n not a power of two):
@@ -32,10 +32,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING
 
-from ..symbolic.adjoints import derive_adjoints, forward_roundings, graph_of, rounding_counts
+import numpy as np
+import sympy as sp
+
+from ..symbolic.adjoints import SymbolicBackward, derive_adjoints, graph_of, op_vertices
+from ..symbolic.derivation import N
 from ..tape.order import Order
 from ..tape.summation import LEAF_SIZE, PACKET_SIZE
+
+if TYPE_CHECKING:
+    pass
 
 
 @functools.cache
@@ -113,7 +122,6 @@ def rounding_facts(
     *,
     float_reference: bool = False,
 ) -> RoundingFacts:
-    from ..symbolic.adjoints import division_roundings
 
     order = order or Order()
     depth = order.depth(n, dtype)
@@ -130,3 +138,125 @@ def rounding_facts(
         division=division_roundings(n, dtype),
         float_reference=float_reference,
     )
+
+
+def _representable(value: sp.Number, dtype: str) -> bool:
+    exact = Fraction(int(value.p), int(value.q)) if value.is_Rational else None
+    return exact is not None and Fraction(float(np.asarray(float(exact), dtype=dtype))) == exact
+
+
+def power_of_two(value: sp.Expr) -> bool:
+    """Multiplying by +-2^j is exact in binary floating point (barring under/overflow)."""
+    if not value.is_Rational or value == 0:
+        return False
+    p, q = abs(int(value.p)), int(value.q)
+    return (p & (p - 1)) == 0 and (q & (q - 1)) == 0
+
+
+def roundings(expr: sp.Expr, known: Mapping[sp.Basic, int], dtype: str) -> int:
+    """Roundings on the longest chain when expr is computed in floating point.
+
+    A sum of m terms adds m - 1 to the largest count among its terms; a product adds
+    the counts of its factors and one per multiplication, except by a power of two
+    (exact); a constant the dtype cannot hold is itself one rounding.
+    """
+    if expr in known:
+        return known[expr]
+    if expr.is_Number:
+        return 0 if _representable(expr, dtype) else 1
+    if isinstance(expr, sp.Add):
+        return max(roundings(a, known, dtype) for a in expr.args) + len(expr.args) - 1
+    if isinstance(expr, sp.Mul):
+        factors = [a for a in expr.args if not power_of_two(a)]
+        return sum(roundings(a, known, dtype) for a in factors) + max(len(factors) - 1, 0)
+    if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
+        power = int(expr.exp)
+        return power * roundings(expr.base, known, dtype) + power - 1
+    raise NotImplementedError(f"no rounding count for {expr!r}")
+
+
+def division_roundings(n: int, dtype: str, reciprocal: bool = False) -> int:
+    """Roundings of dividing by n as the tape does: by ``static_cast<T>(n)`` (the mean)
+    or by the constant n (its gradient, ``truediv(Tile(1), n)``). None for a power of two
+    (exact), one for the quotient, one more where the dtype cannot hold n itself (float32
+    beyond 2^24). `reciprocal`: multiplied by a rounded 1/n instead (as XLA may do), one
+    more again."""
+    if power_of_two(sp.Integer(n)):
+        return 0
+    quotient = 1 if _representable(sp.Integer(n), dtype) else 2
+    return quotient + (1 if reciprocal else 0)
+
+
+def _forward_counts(
+    backward: SymbolicBackward, n: int, dtype: str, depth: int, division: int
+) -> dict[sp.Basic, int]:
+    """Roundings of each node's forward value: a leaf none, an op what its formula gives
+    from its inputs' counts, the mean `depth` (the sum) + `division` more."""
+    forward: dict[sp.Basic, int] = {}
+    for vertex in backward.graph:
+        symbol = backward.symbols[vertex.name]
+        if vertex.op is None:
+            forward[symbol] = 0
+        elif vertex.op.reduces:
+            (term,) = vertex.inputs
+            forward[symbol] = forward[backward.symbols[term]] + depth + division
+        else:
+            dummies = sp.symbols(f"a0:{vertex.op.arity}")
+            known = {
+                d: forward[backward.symbols[name]]
+                for d, name in zip(dummies, vertex.inputs, strict=True)
+            }
+            forward[symbol] = roundings(vertex.op.forward(*dummies), known, dtype)
+    return forward
+
+
+def forward_roundings(
+    backward: SymbolicBackward,
+    n: int,
+    dtype: str,
+    depth: int | None = None,
+    *,
+    reciprocal: bool = False,
+) -> int:
+    """k of the loss (the graph's output) as the tape computes it: its terms' roundings,
+    the sum's `depth` (None: n - 1, one long chain) and the division by n."""
+    depth = n - 1 if depth is None else depth
+    division = division_roundings(n, dtype, reciprocal)
+    forward = _forward_counts(backward, n, dtype, depth, division)
+    return forward[backward.symbols[backward.output]]
+
+
+def rounding_counts(
+    backward: SymbolicBackward, n: int, dtype: str, depth: int | None = None
+) -> dict[str, int]:
+    """k for each node's adjoint as TensorFlow computes it.
+
+    Forward values carry their own roundings (a leaf none). Going backward, dL/dL = 1
+    is exact; an op passes on upstream * local derivative: nothing is rounded when the
+    local derivative is +-1, the mean's gradient divides by n (:func:`division_roundings`),
+    otherwise the roundings of the local derivative (it is made of forward values)
+    plus one for the product: a product of values with k1 and k2 roundings has
+    k1 + k2 + 1. A scalar used by every sample adds the depth of the sum over the
+    samples: `depth` (TensorFlow's order, :mod:`derive.tape.summation`), or n - 1 (None).
+    """
+    depth = n - 1 if depth is None else depth
+    division = division_roundings(n, dtype)
+    forward = _forward_counts(backward, n, dtype, depth, division)
+    counts: dict[str, list[int]] = {backward.output: [0]}
+    for consumer in reversed(op_vertices(backward.graph)):
+        assert consumer.op is not None
+        upstream = max(counts[consumer.name]) + len(counts[consumer.name]) - 1
+        for name in consumer.inputs:
+            if (consumer.name, name) not in backward.locals:
+                continue
+            local = backward.locals[(consumer.name, name)].subs(N, n)
+            if consumer.op.reduces:
+                step = division
+            elif local.is_Number and power_of_two(local):
+                step = 0
+            else:
+                step = roundings(local, forward, dtype) + 1
+            if name in backward.broadcast:
+                step += depth
+            counts.setdefault(name, []).append(upstream + step)
+    return {name: max(ks) + len(ks) - 1 for name, ks in counts.items()}

@@ -40,15 +40,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy as sp
 
-from ..symbolic.adjoints import (
-    DATA,
-    SymbolicBackward,
-    derive_adjoints,
-    exact_value,
-    graph_of,
-    op_vertices,
-)
+from ..symbolic.adjoints import DATA, SymbolicBackward, derive_adjoints, graph_of, op_vertices
 from ..symbolic.derivation import X_I, Y_I, Formula, N, Symbolic
+from .adjoint_values import exact_value
 from .check import SMALLEST_NORMAL
 from .sums import Evaluator, data_sums
 

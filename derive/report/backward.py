@@ -7,7 +7,7 @@ report shows: each op's local rule, with the tape's numbers put in, and the sums
 the samples that make the gradients of W and b.
 
 Beyond ``reference.EXACT_LIMIT`` samples the references are float64 pairs with a
-stated error (:func:`derive.symbolic.adjoints.fast_references`) and every sample is checked at
+stated error (:func:`derive.exact.adjoint_values.fast_references`) and every sample is checked at
 once with NumPy; :class:`Check` objects (exact differences) are built for every sample up
 to LISTED_LIMIT samples, beyond that only for those the report shows (the table rows
 and the worst sample of each node).
@@ -28,6 +28,13 @@ import sympy as sp
 from ..common.i18n import Message
 from ..common.numbers import latex_number
 from ..exact import underflow
+from ..exact.adjoint_values import (
+    FLOAT_ALLOWANCE,
+    FloatReference,
+    Reference,
+    exact_references,
+    fast_references,
+)
 from ..exact.check import (
     INCONCLUSIVE,
     OVERFLOW,
@@ -41,22 +48,17 @@ from ..exact.check import (
 )
 from ..exact.expansion import two_sum
 from ..exact.reference import Samples
+from ..exact.roundings import rounding_counts
 from ..symbolic.adjoints import (
     DATA,
-    FLOAT_ALLOWANCE,
-    FloatReference,
-    Reference,
     SymbolicBackward,
     Vertex,
     derive_adjoints,
     direct_adjoint,
-    exact_references,
-    fast_references,
     graph_of,
     is_zero,
     matches_definition,
     op_vertices,
-    rounding_counts,
 )
 from ..symbolic.derivation import Formula, N, ReportLatexPrinter, Symbolic
 from ..symbolic.derivation import shown_terms as _shown_terms
