@@ -31,7 +31,8 @@ from derive.models.registry import get_loss, get_model
 from derive.problem.problem import BUILTIN_DATASETS, Dataset, make_problem
 from derive.render.graph import draw, layout
 from derive.render.mathsvg import latex_to_svg
-from derive.report.backward import BackwardFacts, build_backward
+from derive.report.backward import build_backward
+from derive.report.backward_facts import BackwardFacts
 from derive.report.todict import backward_to_list
 from derive.symbolic.adjoints import derive_adjoints, direct_adjoint, graph_of, matches_definition
 from derive.symbolic.derivation import X_I, N, build_symbolic, wrong_formula

@@ -26,7 +26,7 @@ from derive.exact.check import gamma_bound, gamma_bounds, underflow_allowance, u
 from derive.exact.reference import Samples
 from derive.problem.problem import Dataset, make_problem
 from derive.render.graph import _number, draw, layout
-from derive.report import backward as backward_module
+from derive.report import backward_checks
 from derive.report.backward import build_backward
 from derive.report.todict import backward_to_list
 from derive.symbolic.adjoints import derive_adjoints, graph_of
@@ -229,7 +229,7 @@ def test_a_non_finite_adjoint_fails(symbolic, many):
 
 
 def test_beyond_the_listed_limit_only_the_shown_checks_are_kept(symbolic, many, monkeypatch):
-    monkeypatch.setattr(backward_module, "LISTED_LIMIT", 10)
+    monkeypatch.setattr(backward_checks, "LISTED_LIMIT", 10)
     problem = _random_problem(40)
     trace, _ = perfect_tape(problem, symbolic)
     values = list(trace.adjoints["residual"])
@@ -330,7 +330,7 @@ def test_per_sample_checks_without_a_bound_never_pass():
     """k u >= 1 leaves no gamma_k: even a tape equal to the reference must not pass."""
     from fractions import Fraction
 
-    from derive.report.backward import _float_verdicts
+    from derive.report.backward_checks import _float_verdicts
 
     values = np.array([0.5, -1.25, 3.0])
     reference = FloatReference(values, np.zeros(3), np.abs(values), Fraction(0))

@@ -9,7 +9,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from derive.problem.problem import Dataset, make_problem
 from derive.render import plots
 from derive.report.build import formulas_for, symbolic_for
-from derive.report.training import plot_spec, reference_trace
+from derive.report.landscape import plot_spec
+from derive.report.training import reference_trace
 
 SAMPLES = 20_000
 

@@ -20,7 +20,8 @@ import pytest
 from derive.exact.reference import Samples, magnitude
 from derive.exact.sums import DataSums, Evaluator, affine_solution
 from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
-from derive.report.training import check_training, reference_trace, update_bound
+from derive.report.training import check_training, reference_trace
+from derive.report.training_checks import update_bound
 from derive.symbolic.derivation import evaluate_exact, verify_equal, wrong_formula
 from derive.tape.training import Trace
 from tests.conftest import SINGLE_INIT, SINGLE_INIT_FLAG
@@ -456,7 +457,7 @@ def test_background_training_gives_the_in_process_trace():
     from derive.render.plotdata import plot_data_from_trace
     from derive.render.plots import training_plots
     from derive.report.build import symbolic_for
-    from derive.report.training import plot_spec
+    from derive.report.landscape import plot_spec
     from derive.tape.training import train
 
     problem = problem_for("tf-examples", steps=200)

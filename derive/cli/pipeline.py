@@ -66,7 +66,7 @@ def run(
     from ..render.jsonfile import PRETTY_LIMIT
     from ..render.outputs import render_all
     from ..report.build import complete, prepare, symbolic_for
-    from ..report.training import plot_spec
+    from ..report.landscape import plot_spec
 
     job.submit(problem)
     progress.stage("deriving")

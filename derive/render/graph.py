@@ -25,7 +25,7 @@ from ..common.numbers import plain
 from ..exact.expansion import Expansion, total
 
 if TYPE_CHECKING:
-    from ..report.backward import BackwardFacts, NodeFacts
+    from ..report.backward_facts import BackwardFacts, NodeFacts
 
 MAX_LISTED = 3
 DIGITS = 5

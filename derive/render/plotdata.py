@@ -25,7 +25,7 @@ class PlotData:
 
 
 def plot_data(training) -> PlotData:  # type: ignore[no-untyped-def]
-    """The plots' numbers from the training facts (derive.report.training.TrainingFacts)."""
+    """The plots' numbers from the training facts (derive.report.training_facts.TrainingFacts)."""
     series = training.series
     return PlotData(
         spec=training.plot_spec,

@@ -11,7 +11,7 @@ from ..common.i18n import Message
 from ..exact.check import FAIL, INCONCLUSIVE, OVERFLOW, PASS, Check
 from ..exact.roundings import RoundingFacts
 from . import display
-from .backward import BackwardFacts
+from .backward_facts import BackwardFacts
 from .facts import (
     GradientDerivation,
     ProblemFacts,
@@ -26,7 +26,7 @@ from .todict import (
     check_to_dict,
     training_to_dict,
 )
-from .training import TrainingFacts
+from .training_facts import TrainingFacts
 
 
 @dataclass(frozen=True)

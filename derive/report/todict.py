@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..exact.check import Check
-    from .backward import BackwardFacts
+    from .backward_facts import BackwardFacts
     from .facts import SampleRow
-    from .training import Failure, TrainingFacts
+    from .training_facts import Failure, TrainingFacts
 
 SCHEMA_ID = "derive-report/1"
 
@@ -75,7 +75,7 @@ def backward_to_list(backward: BackwardFacts) -> list[dict[str, Any]]:
     `value` and `adjoint` hold one entry per sample, or one for a scalar; `check` holds
     the same per-entry lists, the rounding count k of the bound, and the verdict.
 
-    Beyond ``backward.LISTED_LIMIT`` samples (10,000) the per-sample lists are abridged:
+    Beyond ``backward_facts.LISTED_LIMIT`` samples (10,000) the per-sample lists are abridged:
     a per-sample node's `value`, `adjoint` and `check` lists hold only the samples the
     report shows (the first and last table rows, and the node's worst sample), `rows`
     gives their 1-based sample indices, and `check` adds `samples` (how many were

@@ -1,0 +1,76 @@
+"""The loss as a function of the parameters for this data: its exact data sums, the
+least-squares optimum where it is unique, and what the plots need of it (PlotSpec)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import sympy as sp
+
+from ..exact.sums import Evaluator, affine_solution, data_sums
+from ..problem.problem import Problem
+from ..symbolic.derivation import X_I, Symbolic
+from .plotspec import PlotSpec
+
+NOT_UNIQUE = (
+    "The least-squares solution is not unique here (a single sample, or all x equal): "
+    "many lines fit equally well."
+)
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """The loss for this data as a function of the parameters, and where it is smallest."""
+
+    loss: Evaluator
+    solution: tuple[Fraction, ...] | None  # the exact least-squares optimum
+    prediction_polynomial: Mapping[tuple[int, ...], float] | None  # y_hat(x, parameters)
+
+    def plot_spec(self, problem: Problem, names: Sequence[str]) -> PlotSpec:
+        # A plot shows at most MAX_PLOTTED_POINTS samples, evenly spread over the data.
+        chosen = np.unique(np.linspace(0, problem.n - 1, MAX_PLOTTED_POINTS).astype(int))
+        return PlotSpec(
+            names=tuple(names),
+            x=tuple(problem.x[i] for i in chosen),
+            y=tuple(problem.y[i] for i in chosen),
+            samples=problem.n,
+            loss_polynomial={e: float(c) for e, c in (self.loss.polynomial or {}).items()},
+            prediction_polynomial=self.prediction_polynomial,
+            optimum=(
+                None
+                if self.solution is None
+                else {n: float(v) for n, v in zip(names, self.solution, strict=True)}
+            ),
+            optimum_loss=(None if self.solution is None else float(self.loss.value(self.solution))),
+            display_step=problem.training.display_step,
+        )
+
+
+def landscape(problem: Problem, symbolic: Symbolic) -> Landscape:
+    data = data_sums(problem.x, problem.y)
+    gradients = [Evaluator(symbolic, d.result, data) for d in symbolic.derivations.values()]
+    return Landscape(
+        loss=Evaluator(symbolic, symbolic.loss, data),
+        solution=affine_solution(gradients),
+        prediction_polynomial=_prediction_polynomial(symbolic),
+    )
+
+
+def plot_spec(problem: Problem, symbolic: Symbolic) -> PlotSpec:
+    """What the plots need besides the trace; known before training."""
+    return landscape(problem, symbolic).plot_spec(problem, list(symbolic.parameters))
+
+
+def _prediction_polynomial(symbolic: Symbolic) -> dict[tuple[int, ...], float] | None:
+    x = sp.Symbol("x_s")
+    try:
+        poly = sp.Poly(symbolic.prediction.subs(X_I, x), x, *symbolic.parameters.values())
+    except sp.PolynomialError:
+        return None
+    return {tuple(e): float(c) for e, c in poly.terms()}
+
+
+MAX_PLOTTED_POINTS = 500  # enough to show the cloud; each point is an element in the PDF
