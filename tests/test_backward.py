@@ -402,7 +402,7 @@ def test_fast_path_does_not_import_tensorflow():
 
 
 def test_no_backward_flag_parses():
-    from derive.cli.main import build_parser
+    from derive.cli.parser import build_parser
 
     assert build_parser().parse_args(["report", "--no-backward"]).no_backward
     assert not build_parser().parse_args(["report"]).no_backward

@@ -360,7 +360,7 @@ def test_sheet_numbers_are_padded_to_the_width_of_the_count():
 
 def test_handouts_read_the_csv_columns_given(tmp_path):
     from derive.cli.handouts import _dataset
-    from derive.cli.main import build_parser
+    from derive.cli.parser import build_parser
 
     data = tmp_path / "points.csv"
     data.write_text("hours,score\n1.5,2.5\n3.0,4.0\n", encoding="utf-8")

@@ -12,7 +12,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-import derive.cli.main as cli
+import derive.cli.lines as terminal
 from derive.exact.check import (
     compare,
     largest_finite,
@@ -92,7 +92,7 @@ def test_at_the_optimum_a_dropped_factor_two_is_inconclusive_not_passed():
         assert all(check.verdict == "inconclusive" for check in gradients)
         assert all(check.resolution >= 0.5 for check in gradients)
         assert report.verdict == "inconclusive"
-        line = cli.summary_line(report)
+        line = terminal.summary_line(report)
         assert "all checks passed" not in line
         assert line.startswith("no check failed; 3 values are inconclusive: L, dL/dW, dL/db")
 
@@ -133,7 +133,7 @@ def test_overflow_on_the_emulated_tape_is_its_own_verdict():
     verdicts = {check.quantity: check.verdict for check in report.checks}
     assert verdicts == {"L": "overflow", "dL/dW": "overflow", "dL/db": "pass"}
     assert not report.ok and report.verdict == "overflow"
-    assert cli.summary_line(report).startswith("OVERFLOW: 2 values left float32's range")
+    assert terminal.summary_line(report).startswith("OVERFLOW: 2 values left float32's range")
     document = report.to_dict()
     assert document["verdict"] == "overflow"
     assert document["initial"]["loss"]["verdict"] == "overflow"
@@ -181,22 +181,22 @@ def test_terminal_lines_give_one_unit_a_line():
     problem = make_problem(BUILTIN_DATASETS["single"], init={"W": 0.21318328, "b": 0.78609025})
     report = explain(problem, tape=emulated_tape, backward=False)
     check = report.checks[1]
-    lines = cli.check_lines(check, "exact")
+    lines = terminal.check_lines(check, "exact")
     assert len(lines) == 3
     assert lines[0].split()[:2] == ["dL/dW", "exact:"] and "tape:" in lines[0]
     assert "difference" in lines[1] and "tolerance" in lines[1]
     assert "of its bound" in lines[1] and lines[1].rstrip().endswith("pass")
     assert "u*M" in lines[2] and "ULP" in lines[2] and "condition M/|value|" in lines[2]
     # The numbers of every quantity start in the same column.
-    firsts = [cli.check_lines(c, "exact")[0] for c in report.checks]
+    firsts = [terminal.check_lines(c, "exact")[0] for c in report.checks]
     assert len({line.index("tape:") for line in firsts}) == 1
-    assert cli.summary_line(report) == "all checks passed"
+    assert terminal.summary_line(report) == "all checks passed"
 
 
 def test_an_inconclusive_line_says_why():
     problem = make_problem(BUILTIN_DATASETS["seed"], init=OPTIMUM)
     report = explain(problem, tape=emulated_tape, backward=False)
-    lines = cli.check_lines(report.checks[1], "exact")
+    lines = terminal.check_lines(report.checks[1], "exact")
     assert "INCONCLUSIVE" in lines[1]
     assert lines[-1].strip().startswith("inconclusive: its bound")
 
