@@ -17,7 +17,7 @@ def render_backward_partial(facts) -> str:  # type: ignore[no-untyped-def]
     """The backward section alone, from its facts (no TensorFlow, no full report)."""
     from types import SimpleNamespace
 
-    from derive.render.outputs import environment
+    from derive.render.environment import environment
 
     template = environment().get_template("partials/backward.html.j2")
     return template.render(report=SimpleNamespace(backward=facts))

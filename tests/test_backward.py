@@ -496,7 +496,8 @@ def test_html_has_the_section_and_stays_self_contained(seed_report):
 @pytest.mark.tensorflow
 @pytest.mark.render
 def test_pdf_renders_with_the_graph(seed_report):
-    from derive.render.outputs import make_fetcher, to_html, to_pdf
+    from derive.render.outputs import to_html
+    from derive.render.pdf import make_fetcher, to_pdf
 
     fetcher = make_fetcher()
     pdf = to_pdf(to_html(seed_report), fetcher)

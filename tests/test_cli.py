@@ -245,7 +245,8 @@ def test_a_failing_pdf_step_changes_nothing(out, capsys, monkeypatch, no_tensorf
     def broken_pdf(html, fetcher=None):
         raise RenderError("WeasyPrint could not make the PDF: no Pango; nothing was written")
 
-    monkeypatch.setattr("derive.render.outputs.to_pdf", broken_pdf)
+    monkeypatch.setattr("derive.render.pdf.to_pdf", broken_pdf)  # the draft's warm-up
+    monkeypatch.setattr("derive.render.outputs.to_pdf", broken_pdf)  # the report's PDF
     code = main(["report", "--out", str(out), "--seed", "1", "--no-backward"])
     message = capsys.readouterr().err.strip()
     assert code != 0
@@ -469,7 +470,7 @@ def test_a_folder_in_the_way_of_one_target_writes_none(out, capsys, no_tensorflo
 
 def test_write_atomically_checks_every_target_before_writing_any(tmp_path):
     from derive.common.errors import OutputError
-    from derive.render.outputs import write_atomically
+    from derive.render.files import write_atomically
 
     (tmp_path / "b.pdf").mkdir()
     files = {tmp_path / "a.html": b"a", tmp_path / "b.pdf": b"b", tmp_path / "c.json": b"c"}
@@ -479,7 +480,7 @@ def test_write_atomically_checks_every_target_before_writing_any(tmp_path):
 
 
 def test_write_atomically_makes_its_folder_only_to_write(tmp_path):
-    from derive.render.outputs import check_writable, write_atomically
+    from derive.render.files import check_writable, write_atomically
 
     folder = tmp_path / "new" / "reports"
     check_writable(folder, [folder / "seed.html"])

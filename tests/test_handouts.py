@@ -371,7 +371,7 @@ def test_handouts_read_the_csv_columns_given(tmp_path):
 
 def _overflowing_boxes(html: str) -> list[str]:
     """Text that the layout puts beyond the right edge of the page's content area."""
-    from derive.render.outputs import font_face_css, load_weasyprint, make_fetcher
+    from derive.render.pdf import font_face_css, load_weasyprint, make_fetcher
 
     weasyprint = load_weasyprint()
     fetcher = make_fetcher()

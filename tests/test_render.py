@@ -16,7 +16,8 @@ from derive.problem.problem import BUILTIN_DATASETS, make_problem
 from derive.render.jsonfile import to_json
 from derive.render.mathsvg import latex_to_svg
 from derive.render.notebook import to_notebook_html as report_html_in_jupyter
-from derive.render.outputs import make_fetcher, to_html, to_pdf
+from derive.render.outputs import to_html
+from derive.render.pdf import make_fetcher, to_pdf
 from derive.report.build import explain
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
@@ -88,7 +89,7 @@ def test_pdf_fetches_nothing():
 
 @pytest.mark.render
 def test_pdf_of_a_report_stays_within_the_page(report):
-    from derive.render.outputs import load_weasyprint
+    from derive.render.pdf import load_weasyprint
 
     weasyprint = load_weasyprint()
     html = to_html(report)
@@ -147,7 +148,7 @@ def test_large_json_with_samples_encoded_beforehand_is_the_same_document(monkeyp
 def test_weasyprints_notice_about_harfbuzz_subset_is_not_an_error(tmp_path, monkeypatch):
     """Without Debian's libharfbuzz-subset0, importing WeasyPrint warns about its future;
     the tests turn warnings into errors, and so would any caller doing the same."""
-    from derive.render.outputs import load_weasyprint
+    from derive.render.pdf import load_weasyprint
 
     fake = tmp_path / "weasyprint"
     fake.mkdir()

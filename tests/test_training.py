@@ -342,7 +342,8 @@ def test_html_reports_divergence(symbolic):
 
 @pytest.mark.render
 def test_pdf_renders_the_training_without_warnings(symbolic, caplog):
-    from derive.render.outputs import to_html, to_pdf
+    from derive.render.outputs import to_html
+    from derive.render.pdf import to_pdf
 
     problem = problem_for("tf-examples", steps=200, display_step=20)
     with caplog.at_level("WARNING", logger="weasyprint"):

@@ -40,7 +40,7 @@ def run_handouts(args: argparse.Namespace) -> int:
     from ..handouts.files import render_files, start_workers, unprintable_characters, warm_up
     from ..handouts.sheets import validate
     from ..problem.problem import draw_seed
-    from ..render.outputs import check_writable, write_atomically
+    from ..render.files import check_writable, write_atomically
 
     say: Callable[[str], None] = (
         (lambda _message: None) if args.quiet else (lambda message: print(message, flush=True))

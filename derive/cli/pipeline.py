@@ -41,7 +41,8 @@ def warm_up(ground: Groundwork, formats: Iterable[str], lang: str = "en") -> Non
     that every formula that does not depend on the tape is rendered -- once, the
     renderer caches it -- and the templates are compiled before the tape's numbers
     arrive; also load WeasyPrint's fonts."""
-    from ..render.outputs import to_html, to_pdf
+    from ..render.outputs import to_html
+    from ..render.pdf import to_pdf
     from ..report.build import draft
 
     formats = set(formats)

@@ -57,7 +57,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     out = Path(args.out)
 
     started = time.perf_counter()
-    from ..render.outputs import check_writable, write_atomically
+    from ..render.files import check_writable, write_atomically
     from .pipeline import run
 
     check_writable(out, [out / f"{stem}.{fmt}" for fmt in formats])

@@ -33,7 +33,6 @@ import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
@@ -42,9 +41,6 @@ from ..symbolic.adjoints import SymbolicBackward, derive_adjoints, graph_of, op_
 from ..symbolic.derivation import N
 from ..tape.order import Order
 from ..tape.summation import LEAF_SIZE, PACKET_SIZE
-
-if TYPE_CHECKING:
-    pass
 
 
 @functools.cache

@@ -60,7 +60,7 @@ def file_names(handouts: Handouts) -> FileNames:
 def document_html(handouts: Handouts, filled: bool) -> str:
     """Every sheet (or every key) of the class, one page each."""
     from ..common.i18n import translator
-    from ..render.outputs import render_template
+    from ..render.environment import render_template
 
     t = translator(handouts.lang)
     title = t.text(
@@ -78,14 +78,14 @@ def document_html(handouts: Handouts, filled: bool) -> str:
 
 
 def index_html(handouts: Handouts, names: FileNames) -> str:
-    from ..render.outputs import render_template
+    from ..render.environment import render_template
 
     return render_template("handouts/index.html.j2", handouts.lang, handouts=handouts, files=names)
 
 
 def render_set(handouts: Handouts, filled: bool) -> PrintedSet:
     """The combined PDF and one PDF per page; every sheet must fit one page."""
-    from ..render.outputs import to_pdf_pages
+    from ..render.pdf import to_pdf_pages
 
     with library_records() as records:
         whole, pages = to_pdf_pages(document_html(handouts, filled))
@@ -134,7 +134,8 @@ def unprintable_characters(names: Sequence[str]) -> frozenset[str]:
     ASCII is always in DejaVu Sans, and CJK text always brings the CJK font: what is
     printed is the rest of each name (without CJK, the 16 MB font is not loaded).
     """
-    from ..render.outputs import needs_cjk_font, render_template, to_pdf
+    from ..render.environment import render_template
+    from ..render.pdf import needs_cjk_font, to_pdf
 
     rest = ["".join(c for c in name if not needs_cjk_font(c)) for name in dict.fromkeys(names)]
     unusual = [name for name in rest if not name.isascii()]
@@ -153,7 +154,8 @@ def unprintable_characters(names: Sequence[str]) -> frozenset[str]:
 def warm_up(lang: str) -> None:
     """Import and prepare what rendering needs (run in a worker before the work arrives)."""
     from ..common.i18n import translator
-    from ..render.outputs import environment, font_face_css, load_weasyprint
+    from ..render.environment import environment
+    from ..render.pdf import font_face_css, load_weasyprint
 
     load_weasyprint()
 

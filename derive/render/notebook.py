@@ -90,7 +90,7 @@ def scope_css(css: str, scope: str = SCOPE) -> str:
 @cache
 def notebook_css(lang: str = DEFAULT) -> str:
     """style.css, rendered for the language and scoped to the fragment's element."""
-    from .outputs import render_template
+    from .environment import render_template
 
     return scope_css(render_template("style.css", lang))
 
@@ -110,7 +110,8 @@ def _first_definitions_only(html: str) -> str:
 
 def to_notebook_html(report: Report, lang: str = DEFAULT) -> str:
     """The report as one styled <div> for Jupyter (see the module's docstring)."""
-    from .outputs import GLYPH_SYMBOLS, render_template, training_plots
+    from .environment import GLYPH_SYMBOLS, render_template
+    from .outputs import training_plots
 
     token = GLYPH_SYMBOLS.set(True)
     try:

@@ -9,7 +9,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -42,8 +41,6 @@ from .backward_facts import (
     ShownCheck,
 )
 
-if TYPE_CHECKING:
-    pass
 
 def _quantity(vertex: Vertex, index: int, many: bool) -> str:
     return f"dL/d{vertex.label}" + (f" (i = {index + 1})" if many else "")

@@ -5,7 +5,6 @@ that make the gradients of the parameters."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -13,9 +12,6 @@ from ..common.i18n import Message
 from ..exact.check import (
     Check,
 )
-
-if TYPE_CHECKING:
-    pass
 
 MAX_TABLE_ROWS = 20  # as in the per-sample table: beyond this, tables show their ends only
 

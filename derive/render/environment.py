@@ -1,0 +1,110 @@
+"""The one Jinja2 environment: autoescape, the templates (from the checkout's
+templates/ or the installed derive/templates), and the filters that write numbers, math
+(LaTeX as inline SVG or HTML text), code and the backward graph."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from ..common.errors import RenderError
+from ..common.i18n import DEFAULT, Translator, translator
+from ..common.numbers import exact_float, latex_number, plain
+from .mathsvg import latex_to_svg
+
+
+def _template_root() -> Path:
+    # A source checkout keeps the templates next to the package; an installed
+    # package carries them as derive/templates.
+    checkout = Path(__file__).resolve().parents[2] / "templates"
+    if (checkout / "report.html.j2").is_file():
+        return checkout
+    return Path(str(resources.files("derive") / "templates"))
+
+
+# True while a page is rendered whose formulas share their glyphs (the Jupyter view,
+# derive.render.notebook); the HTML file and the PDF keep plain paths.
+GLYPH_SYMBOLS: ContextVar[bool] = ContextVar("derive_glyph_symbols", default=False)
+
+
+def _math(latex: str, label: str | None = None) -> Markup:
+    if GLYPH_SYMBOLS.get():
+        return Markup(latex_to_svg(latex, label, symbols=True))
+    return Markup(latex_to_svg(latex, label))
+
+
+def _display_math(latex: str, label: str | None = None) -> Markup:
+    if GLYPH_SYMBOLS.get():
+        return Markup(latex_to_svg(latex, label, display=True, symbols=True))
+    return Markup(latex_to_svg(latex, label, display=True))
+
+
+def _backward_graph(facts: Any, t: Translator | None = None) -> Markup:
+    from .graph import draw
+
+    return Markup(draw(facts, t))
+
+
+def _html_math(latex: str) -> Markup:
+    from .mathhtml import latex_to_html
+
+    return Markup(latex_to_html(latex))
+
+
+def _code(text: str) -> Markup:
+    return Markup("<code>{}</code>").format(text)
+
+
+def _css_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+
+
+def _css_counter(text: str) -> Markup:
+    """'page {page} of {pages}' -> the CSS content value "page " counter(page) " of " ..."""
+    import string
+
+    parts = []
+    for literal, name, _, _ in string.Formatter().parse(str(text)):
+        if literal:
+            parts.append(_css_string(literal))
+        if name:
+            if name not in {"page", "pages"}:
+                raise RenderError(f"unknown page counter {name!r} in the catalogue")
+            parts.append(f"counter({name})")
+    return Markup(" ".join(parts))
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_template_root())),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["num"] = plain
+    env.filters["exact"] = exact_float
+    env.filters["latexnum"] = latex_number
+    env.filters["math"] = _math
+    env.filters["displaymath"] = _display_math
+    env.filters["backward_graph"] = _backward_graph
+    env.filters["code"] = _code
+    env.filters["hmath"] = _html_math
+    env.filters["css_counter"] = _css_counter
+    env.globals["t"] = translator(DEFAULT)  # a render call passes the language it wants
+    return env
+
+
+def render_template(name: str, lang: str = DEFAULT, **context: Any) -> str:
+    """A template with the translator `t` of the language and the version in its context."""
+    from ..common.version import __version__
+
+    t: Translator = translator(lang)
+    return environment().get_template(name).render(t=t, version=__version__, **context)
