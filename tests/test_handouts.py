@@ -12,14 +12,12 @@ from pathlib import Path
 import pytest
 
 from derive.cli.main import main
+from derive.handouts.draw import sheet_seed
+from derive.handouts.facts import MAX_SAMPLES
 from derive.handouts.files import document_html, file_names, index_html, render_set
-from derive.handouts.sheets import (
-    MAX_SAMPLES,
-    build_handouts,
-    check_key,
-    read_roster,
-    sheet_seed,
-)
+from derive.handouts.keys import check_key
+from derive.handouts.roster import read_roster
+from derive.handouts.sheets import build_handouts
 from derive.render.mathhtml import latex_to_html
 from tests.emulated_tape import emulated_tape
 
@@ -76,7 +74,7 @@ def test_seeds_are_stable_across_processes():
 
 
 def test_a_students_numbers_follow_the_name_and_namesakes_differ():
-    from derive.handouts.sheets import specs
+    from derive.handouts.draw import specs
 
     forward = specs(7, 0, ["Ada", KOREAN, "Ada"])
     backward = specs(7, 0, [KOREAN, "Ada"])
@@ -295,7 +293,7 @@ def test_the_key_table_prints_each_value_as_its_box(handouts):
 
 
 def test_a_name_on_several_rows_is_found_with_its_rows(tmp_path):
-    from derive.handouts.sheets import read_roster_entries, repeated_names
+    from derive.handouts.roster import read_roster_entries, repeated_names
 
     roster = tmp_path / "class.csv"
     roster.write_text("name\nAda\nBo\n\nAda\nBo \nCy\n", encoding="utf-8")
@@ -304,7 +302,8 @@ def test_a_name_on_several_rows_is_found_with_its_rows(tmp_path):
 
 
 def test_a_long_name_is_shortened_but_still_decides_the_numbers():
-    from derive.handouts.sheets import MAX_NAME_LENGTH, printed_name, specs
+    from derive.handouts.draw import specs
+    from derive.handouts.roster import MAX_NAME_LENGTH, printed_name
 
     long_name = "Bartholomew " * 25
     spec, other = specs(7, 0, [long_name, long_name[:-1] + "x"])
@@ -316,7 +315,7 @@ def test_a_long_name_is_shortened_but_still_decides_the_numbers():
 
 
 def test_characters_without_a_glyph_are_printed_as_their_codes(handouts):
-    from derive.handouts.sheets import printed_name, without_unprintable
+    from derive.handouts.roster import printed_name, without_unprintable
 
     assert printed_name("Zo\u00eb \U0001f389", frozenset("\U0001f389")) == "Zo\u00eb U+1F389"
     class_set = build_handouts(0, roster=["Zo\u00eb \U0001f389", "Ada"], tape=emulated_tape)
@@ -349,7 +348,7 @@ def test_one_sheet_and_one_sample_are_singular_in_both_languages():
 def test_sheet_numbers_are_padded_to_the_width_of_the_count():
     from types import SimpleNamespace
 
-    from derive.handouts.sheets import specs
+    from derive.handouts.draw import specs
 
     class_specs = specs(7, 200)
     assert class_specs[6].number == "007" and class_specs[6].identifier.startswith("7-007-")

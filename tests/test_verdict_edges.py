@@ -262,8 +262,10 @@ def test_handouts_update_check_sits_at_gamma_2_plus_what_the_gradient_carries(
     roundings), the key carries eta's rounding as the exact term |eta32 - eta| |g_tape|
     and the gradient's own error as eta times its tolerance, leaving two roundings (the
     product and the difference): gamma_2 (|theta_0| + eta32 |g_tape|) + those terms."""
-    import derive.handouts.sheets as handouts_module
-    from derive.handouts.sheets import LEARNING_RATE, build_handouts, check_key
+    import derive.handouts.keys as handouts_module
+    from derive.handouts.facts import LEARNING_RATE
+    from derive.handouts.keys import check_key
+    from derive.handouts.sheets import build_handouts
 
     sheet = build_handouts(1, class_seed=11, tape=emulated_tape).sheets[0]
     tape = emulated_tape(sheet.problem)
@@ -408,8 +410,9 @@ def _at_digits(text: str, exact: Fraction, digits: int) -> bool:
 
 
 def test_every_key_box_is_the_key_value_at_the_printed_digits():
+    from derive.handouts.facts import KEY_DIGITS
     from derive.handouts.files import document_html
-    from derive.handouts.sheets import KEY_DIGITS, build_handouts
+    from derive.handouts.sheets import build_handouts
 
     handouts = build_handouts(4, class_seed=11, tape=emulated_tape)
     html = document_html(handouts, filled=True)

@@ -118,7 +118,7 @@ def _warn(message: str) -> None:
 def _roster(args: argparse.Namespace) -> list[str] | None:
     """The roster's names; a name on several rows is said (the sheets then differ only
     by their numbers and identifiers, not by the name printed on them)."""
-    from ..handouts.sheets import read_roster_entries, repeated_names
+    from ..handouts.roster import read_roster_entries, repeated_names
 
     if args.roster is None:
         return None
@@ -154,7 +154,7 @@ def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def _printable_names(handouts, unprintable: frozenset[str]):  # type: ignore[no-untyped-def]
     """Characters no font has are printed as their codes; said once for each name."""
-    from ..handouts.sheets import without_unprintable
+    from ..handouts.roster import without_unprintable
 
     said: set[str] = set()
     for sheet in handouts.sheets:

@@ -224,7 +224,7 @@ exit codes: 0 every key agrees with the tape, 1 a key does not, 2 bad input, 3 i
 
 
 def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from ..handouts.sheets import MAX_SAMPLES
+    from ..handouts.facts import MAX_SAMPLES
 
     handouts = commands.add_parser(
         "handouts",

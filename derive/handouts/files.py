@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ..common.errors import RenderError
-from .sheets import KEY_DIGITS, Handouts
+from .facts import KEY_DIGITS, Handouts
 
 WORKERS = 2
 # Loggers of the libraries that print the PDFs. What they say while printing the

@@ -27,7 +27,7 @@ from ..symbolic.derivation import (
 )
 
 
-class _NumberPrinter(ReportLatexPrinter):
+class NumberPrinter(ReportLatexPrinter):
     """Prints chosen symbols as numbers, with explicit multiplication dots."""
 
     def __init__(self, numbers: Mapping[sp.Basic, Fraction]) -> None:
@@ -114,7 +114,7 @@ def substitute(
             return ""
         numbers = inputs(k)
         numbers[placeholder] = residual_values[k]
-        printed = _NumberPrinter(numbers).doprint(term)
+        printed = NumberPrinter(numbers).doprint(term)
         return rf"\left({printed}\right)" if isinstance(term, sp.Add) else printed
 
     def term_value(k: int) -> str:
@@ -125,7 +125,7 @@ def substitute(
         Term(
             k=k,
             symbols=formula.term_latex(k),
-            with_numbers=formula.term_latex(k, _NumberPrinter(inputs(k))),
+            with_numbers=formula.term_latex(k, NumberPrinter(inputs(k))),
             with_residual=with_residual(k),
             value=latex_number(term_values[k]),
         )
