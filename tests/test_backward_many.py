@@ -22,7 +22,8 @@ from test_backward import _formulas, facts_for, perfect_tape
 
 from derive.exact import reference
 from derive.exact.adjoint_values import FloatReference, exact_references, fast_references
-from derive.exact.check import gamma_bound, gamma_bounds, underflow_allowance, unit_roundoff
+from derive.exact.check import gamma_bound, underflow_allowance, unit_roundoff
+from derive.exact.float_bounds import gamma_bounds
 from derive.exact.reference import Samples
 from derive.problem.problem import Dataset, make_problem
 from derive.render.graph import _number, draw, layout

@@ -7,7 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from derive.exact.check import bound_at, compare, gamma_bounds, rounding_bound, ulp
+from derive.exact.check import compare, rounding_bound, ulp
+from derive.exact.float_bounds import bound_at, gamma_bounds
 from derive.problem.problem import BUILTIN_DATASETS, make_problem
 from derive.report.build import explain
 from derive.symbolic.derivation import WRONG_DERIVATIVES

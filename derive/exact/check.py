@@ -20,8 +20,6 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-import numpy as np
-
 from ..common.i18n import Message
 
 # Roundings on the longest chain for one gradient of the mean squared error, beyond
@@ -81,7 +79,7 @@ def ulp(value: float, dtype: str) -> float:
 
 
 @functools.lru_cache(maxsize=256)
-def _gamma(roundings: int, dtype: str) -> Fraction | None:
+def gamma_of(roundings: int, dtype: str) -> Fraction | None:
     """gamma_k = k u / (1 - k u), or None when k u >= 1 (no bound)."""
     u = unit_roundoff(dtype)
     return None if roundings * u >= 1 else roundings * u / (1 - roundings * u)
@@ -89,7 +87,7 @@ def _gamma(roundings: int, dtype: str) -> Fraction | None:
 
 def has_bound(roundings: int, dtype: str) -> bool:
     """Whether gamma_k exists (k u < 1). Without it there is no bound, and no check passes."""
-    return _gamma(roundings, dtype) is not None
+    return gamma_of(roundings, dtype) is not None
 
 
 def underflow_allowance(roundings: int, dtype: str, sensitivity: Fraction) -> Fraction:
@@ -97,7 +95,7 @@ def underflow_allowance(roundings: int, dtype: str, sensitivity: Fraction) -> Fr
     normal number lambda to zero, each flush losing less than lambda, and S (see
     :mod:`derive.exact.underflow`) bounds how far those losses travel. The factor 1 + gamma_k:
     S is built from exact magnitudes, the tape multiplies by rounded ones."""
-    gamma = _gamma(roundings, dtype)
+    gamma = gamma_of(roundings, dtype)
     assert gamma is not None, "no bound at all when k u >= 1"
     return (1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]) * sensitivity
 
@@ -191,7 +189,7 @@ def _share(difference: Fraction, tolerance: Fraction) -> float:
     if tolerance == 0:
         return 0.0 if difference == 0 else math.inf
     try:
-        return _up(difference / tolerance)
+        return round_up(difference / tolerance)
     except OverflowError:
         return math.inf
 
@@ -335,7 +333,7 @@ def gamma_bound(
     exactly. `allowance` * M is added for a reference that is not exact (its own error).
     """
     u = unit_roundoff(dtype)
-    gamma = _gamma(roundings, dtype)
+    gamma = gamma_of(roundings, dtype)
     if gamma is None:
         return Bound(
             roundings,
@@ -371,66 +369,9 @@ def _shown(value: Fraction) -> float:
         return math.inf
 
 
-def _up(value: Fraction) -> float:
+def round_up(value: Fraction) -> float:
     """The smallest float64 not below value."""
     rounded = float(value)
     return rounded if Fraction(rounded) >= value else math.nextafter(rounded, math.inf)
 
 
-def gamma_bounds(
-    roundings: int,
-    dtype: str,
-    magnitudes: np.ndarray,
-    sensitivities: np.ndarray,
-    allowance: Fraction,
-) -> np.ndarray:
-    """(gamma_k + allowance) * M_i + (1 + gamma_k) lambda S_i for many samples at once,
-    in float64.
-
-    Every product and sum is rounded up (never below the exact one), so it stays a bound.
-    """
-    gamma = _gamma(roundings, dtype)
-    if gamma is None:
-        return np.full(np.broadcast(magnitudes, sensitivities).shape, math.inf)
-    factor = _up(gamma + allowance)
-    underflow_factor = _underflow_factor(roundings, dtype)
-
-    def product_up(factor: float, values: np.ndarray) -> np.ndarray:
-        # One step up covers the rounding of the product, and an underflow to 0 as well.
-        exact_zero = (values == 0) | (factor == 0)
-        return np.where(exact_zero, 0.0, np.nextafter(factor * values, math.inf))
-
-    bounds = product_up(factor, magnitudes)
-    underflow = product_up(underflow_factor, sensitivities)
-    added = bounds + underflow
-    # The sum may round down where both parts are nonzero: step up once more there.
-    return np.where((bounds == 0) | (underflow == 0), added, np.nextafter(added, math.inf))
-
-
-@functools.lru_cache(maxsize=256)
-def _underflow_factor(roundings: int, dtype: str) -> float:
-    """(1 + gamma_k) lambda, rounded up."""
-    gamma = _gamma(roundings, dtype)
-    assert gamma is not None
-    return _up((1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]))
-
-
-def bound_at(
-    roundings: int, dtype: str, magnitude: float, sensitivity: float, tolerance: float
-) -> Bound:
-    """The Bound of one entry of :func:`gamma_bounds`: its magnitude and tolerance as given."""
-    u = unit_roundoff(dtype)
-    gamma = _gamma(roundings, dtype)
-    # For display (the verdicts come from gamma_bounds): float arithmetic suffices.
-    underflow = math.inf if gamma is None else _underflow_factor(roundings, dtype) * sensitivity
-    return Bound(
-        roundings,
-        PRECISION_BITS[dtype],
-        float(u),
-        SMALLEST_NORMAL[dtype],
-        math.inf if gamma is None else float(gamma),
-        magnitude,
-        sensitivity,
-        underflow,
-        tolerance,
-    )

@@ -21,14 +21,13 @@ from ..exact.check import (
     INCONCLUSIVE,
     OVERFLOW,
     Check,
-    bound_at,
     compare,
     gamma_bound,
-    gamma_bounds,
     has_bound,
     overflow_threshold,
 )
 from ..exact.expansion import two_sum
+from ..exact.float_bounds import bound_at, gamma_bounds
 from ..symbolic.adjoints import (
     Vertex,
 )
