@@ -202,3 +202,11 @@ def test_each_subpackage_says_its_job_and_what_it_may_import(package: str) -> No
     assert line, f"{init} has no line 'May import: ...'"
     named = set(re.findall(r"\b[a-z]+\b", line.group(1))) - {"nothing", "and", "only"}
     assert named == ALLOWED[package], f"{init} says {sorted(named)}"
+
+
+def test_the_package_list_ships_every_subpackage() -> None:
+    # `pip install .` (not only -e) must carry every subpackage: pyproject lists them.
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(pyproject["tool"]["setuptools"]["packages"])
+    assert {"derive", *(f"derive.{package}" for package in ALLOWED)} <= listed
