@@ -331,11 +331,11 @@ def test_per_sample_checks_without_a_bound_never_pass():
     """k u >= 1 leaves no gamma_k: even a tape equal to the reference must not pass."""
     from fractions import Fraction
 
-    from derive.report.backward_checks import _float_verdicts
+    from derive.report.backward_checks import float_verdicts
 
     values = np.array([0.5, -1.25, 3.0])
     reference = FloatReference(values, np.zeros(3), np.abs(values), Fraction(0))
     flushes = np.zeros(3)
     no_bound = 2**24  # k u = 1 in float32
-    assert not _float_verdicts(reference, values.copy(), no_bound, "float32", flushes).ok.any()
-    assert _float_verdicts(reference, values.copy(), no_bound - 1, "float32", flushes).ok.all()
+    assert not float_verdicts(reference, values.copy(), no_bound, "float32", flushes).ok.any()
+    assert float_verdicts(reference, values.copy(), no_bound - 1, "float32", flushes).ok.all()

@@ -9,7 +9,8 @@ import pytest
 from derive.common.errors import InputError
 from derive.common.i18n import Message, catalogue, fields_of, languages, translator
 from derive.problem.problem import BUILTIN_DATASETS, make_problem
-from derive.render.outputs import cjk_font, to_html
+from derive.render.fonts import cjk_font
+from derive.render.outputs import to_html
 from derive.render.pdf import make_fetcher, to_pdf
 from derive.report.build import explain
 from tests.conftest import SINGLE_INIT
