@@ -260,7 +260,7 @@ def test_an_interrupted_write_leaves_earlier_files(out, monkeypatch, no_tensorfl
     def interrupted(descriptor):
         raise KeyboardInterrupt  # as if Ctrl-C arrived while a file was being written
 
-    monkeypatch.setattr("derive.render.outputs.os.fsync", interrupted)
+    monkeypatch.setattr("derive.render.files.os.fsync", interrupted)
     code = main(
         ["report", "--out", str(out), "--seed", "1", "--no-backward", "--format", "html,json"]
     )
