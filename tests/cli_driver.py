@@ -21,7 +21,7 @@ import time
 import derive.cli.background
 import derive.cli.main as cli
 import derive.cli.pipeline
-import derive.render.outputs
+import derive.render.files
 
 PAUSE_AT = os.environ.get("DERIVE_PAUSE_AT", "")
 
@@ -76,7 +76,7 @@ def _pause_while_staging() -> None:
         time.sleep(60)  # a signal ends it
         fsync(descriptor)
 
-    derive.render.outputs.os.fsync = slow  # type: ignore[attr-defined]
+    derive.render.files.os.fsync = slow  # type: ignore[attr-defined]
 
 
 def _pause_while_renaming() -> None:
@@ -90,7 +90,7 @@ def _pause_while_renaming() -> None:
             announce()
             time.sleep(1)
 
-    derive.render.outputs.os.replace = slow  # type: ignore[attr-defined]
+    derive.render.files.os.replace = slow  # type: ignore[attr-defined]
 
 
 PAUSES = {
