@@ -1,4 +1,5 @@
-"""TODO docstring"""
+"""The facts of the report's first sections: the problem and its data rows, each
+gradient's derivation step by step, and the per-sample table with its means."""
 
 from __future__ import annotations
 
