@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..report.document import report_to_dict
 from ..report.todict import SAMPLE_ARRAYS
 
 if TYPE_CHECKING:
@@ -48,6 +47,10 @@ def to_json(report: Report, samples: EncodedSamples | None = None) -> str:
     """Indented for reading; compact for large data, where indenting would take seconds
     (Python's fast C encoder only writes compact JSON). `samples` (large data only)
     holds the sample arrays encoded beforehand."""
+    # Here, not at the top: the training process imports this module for EncodedSamples
+    # alone, and the Report's module would bring SymPy along.
+    from ..report.document import report_to_dict
+
     if report.problem.n <= PRETTY_LIMIT:
         return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
     samples = samples or EncodedSamples.of(report.problem)
