@@ -77,12 +77,13 @@ def checkout(source: str, scratch: Path, label: str) -> Path:
     return target
 
 
-def run_all(source: Path, out: Path, python: str, names: set[str] | None) -> dict[str, int]:
-    """Run every command with the source tree first on the path; return exit codes."""
-    inputs = out / "_inputs"
-    inputs.mkdir(parents=True)
-    (inputs / "data.csv").write_text(CSV_DATA, encoding="utf-8")
-    (inputs / "roster.csv").write_text(ROSTER, encoding="utf-8")
+def run_all(
+    source: Path, out: Path, inputs: Path, python: str, names: set[str] | None
+) -> dict[str, int]:
+    """Run every command with the source tree first on the path, from `inputs` (the
+    same folder for both versions: a report names the CSV file it read); return the
+    exit codes."""
+    out.mkdir(parents=True)
     env = dict(os.environ, PYTHONPATH=str(source), TF_CPP_MIN_LOG_LEVEL="3")
     env.pop("SOURCE_DATE_EPOCH", None)
     where = subprocess.run(
@@ -110,7 +111,6 @@ def run_all(source: Path, out: Path, python: str, names: set[str] | None) -> dic
         print(f"  {name}: exit {done.returncode}", flush=True)
         if done.returncode not in (0, 1):
             print(done.stderr, file=sys.stderr)
-    shutil.rmtree(inputs)
     return codes
 
 
@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     names = QUICK if options.quick else None
 
     scratch = Path(tempfile.mkdtemp(prefix="same-output-"))
+    inputs = scratch / "inputs"
+    inputs.mkdir()
+    (inputs / "data.csv").write_text(CSV_DATA, encoding="utf-8")
+    (inputs / "roster.csv").write_text(ROSTER, encoding="utf-8")
     try:
         results = []
         for label, source in (("before", options.before), ("after", options.after)):
@@ -141,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             out = (options.keep or scratch) / label
             if out.exists():
                 shutil.rmtree(out)
-            codes = run_all(tree, out, options.python, names)
+            codes = run_all(tree, out, inputs, options.python, names)
             results.append((codes, digests(out)))
         (codes_a, files_a), (codes_b, files_b) = results
         differences = [
