@@ -13,11 +13,7 @@ from .roster import printed_name
 
 # Sensible rounded values: x and y with one decimal, W and b with two.
 X_RANGE = (5, 50)  # tenths: 0.5 .. 5.0
-
-
 Y_RANGE = (5, 40)
-
-
 PARAMETER_RANGE = (5, 95)  # hundredths: 0.05 .. 0.95
 
 

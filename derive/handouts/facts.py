@@ -12,14 +12,8 @@ from ..exact.check import Check
 from ..problem.problem import Problem
 
 LEARNING_RATE = Fraction(1, 100)  # eta of the SGD step on the sheet, as in the original script
-
-
 MAX_SAMPLES = 4  # what fits on one A4 page with boxes to write in
-
-
 MAX_COUNT = 1000
-
-
 KEY_DIGITS = 6  # significant digits of the values printed in the key
 
 

@@ -14,21 +14,14 @@ from ..exact.check import (
 )
 
 MAX_TABLE_ROWS = 20  # as in the per-sample table: beyond this, tables show their ends only
-
-
 EDGE_ROWS = 5
-
-
 SHOWN_WORKED = 3  # samples worked out with numbers before the middle is elided
-
-
 SHOWN_CHECKS = 3  # per-sample checks listed one by one; beyond, the worst one
 
 
 # Up to this many samples every per-sample check is kept (and written to JSON); beyond,
 # only those of the table rows and the worst one per node, with counts of the rest.
 LISTED_LIMIT = 10_000
-
 
 Values = tuple[float, ...] | np.ndarray  # a tuple on the exact path, else float64 (read-only)
 

@@ -10,8 +10,6 @@ from ..common.i18n import Message
 from ..problem.standardize import Standardization
 
 MAX_TABLE_ROWS = 20  # beyond this, the per-sample table shows its ends only
-
-
 EDGE_ROWS = 5
 
 

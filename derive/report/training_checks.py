@@ -22,11 +22,7 @@ from .training_facts import Failure, TrainingRow
 # the parameters, and computes theta - fl(eta32 * g): three roundings (eta to float32,
 # the product, the difference), each by at most 2^-24 relative.
 UPDATE_ROUNDINGS = 3
-
-
 OPTIMIZER_UNIT_ROUNDOFF = Fraction(1, 2**24)
-
-
 UPDATE_GAMMA = (
     UPDATE_ROUNDINGS * OPTIMIZER_UNIT_ROUNDOFF / (1 - UPDATE_ROUNDINGS * OPTIMIZER_UNIT_ROUNDOFF)
 )
