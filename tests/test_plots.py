@@ -7,7 +7,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from derive.problem.problem import Dataset, make_problem
-from derive.render import plots
+from derive.render import plotdata, plots
 from derive.report.build import formulas_for, symbolic_for
 from derive.report.landscape import plot_spec
 from derive.report.training import reference_trace
@@ -24,7 +24,7 @@ def _data(problem):  # type: ignore[no-untyped-def]
     """The plots' numbers for a run without TensorFlow (exact gradients in float32)."""
     symbolic = symbolic_for(problem)
     trace = reference_trace(problem, symbolic, formulas_for(symbolic))
-    return plots.plot_data_from_trace(plot_spec(problem, symbolic), trace)
+    return plotdata.plot_data_from_trace(plot_spec(problem, symbolic), trace)
 
 
 def _cases():  # type: ignore[no-untyped-def]

@@ -131,7 +131,7 @@ def test_report_shows_itself_in_jupyter():
 
 def test_large_json_with_samples_encoded_beforehand_is_the_same_document(monkeypatch):
     """Beyond PRETTY_LIMIT samples the arrays are spliced in as encoded earlier."""
-    from derive.report import todict as jsonout
+    from derive.render import jsonfile as jsonout
 
     monkeypatch.setattr(jsonout, "PRETTY_LIMIT", 1)
     problem = make_problem(BUILTIN_DATASETS["tf-examples"], init={"W": 0.5, "b": -0.25})
