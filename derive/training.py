@@ -21,7 +21,20 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from .check import PRECISION_BITS, SMALLEST_NORMAL, Bound, Check, compare, rounding_bound
+from .check import (
+    FAIL,
+    INCONCLUSIVE,
+    OVERFLOW,
+    PASS,
+    PRECISION_BITS,
+    SEVERITY,
+    SMALLEST_NORMAL,
+    Bound,
+    Check,
+    compare,
+    rounding_bound,
+    worst_verdict,
+)
 from .numbers import latex_number
 from .plots import PlotSpec
 from .problem import Problem
@@ -71,6 +84,9 @@ class TrainingRow:
     ok: bool  # every check up to this step passed
     finite: bool = True
     worst_used: float = math.nan  # the largest share of its bound any check up to here used
+    # the worst verdict of the checks since the previous displayed row (pass <
+    # inconclusive < overflow < fail): the row's badge
+    verdict: str = PASS
 
 
 @dataclass(frozen=True)
@@ -144,6 +160,16 @@ class TrainingFacts:
     inconclusive_checks: int = 0  # within a bound that is at least half the value
     overflowed_checks: int = 0  # non-finite where a correct tape may leave the range
     first_inconclusive: Failure | None = None
+
+    @property
+    def verdict(self) -> str:
+        """The worst verdict of the whole training (a divergence fails)."""
+        if not self.ok:
+            return FAIL
+        return worst_verdict(
+            [OVERFLOW] * bool(self.overflowed_checks)
+            + [INCONCLUSIVE] * bool(self.inconclusive_checks)
+        )
 
     @property
     def first_failing_step(self) -> int | None:
@@ -299,6 +325,7 @@ class _StepChecks:
         self.worst_so_far = np.zeros(trace.steps + 1)
         self.used_so_far = np.zeros(trace.steps + 1)
         self.ok_so_far = np.ones(trace.steps + 1, dtype=bool)
+        self.severity = np.zeros(trace.steps + 1, dtype=np.int8)  # worst verdict at a step
         self.first_updates: dict[str, Check] = {}
         self.gradient_bound: Bound | None = None
         self.bit_exact = 0
@@ -337,6 +364,7 @@ class _StepChecks:
                 self.problem.dtype,
             )
             self.tally.add(s, check, update=True)
+            self._note(s, check)
             self.first_updates.setdefault(name, check)
             # The optimizer's own arithmetic, fl(theta - fl(eta32 g)), in the dtype:
             redone = parameters[name][s - 1] - self.held * gradients[name][s - 1]
@@ -359,13 +387,22 @@ class _StepChecks:
             summed = self.problem.n if quantity == "L" else 1  # the mean: a sum, then / n
             check = compare(quantity, reference, float(tape), bound, self.problem.dtype, summed)
             self.tally.add(s, check)
+            self._note(s, check)
             if quantity != "L":
                 self.references[parameter][s] = float(reference)
                 self.gradient_bound = self.gradient_bound or bound
 
+    def _note(self, s: int, check: Check) -> None:
+        self.severity[s] = max(self.severity[s], SEVERITY.index(check.verdict))
+
     def rows(self) -> list[TrainingRow]:
-        """The displayed steps, and the first non-finite one if training diverged."""
+        """The displayed steps, and the first non-finite one if training diverged.
+
+        Each row's verdict is the worst of the checks made since the previous row."""
         trace, names = self.trace, self.names
+        shown = [
+            s for s in trace.display_steps(self.problem.training.display_step) if s <= self.last
+        ]
         rows = [
             _row(
                 s,
@@ -375,9 +412,9 @@ class _StepChecks:
                 float(self.worst_so_far[s]),
                 bool(self.ok_so_far[s]),
                 float(self.used_so_far[s]),
+                SEVERITY[int(self.severity[start : s + 1].max())],
             )
-            for s in trace.display_steps(self.problem.training.display_step)
-            if s <= self.last
+            for start, s in zip([0] + [s + 1 for s in shown], shown, strict=False)
         ]
         diverged_at = trace.first_non_finite()
         if diverged_at is not None:
@@ -510,6 +547,7 @@ def _row(
     worst: float,
     ok: bool,
     used: float = math.nan,
+    verdict: str = FAIL,
 ) -> TrainingRow:
     return TrainingRow(
         step=s,
@@ -524,6 +562,7 @@ def _row(
         ok=ok,
         finite=references is not None,
         worst_used=used,
+        verdict=verdict,
     )
 
 
