@@ -282,34 +282,41 @@ def to_pdf_pages(html: str, fetcher: OwnAssetsOnly | None = None) -> tuple[bytes
     return whole, pages
 
 
+def layout(html: str, fetcher: OwnAssetsOnly | None = None) -> Any:
+    """WeasyPrint's laid-out document (pages of boxes), as the PDF is printed from it;
+    tests measure its boxes against the page."""
+    weasyprint = load_weasyprint()
+    fetcher = fetcher or make_fetcher()
+    # Only pages with Korean (or other CJK) text load the 16 MB font; its glyphs are
+    # subset, so only the characters used are embedded.
+    font_css = font_face_css() if needs_cjk_font(html) else ""
+    from weasyprint.text.fonts import FontConfiguration
+
+    fonts = FontConfiguration()
+    stylesheets = (
+        [weasyprint.CSS(string=font_css, url_fetcher=fetcher, font_config=fonts)]
+        if font_css
+        else []
+    )
+    return weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).render(
+        stylesheets=stylesheets, font_config=fonts
+    )
+
+
 def _print(html: str, fetcher: OwnAssetsOnly | None, split: bool) -> list[bytes]:
     try:
-        weasyprint = load_weasyprint()
+        load_weasyprint()
     except (ImportError, OSError) as error:
         raise RenderError(
             f"cannot load WeasyPrint to make the PDF: {error}; nothing was written "
             "(--format html,json works without it)"
         ) from error
-    fetcher = fetcher or make_fetcher()
-    # Only pages with Korean (or other CJK) text load the 16 MB font; its glyphs are
-    # subset, so only the characters used are embedded.
-    font_css = font_face_css() if needs_cjk_font(html) else ""
     logger = logging.getLogger("weasyprint")
     notice_filter = _DropFontSubsetNotice()
     logger.addFilter(notice_filter)
     try:
         with _reproducible_fonts():
-            from weasyprint.text.fonts import FontConfiguration
-
-            fonts = FontConfiguration()
-            stylesheets = (
-                [weasyprint.CSS(string=font_css, url_fetcher=fetcher, font_config=fonts)]
-                if font_css
-                else []
-            )
-            document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).render(
-                stylesheets=stylesheets, font_config=fonts
-            )
+            document = layout(html, fetcher)
             results = [document.write_pdf()]
             if split:
                 results += [document.copy([page]).write_pdf() for page in document.pages]

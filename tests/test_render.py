@@ -288,3 +288,47 @@ def test_the_training_table_does_not_call_a_wrong_formula_exact(lang):
     header = html[start : html.index("</thead>", start)]
     assert header.count(t.text("reference.wrong_formula", kind="drop-factor-2")) == 2
     assert f">{t.text('training.exact')}<" not in header
+
+
+@pytest.fixture(scope="module")
+def inconclusive_wrong_report():
+    """At the optimum (every value inconclusive) with a wrong formula: the widest tables
+    (long exponents, the wrong formula's label, the reasons), with training and the
+    backward pass, all without TensorFlow."""
+    from derive.problem import Training
+    from derive.report import formulas_for, symbolic_for
+    from derive.training import reference_trace
+
+    problem = make_problem(
+        BUILTIN_DATASETS["seed"],
+        init={"W": -0.13043478, "b": 2.1304348},
+        training=Training(4, 0.01, 2),
+    )
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic, "drop-factor-2"))
+    return explain(problem, "drop-factor-2", trace, backward=True)
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_every_table_fits_the_page_width_with_inconclusive_verdicts(
+    inconclusive_wrong_report, lang
+):
+    from derive.render import layout
+
+    report = inconclusive_wrong_report
+    assert {c.verdict for c in report.checks} == {"inconclusive"}
+    document = layout(to_html(report, lang))
+    tables = 0
+    for page in document.pages:
+        right_edge = page.width - page._page_box.margin_right
+        for box in _descendants(page._page_box):
+            element = getattr(box, "element", None)
+            tables += element is not None and element.tag == "table"
+            # No box reaches into the right margin: the check table (seven columns and
+            # a second one of measures), the per-sample table, the training table.
+            assert box.position_x + box.margin_width() <= right_edge + 0.5, (
+                element.tag if element is not None else box,
+                element.get("class") if element is not None else "",
+            )
+    assert tables > 5
