@@ -287,3 +287,20 @@ def test_training_badges_and_result_border_show_the_worst_verdict_of_their_span(
     assert badges == [(row.verdict, t.text(f"verdict.{row.verdict}")) for row in tr.rows]
     result = html[html.index('<div class="summary', html.index('<section class="training">')) :]
     assert result.startswith('<div class="summary inconclusive">')
+    # the terminal names the one place without repeating the count
+    line = cli.summary_line(report)
+    assert line.startswith(
+        f"no check failed; {tr.inconclusive_checks} values are inconclusive: all in training ("
+    )
+
+
+def test_the_draft_replay_of_an_overflowing_tape_warns_nothing():
+    """The stand-in replay overflows as the tape does; NumPy's RuntimeWarning must not
+    reach stderr (warnings are errors in the tests)."""
+    from derive.backward import stand_in_backward
+    from derive.problem import Dataset
+
+    dataset = Dataset("overflow", tuple(OVERFLOW_DATA["x"]), tuple(OVERFLOW_DATA["y"]), "test")
+    problem = make_problem(dataset, init=OVERFLOW_INIT)
+    replay = stand_in_backward(problem, symbolic_for(problem))
+    assert not all(np.isfinite(v).all() for v in replay.values.values())
