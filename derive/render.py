@@ -21,7 +21,7 @@ import jinja2
 from markupsafe import Markup
 
 from .errors import OutputError, RenderError
-from .fonts import CJK_FAMILY, cjk_font
+from .fonts import CJK_BOLD_PACKAGE, CJK_FAMILY, cjk_font
 from .i18n import DEFAULT, Translator, translator
 from .mathsvg import latex_to_svg
 from .numbers import exact_float, latex_number, plain
@@ -152,9 +152,9 @@ def _asset_bytes(path: Path) -> bytes:
 
 
 def own_assets() -> dict[str, Path]:
-    """URL -> file of every asset the PDF may load: the CJK font, nothing else."""
-    font = cjk_font()
-    return {font.as_uri(): font} if font is not None else {}
+    """URL -> file of every asset the PDF may load: the CJK fonts, nothing else."""
+    fonts = (cjk_font(), cjk_font(CJK_BOLD_PACKAGE))
+    return {font.as_uri(): font for font in fonts if font is not None}
 
 
 def _same_url(url: str) -> str:
@@ -216,10 +216,16 @@ def make_fetcher(assets: Mapping[str, Path] | None = None) -> OwnAssetsOnly:
 
 def font_face_css() -> str:
     """@font-face for the CJK family from the installed font file ('' without one)."""
-    font = cjk_font()
+    font, bold = cjk_font(), cjk_font(CJK_BOLD_PACKAGE)
     if font is None:
         return ""
-    return f'@font-face {{ font-family: "{CJK_FAMILY}"; src: url("{font.as_uri()}"); }}'
+    css = f'@font-face {{ font-family: "{CJK_FAMILY}"; src: url("{font.as_uri()}"); }}'
+    if bold is not None:  # else WeasyPrint prints bold Hangul in the regular face
+        css += (
+            f' @font-face {{ font-family: "{CJK_FAMILY}"; font-weight: bold;'
+            f' src: url("{bold.as_uri()}"); }}'
+        )
+    return css
 
 
 _CJK_TEXT = re.compile("[\u1100-\u11ff\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from derive.errors import InputError
+from derive.fonts import CJK_BOLD_PACKAGE
 from derive.i18n import Message, catalogue, fields_of, languages, translator
 from derive.problem import BUILTIN_DATASETS, make_problem
 from derive.render import cjk_font, make_fetcher, to_html, to_pdf
@@ -89,7 +90,8 @@ def test_korean_pdf_loads_and_embeds_the_font_only(report):
     assert cjk_font() is not None, "install cvttf-notosanscjk-regular (see README)"
     fetcher = make_fetcher()
     pdf = to_pdf(to_html(report, "ko"), fetcher)
-    assert fetcher.fetched == [cjk_font().as_uri()]
+    bold = cjk_font(CJK_BOLD_PACKAGE)  # optional: bold Hangul in headings when installed
+    assert fetcher.fetched == [cjk_font().as_uri()] + ([bold.as_uri()] if bold else [])
     assert fetcher.refused == []
     assert "Noto-Sans-CJK" in _font_names(pdf)
     assert to_pdf(to_html(report, "ko")) == pdf  # the font subset is deterministic
