@@ -24,7 +24,7 @@ from .errors import OutputError, RenderError
 from .fonts import CJK_BOLD_PACKAGE, CJK_FAMILY, cjk_font
 from .i18n import DEFAULT, Translator, translator
 from .mathsvg import latex_to_svg
-from .numbers import exact_float, latex_number, plain
+from .numbers import exact_float, latex_number, plain, prose_number
 from .signals import deferred, note_written
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = plain
     env.filters["exact"] = exact_float
     env.filters["latexnum"] = latex_number
+    env.filters["prose"] = lambda value, digits=10: Markup(prose_number(value, digits))
     env.filters["math"] = _math
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph

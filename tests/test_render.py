@@ -332,3 +332,22 @@ def test_every_table_fits_the_page_width_with_inconclusive_verdicts(
                 element.get("class") if element is not None else "",
             )
     assert tables > 5
+
+
+def test_numbers_in_formulas_are_typeset_never_in_e_notation():
+    """Large data give values such as 2.58e+10; in a formula that would print as an
+    italic e times 10 plus 10. Every formula's LaTeX (its aria-label) writes
+    2.58 \\times 10^{10} instead, and running text 2.58 × 10<sup>10</sup>."""
+    from derive.problem import Dataset, Training
+    from derive.report import formulas_for, symbolic_for
+    from derive.training import reference_trace
+
+    dataset = Dataset("large", (134364.0, 255069.0, 495435.0), (55.07, 67.62, 139.83), "test")
+    problem = make_problem(dataset, init=SINGLE_INIT, training=Training(3, 0.01, 1))
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    html = to_html(explain(problem, None, trace, backward=True))
+    labels = re.findall(r'aria-label="([^"]*)"', html)
+    assert any("\\times 10^{" in label for label in labels)
+    assert not [label for label in labels if re.search(r"\de[+-]?\d", label)]
+    assert "10<sup>" in html
