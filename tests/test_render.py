@@ -334,6 +334,19 @@ def test_every_table_fits_the_page_width_with_inconclusive_verdicts(
     assert tables > 5
 
 
+def test_the_mean_row_comes_once_after_the_last_sample_not_as_a_repeating_footer(report):
+    """A <tfoot> repeats on every page a table spans; the mean belongs once, at the end."""
+    from derive.i18n import translator
+
+    html = to_html(report)
+    start = html.index('<table class="data samples">')
+    table = html[start : html.index("</table>", start)]
+    assert "<tfoot" not in table
+    mean = translator("en").count("samples.mean_over", report.problem.n)
+    assert table.count(mean) == 1
+    assert table.index(mean) > table.rindex('<td class="num">' + str(report.problem.n) + "</td>")
+
+
 def test_numbers_in_formulas_are_typeset_never_in_e_notation():
     """Large data give values such as 2.58e+10; in a formula that would print as an
     italic e times 10 plus 10. Every formula's LaTeX (its aria-label) writes
