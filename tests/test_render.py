@@ -364,3 +364,14 @@ def test_numbers_in_formulas_are_typeset_never_in_e_notation():
     assert any("\\times 10^{" in label for label in labels)
     assert not [label for label in labels if re.search(r"\de[+-]?\d", label)]
     assert "10<sup>" in html
+
+
+def test_section_6_says_how_the_division_by_n_rounds_in_words(report):
+    from derive.i18n import translator
+
+    rf = report.rounding
+    html = to_html(report)
+    words = translator("en").text(f"checks.division.{min(rf.division, 2)}", n=rf.n)
+    assert f"the division by n {words}: one rounding, none when n is a power of two" in html
+    assert f"(2 rᵢ), so {rf.division} + 3 + 1 = {rf.division + 4};" in html
+    assert "has 0 (one rounding" not in html
