@@ -8,8 +8,10 @@ standard output when it is there, so that the test can send its signal then:
     training  waiting for the training run (the child imports TensorFlow and trains)
     staging   while the first temporary file is written (until a signal comes)
     renaming  after the first of several renames (for a second; signals are held)
+    rendering handouts: the rendering workers have just been given the pages
 
-DERIVE_EMULATED=1 runs on the float32 emulation instead of TensorFlow (no child).
+DERIVE_EMULATED=1 runs on the float32 emulation instead of TensorFlow (no child; the
+handouts' keys are checked against it too).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import time
 import derive.cli.background
 import derive.cli.main as cli
 import derive.cli.pipeline
+import derive.handouts.files
 import derive.render.files
+import derive.tape.gradient
 
 PAUSE_AT = os.environ.get("DERIVE_PAUSE_AT", "")
 
@@ -45,6 +49,7 @@ def _emulate() -> None:
 
     derive.cli.background.TrainingJob = NoJob  # type: ignore[misc,assignment]
     derive.cli.pipeline.run = run  # type: ignore[assignment]
+    derive.tape.gradient.gradient_at = emulated_tape  # type: ignore[assignment]
 
 
 def _pause_when_started() -> None:
@@ -93,11 +98,22 @@ def _pause_while_renaming() -> None:
     derive.render.files.os.replace = slow  # type: ignore[attr-defined]
 
 
+def _pause_while_rendering() -> None:
+    render_files = derive.handouts.files.render_files
+
+    def announced(*args, **kwargs):  # type: ignore[no-untyped-def]
+        announce()
+        return render_files(*args, **kwargs)
+
+    derive.handouts.files.render_files = announced  # type: ignore[assignment]
+
+
 PAUSES = {
     "started": _pause_when_started,
     "training": _pause_while_training,
     "staging": _pause_while_staging,
     "renaming": _pause_while_renaming,
+    "rendering": _pause_while_rendering,
 }
 
 

@@ -9,9 +9,9 @@ import pytest
 from derive.common.errors import InputError
 from derive.common.i18n import Message, catalogue, fields_of, languages, translator
 from derive.problem.problem import BUILTIN_DATASETS, make_problem
-from derive.render.fonts import cjk_font
-from derive.render.outputs import to_html
-from derive.render.pdf import make_fetcher, to_pdf
+from derive.render.fonts import CJK_BOLD_PACKAGE, cjk_font
+from derive.render.outputs import to_html, to_pdf
+from derive.render.pdf import make_fetcher
 from derive.report.build import explain
 from tests.conftest import SINGLE_INIT
 from tests.emulated_tape import emulated_tape
@@ -91,7 +91,8 @@ def test_korean_pdf_loads_and_embeds_the_font_only(report):
     assert cjk_font() is not None, "install cvttf-notosanscjk-regular (see README)"
     fetcher = make_fetcher()
     pdf = to_pdf(to_html(report, "ko"), fetcher)
-    assert fetcher.fetched == [cjk_font().as_uri()]
+    bold = cjk_font(CJK_BOLD_PACKAGE)  # optional: bold Hangul in headings when installed
+    assert fetcher.fetched == [cjk_font().as_uri()] + ([bold.as_uri()] if bold else [])
     assert fetcher.refused == []
     assert "Noto-Sans-CJK" in _font_names(pdf)
     assert to_pdf(to_html(report, "ko")) == pdf  # the font subset is deterministic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -43,6 +45,8 @@ def _cases():  # type: ignore[no-untyped-def]
             -40 * x * 1000 + 9e5 + rng.normal(0, 1e4, SAMPLES),
             {"W": 0.0, "b": 0.0},
         ),
+        # x up to 10^5: six-digit tick labels (this one diverges at the default rate)
+        "wide": (x * 1e4, 0.003 * x * 1e4 + 5 + rng.normal(0, 10, SAMPLES), {"W": 0.4, "b": 0.7}),
     }
 
 
@@ -124,3 +128,20 @@ def test_legends_cover_no_plotted_point(figures, name):
         )
         assert not covered.any(), points[covered][:5]
         assert _inside(box, figure.bbox)
+
+
+@pytest.mark.parametrize("name", ["loss", "fit", "surface"])
+def test_tick_labels_do_not_collide(figures, name):
+    figure, renderer = figures[name]
+    for ax in figure.axes:
+        for axis, start, end in ((ax.xaxis, "x0", "x1"), (ax.yaxis, "y0", "y1")):
+            boxes = sorted(
+                (
+                    label.get_window_extent(renderer)
+                    for label in axis.get_ticklabels()
+                    if label.get_visible() and label.get_text()
+                ),
+                key=lambda box: getattr(box, start),
+            )
+            for left, right in itertools.pairwise(boxes):
+                assert getattr(left, end) <= getattr(right, start) + 0.5, (name, axis)

@@ -289,3 +289,90 @@ def test_the_training_table_does_not_call_a_wrong_formula_exact(lang):
     header = html[start : html.index("</thead>", start)]
     assert header.count(t.text("reference.wrong_formula", kind="drop-factor-2")) == 2
     assert f">{t.text('training.exact')}<" not in header
+
+
+@pytest.fixture(scope="module")
+def inconclusive_wrong_report():
+    """At the optimum (every value inconclusive) with a wrong formula: the widest tables
+    (long exponents, the wrong formula's label, the reasons), with training and the
+    backward pass, all without TensorFlow."""
+    from derive.problem.problem import Training
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
+
+    problem = make_problem(
+        BUILTIN_DATASETS["seed"],
+        init={"W": -0.13043478, "b": 2.1304348},
+        training=Training(4, 0.01, 2),
+    )
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic, "drop-factor-2"))
+    return explain(problem, "drop-factor-2", trace, backward=True)
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_every_table_fits_the_page_width_with_inconclusive_verdicts(
+    inconclusive_wrong_report, lang
+):
+    from derive.render.pdf import layout
+
+    report = inconclusive_wrong_report
+    assert {c.verdict for c in report.checks} == {"inconclusive"}
+    document = layout(to_html(report, lang))
+    tables = 0
+    for page in document.pages:
+        right_edge = page.width - page._page_box.margin_right
+        for box in _descendants(page._page_box):
+            element = getattr(box, "element", None)
+            tables += element is not None and element.tag == "table"
+            # No box reaches into the right margin: the check table (seven columns and
+            # a second one of measures), the per-sample table, the training table.
+            assert box.position_x + box.margin_width() <= right_edge + 0.5, (
+                element.tag if element is not None else box,
+                element.get("class") if element is not None else "",
+            )
+    assert tables > 5
+
+
+def test_the_mean_row_comes_once_after_the_last_sample_not_as_a_repeating_footer(report):
+    """A <tfoot> repeats on every page a table spans; the mean belongs once, at the end."""
+    from derive.common.i18n import translator
+
+    html = to_html(report)
+    start = html.index('<table class="data samples">')
+    table = html[start : html.index("</table>", start)]
+    assert "<tfoot" not in table
+    mean = translator("en").count("samples.mean_over", report.problem.n)
+    assert table.count(mean) == 1
+    assert table.index(mean) > table.rindex('<td class="num">' + str(report.problem.n) + "</td>")
+
+
+def test_numbers_in_formulas_are_typeset_never_in_e_notation():
+    """Large data give values such as 2.58e+10; in a formula that would print as an
+    italic e times 10 plus 10. Every formula's LaTeX (its aria-label) writes
+    2.58 \\times 10^{10} instead, and running text 2.58 × 10<sup>10</sup>."""
+    from derive.problem.problem import Dataset, Training
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
+
+    dataset = Dataset("large", (134364.0, 255069.0, 495435.0), (55.07, 67.62, 139.83), "test")
+    problem = make_problem(dataset, init=SINGLE_INIT, training=Training(3, 0.01, 1))
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    html = to_html(explain(problem, None, trace, backward=True))
+    labels = re.findall(r'aria-label="([^"]*)"', html)
+    assert any("\\times 10^{" in label for label in labels)
+    assert not [label for label in labels if re.search(r"\de[+-]?\d", label)]
+    assert "10<sup>" in html
+
+
+def test_section_6_says_how_the_division_by_n_rounds_in_words(report):
+    from derive.common.i18n import translator
+
+    rf = report.rounding
+    html = to_html(report)
+    words = translator("en").text(f"checks.division.{min(rf.division, 2)}", n=rf.n)
+    assert f"the division by n {words}: one rounding, none when n is a power of two" in html
+    assert f"(2 rᵢ), so {rf.division} + 3 + 1 = {rf.division + 4};" in html
+    assert "has 0 (one rounding" not in html

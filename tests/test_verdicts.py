@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -238,3 +239,68 @@ def test_cli_overflow_says_overflow_and_exits_1(tmp_path):
     assert document["verdict"] == "overflow"
     assert document["initial"]["loss"]["verdict"] == "overflow"
     assert document["initial"]["gradients"]["W"]["verdict"] == "overflow"
+
+
+def test_worst_verdict_orders_pass_inconclusive_overflow_fail():
+    from derive.exact.check import worst_verdict
+
+    assert worst_verdict([]) == "pass"
+    assert worst_verdict(["pass", "inconclusive", "pass"]) == "inconclusive"
+    assert worst_verdict(["inconclusive", "overflow"]) == "overflow"
+    assert worst_verdict(["overflow", "fail", "inconclusive"]) == "fail"
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_training_badges_and_result_border_show_the_worst_verdict_of_their_span(lang):
+    """Standardized tf-examples: the gradients become inconclusive near step 565 (the
+    optimum), so the rows before pass and the rows from 600 on are inconclusive; the
+    result box is bordered as inconclusive, not green."""
+    from derive.common.i18n import translator
+    from derive.render.outputs import to_html
+
+    problem = make_problem(
+        BUILTIN_DATASETS["tf-examples"],
+        init={"W": 0.41702199, "b": 0.72032452},
+        training=Training(700, 0.01, 50),
+        standardize=True,
+    )
+    symbolic = symbolic_for(problem)
+    report = explain(
+        problem,
+        None,
+        reference_trace(problem, symbolic, formulas_for(symbolic, None)),
+        backward=False,
+    )
+    tr = report.training
+    first = tr.first_inconclusive.step
+    assert tr.ok and tr.verdict == "inconclusive" and 550 < first < 600
+    for previous, row in zip([None, *tr.rows], tr.rows, strict=False):
+        start = 0 if previous is None else previous.step + 1
+        expected = "inconclusive" if start <= first <= row.step or row.step > first else "pass"
+        assert row.verdict == expected, row.step
+    assert [row.verdict for row in tr.rows].count("pass") == 12
+    html = to_html(report, lang)
+    t = translator(lang)
+    table = html[html.index('<table class="data training-table">') :]
+    table = table[: table.index("</table>")]
+    badges = re.findall(r'<span class="badge (\w+)">([^<]*)</span>', table)
+    assert badges == [(row.verdict, t.text(f"verdict.{row.verdict}")) for row in tr.rows]
+    result = html[html.index('<div class="summary', html.index('<section class="training">')) :]
+    assert result.startswith('<div class="summary inconclusive">')
+    # the terminal names the one place without repeating the count
+    line = terminal.summary_line(report)
+    assert line.startswith(
+        f"no check failed; {tr.inconclusive_checks} values are inconclusive: all in training ("
+    )
+
+
+def test_the_draft_replay_of_an_overflowing_tape_warns_nothing():
+    """The stand-in replay overflows as the tape does; NumPy's RuntimeWarning must not
+    reach stderr (warnings are errors in the tests)."""
+    from derive.problem.problem import Dataset
+    from derive.report.backward import stand_in_backward
+
+    dataset = Dataset("overflow", tuple(OVERFLOW_DATA["x"]), tuple(OVERFLOW_DATA["y"]), "test")
+    problem = make_problem(dataset, init=OVERFLOW_INIT)
+    replay = stand_in_backward(problem, symbolic_for(problem))
+    assert not all(np.isfinite(v).all() for v in replay.values.values())

@@ -69,15 +69,20 @@ def summary_line(report) -> str:  # type: ignore[no-untyped-def]
     names = [c.quantity for c in report.checks if getattr(c, kind)]
     if names:
         where.append(", ".join(names))
+    count = getattr(report, kind)
     backward = report.backward and getattr(report.backward, kind)
-    if backward:
-        where.append(f"{_values(backward)} of the backward pass")
     training = report.training and getattr(
         report.training, "inconclusive_checks" if kind == "inconclusive" else "overflowed_checks"
     )
+    # A part that holds every such value is named without repeating the count.
+    if backward:
+        where.append(
+            "all in the backward pass"
+            if backward == count
+            else f"{_values(backward)} of the backward pass"
+        )
     if training:
-        where.append(f"{_values(training)} in training")
-    count = getattr(report, kind)
+        where.append("all in training" if training == count else f"{_values(training)} in training")
     if verdict == "inconclusive":
         return (
             f"no check failed; {_values(count)} {'is' if count == 1 else 'are'} inconclusive: "

@@ -33,6 +33,17 @@ def latex_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> s
     return "{" + text + "}" if text.startswith("-") else text
 
 
+def prose_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """The number as HTML for running text: 3.5e+03 becomes 3.5 \u00d7 10<sup>3</sup>.
+
+    Only digits, signs and the tags come out, so the result is safe as markup."""
+    text = plain(value, digits)
+    if "e" in text and math.isfinite(float(value)):
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}\u00a0\u00d7\u00a010<sup>{int(exponent)}</sup>".replace("-", "\u2212")
+    return text
+
+
 def exact_float(value: float) -> str:
     """Enough digits to see what a float really is (3.3 in float32 is 3.2999999523162842)."""
     return repr(float(value))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -63,6 +64,16 @@ def overflow_threshold(dtype: str) -> Fraction:
 # `overflow` are not.
 PASS, FAIL, INCONCLUSIVE, OVERFLOW = "pass", "fail", "inconclusive", "overflow"
 VERDICTS = (PASS, FAIL, INCONCLUSIVE, OVERFLOW)
+# From the best to the worst: a badge or border that stands for several checks shows
+# the worst of them (an inconclusive value spoils a pass, an overflow that, a fail all).
+SEVERITY = (PASS, INCONCLUSIVE, OVERFLOW, FAIL)
+
+
+def worst_verdict(verdicts: Iterable[str]) -> str:
+    """The worst of these verdicts (pass for none)."""
+    return max(verdicts, key=SEVERITY.index, default=PASS)
+
+
 # A value off by this factor (a dropped factor 2, the commonest slip in a derivative)
 # must fail for a pass to mean something: a check whose tolerance is at least
 # |reference| (1 - 1/FACTOR) = |reference| / 2 would pass it too.

@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from ..common.errors import RenderError
 from ..common.i18n import DEFAULT, Translator, translator
-from ..common.numbers import exact_float, latex_number, plain
+from ..common.numbers import exact_float, latex_number, plain, prose_number
 from .mathsvg import latex_to_svg
 
 
@@ -92,6 +92,7 @@ def environment() -> jinja2.Environment:
     env.filters["num"] = plain
     env.filters["exact"] = exact_float
     env.filters["latexnum"] = latex_number
+    env.filters["prose"] = lambda value, digits=10: Markup(prose_number(value, digits))
     env.filters["math"] = _math
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph

@@ -14,11 +14,16 @@ CJK_FONT_PACKAGE = "cvttf_NotoSansCJK_Regular"
 CJK_FAMILY = "Noto Sans CJK KR"
 
 
+# Bold headings in Korean need a bold face: the PDF uses it when this package is
+# installed (pip install cvttf-notosanscjk-bold, 28 MB); without it they print regular.
+CJK_BOLD_PACKAGE = "cvttf_NotoSansCJK_Bold"
+
+
 @cache
-def cjk_font() -> Path | None:
-    """The font file of the CJK font package, or None when it is not installed."""
+def cjk_font(package: str = CJK_FONT_PACKAGE) -> Path | None:
+    """The font file of a CJK font package, or None when it is not installed."""
     try:
-        folder = resources.files(CJK_FONT_PACKAGE)
+        folder = resources.files(package)
     except ModuleNotFoundError:
         return None
     fonts = sorted(

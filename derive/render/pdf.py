@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..common.errors import RenderError
-from .fonts import CJK_FAMILY, cjk_font
+from .fonts import CJK_BOLD_PACKAGE, CJK_FAMILY, cjk_font
 
 
 # Only the PDF loads the CJK font; the HTML names the family and lets the browser use
@@ -27,9 +27,9 @@ def _asset_bytes(path: Path) -> bytes:
 
 
 def own_assets() -> dict[str, Path]:
-    """URL -> file of every asset the PDF may load: the CJK font, nothing else."""
-    font = cjk_font()
-    return {font.as_uri(): font} if font is not None else {}
+    """URL -> file of every asset the PDF may load: the CJK fonts, nothing else."""
+    fonts = (cjk_font(), cjk_font(CJK_BOLD_PACKAGE))
+    return {font.as_uri(): font for font in fonts if font is not None}
 
 
 def _same_url(url: str) -> str:
@@ -91,10 +91,16 @@ def make_fetcher(assets: Mapping[str, Path] | None = None) -> OwnAssetsOnly:
 
 def font_face_css() -> str:
     """@font-face for the CJK family from the installed font file ('' without one)."""
-    font = cjk_font()
+    font, bold = cjk_font(), cjk_font(CJK_BOLD_PACKAGE)
     if font is None:
         return ""
-    return f'@font-face {{ font-family: "{CJK_FAMILY}"; src: url("{font.as_uri()}"); }}'
+    css = f'@font-face {{ font-family: "{CJK_FAMILY}"; src: url("{font.as_uri()}"); }}'
+    if bold is not None:  # else WeasyPrint prints bold Hangul in the regular face
+        css += (
+            f' @font-face {{ font-family: "{CJK_FAMILY}"; font-weight: bold;'
+            f' src: url("{bold.as_uri()}"); }}'
+        )
+    return css
 
 
 _CJK_TEXT = re.compile("[\u1100-\u11ff\u3000-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
@@ -157,34 +163,41 @@ def to_pdf_pages(html: str, fetcher: OwnAssetsOnly | None = None) -> tuple[bytes
     return whole, pages
 
 
+def layout(html: str, fetcher: OwnAssetsOnly | None = None) -> Any:
+    """WeasyPrint's laid-out document (pages of boxes), as the PDF is printed from it;
+    tests measure its boxes against the page."""
+    weasyprint = load_weasyprint()
+    fetcher = fetcher or make_fetcher()
+    # Only pages with Korean (or other CJK) text load the 16 MB font; its glyphs are
+    # subset, so only the characters used are embedded.
+    font_css = font_face_css() if needs_cjk_font(html) else ""
+    from weasyprint.text.fonts import FontConfiguration
+
+    fonts = FontConfiguration()
+    stylesheets = (
+        [weasyprint.CSS(string=font_css, url_fetcher=fetcher, font_config=fonts)]
+        if font_css
+        else []
+    )
+    return weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).render(
+        stylesheets=stylesheets, font_config=fonts
+    )
+
+
 def _print(html: str, fetcher: OwnAssetsOnly | None, split: bool) -> list[bytes]:
     try:
-        weasyprint = load_weasyprint()
+        load_weasyprint()
     except (ImportError, OSError) as error:
         raise RenderError(
             f"cannot load WeasyPrint to make the PDF: {error}; nothing was written "
             "(--format html,json works without it)"
         ) from error
-    fetcher = fetcher or make_fetcher()
-    # Only pages with Korean (or other CJK) text load the 16 MB font; its glyphs are
-    # subset, so only the characters used are embedded.
-    font_css = font_face_css() if needs_cjk_font(html) else ""
     logger = logging.getLogger("weasyprint")
     notice_filter = _DropFontSubsetNotice()
     logger.addFilter(notice_filter)
     try:
         with _reproducible_fonts():
-            from weasyprint.text.fonts import FontConfiguration
-
-            fonts = FontConfiguration()
-            stylesheets = (
-                [weasyprint.CSS(string=font_css, url_fetcher=fetcher, font_config=fonts)]
-                if font_css
-                else []
-            )
-            document = weasyprint.HTML(string=html, url_fetcher=fetcher, base_url=None).render(
-                stylesheets=stylesheets, font_config=fonts
-            )
+            document = layout(html, fetcher)
             results = [document.write_pdf()]
             if split:
                 results += [document.copy([page]).write_pdf() for page in document.pages]

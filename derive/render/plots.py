@@ -53,6 +53,17 @@ HALF = (3.9, 3.1)  # inches: the two small plots side by side
 
 
 def _style(ax) -> None:  # type: ignore[no-untyped-def]
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    # Linear axes: at most six ticks, and large or small values as a common factor
+    # (x 10^5) at the axis' end, so that labels such as 100000 never collide.
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale == "linear" and type(axis.get_major_formatter()) is ScalarFormatter:
+            axis.set_major_locator(MaxNLocator(nbins=5))
+            formatter = ScalarFormatter(useMathText=True)
+            formatter.set_powerlimits((-3, 4))
+            axis.set_major_formatter(formatter)
+            axis.get_offset_text().set_size(FONT_SIZE - 1)
     ax.tick_params(which="both", labelsize=FONT_SIZE - 1)
     ax.xaxis.label.set_size(FONT_SIZE)
     ax.yaxis.label.set_size(FONT_SIZE)
@@ -228,8 +239,8 @@ def fit_figure(data: PlotData):  # type: ignore[no-untyped-def]
     if data.diverged_at is not None:
         ax.set_ylim(*_padded(float(np.min(spec.y)), float(np.max(spec.y)), 1.0))
     ax.set_title(_words(data, "fit_title"))
-    ax.set_xlabel("x")
-    ax.set_ylabel("y")
+    ax.set_xlabel(_words(data, "z_axis", name="x") if spec.standardized else "x")
+    ax.set_ylabel(_words(data, "z_axis", name="y") if spec.standardized else "y")
     _legend_below(figure, ax, columns=2)
     _style(ax)
     return figure

@@ -322,27 +322,30 @@ def stand_in_backward(problem: Problem, symbolic: Symbolic) -> BackwardTrace:
     x, y = np.asarray(problem.x, dtype=dtype), np.asarray(problem.y, dtype=dtype)
     parameters = [dtype(problem.initial.values[name]) for name in symbolic.parameters]
     leaves = {**dict(zip(symbolic.parameters, parameters, strict=True)), "x": x, "y": y}
-    values: dict[str, np.ndarray] = {}
-    for vertex in graph:
-        if vertex.op is None:
-            values[vertex.name] = np.atleast_1d(leaves[vertex.name])
-        elif vertex.op.reduces:
-            values[vertex.name] = np.atleast_1d(np.mean(values[vertex.inputs[0]], dtype=dtype))
-        else:
-            values[vertex.name] = np.atleast_1d(
-                vertex.op.forward(*(values[name] for name in vertex.inputs))
-            )
-    arguments = [*symbolic.parameters.values(), *DATA.values()]
-    adjoints: dict[str, np.ndarray | None] = dict.fromkeys(values)
-    for vertex in graph:
-        if vertex.name not in backward.adjoints:
-            continue
-        term = backward.leaf_form(backward.adjoints[vertex.name]).subs(N, problem.n)
-        function = sp.lambdify(arguments, term, "numpy")
-        each = np.broadcast_to(np.asarray(function(*parameters, x, y), dtype=dtype), x.shape)
-        if vertex.name in backward.broadcast:
-            adjoints[vertex.name] = np.atleast_1d(np.sum(each, dtype=dtype))
-        else:
-            adjoints[vertex.name] = each if vertex.per_sample else each[:1]
+    # The tape overflows where the data are too large for the dtype; so does this
+    # replay, silently, as the tape does (the report says so; NumPy need not).
+    with np.errstate(over="ignore", invalid="ignore"):
+        values: dict[str, np.ndarray] = {}
+        for vertex in graph:
+            if vertex.op is None:
+                values[vertex.name] = np.atleast_1d(leaves[vertex.name])
+            elif vertex.op.reduces:
+                values[vertex.name] = np.atleast_1d(np.mean(values[vertex.inputs[0]], dtype=dtype))
+            else:
+                values[vertex.name] = np.atleast_1d(
+                    vertex.op.forward(*(values[name] for name in vertex.inputs))
+                )
+        arguments = [*symbolic.parameters.values(), *DATA.values()]
+        adjoints: dict[str, np.ndarray | None] = dict.fromkeys(values)
+        for vertex in graph:
+            if vertex.name not in backward.adjoints:
+                continue
+            term = backward.leaf_form(backward.adjoints[vertex.name]).subs(N, problem.n)
+            function = sp.lambdify(arguments, term, "numpy")
+            each = np.broadcast_to(np.asarray(function(*parameters, x, y), dtype=dtype), x.shape)
+            if vertex.name in backward.broadcast:
+                adjoints[vertex.name] = np.atleast_1d(np.sum(each, dtype=dtype))
+            else:
+                adjoints[vertex.name] = each if vertex.per_sample else each[:1]
     recorded = tuple(v.op.tf_type for v in op_vertices(graph) if v.op is not None)
     return BackwardTrace(values=values, adjoints=adjoints, recorded_ops=recorded)

@@ -25,3 +25,4 @@ class PlotSpec:
     display_step: int
     samples: int = 0  # how many samples the data has; x and y may be a subsample
     lang: str = "en"  # the language of titles, labels and legends
+    standardized: bool = False  # x and y are z-scores (--standardize): the axes say so

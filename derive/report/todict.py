@@ -206,6 +206,7 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
                 "worst_ulps": _number(row.worst_ulps),
                 "worst_used": _number(row.worst_used),
                 "ok": row.ok,
+                "verdict": row.verdict,
                 "finite": row.finite,
             }
             for row in training.rows

@@ -10,7 +10,16 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..exact.check import PRECISION_BITS, SMALLEST_NORMAL, Bound, Check, compare, rounding_bound
+from ..exact.check import (
+    FAIL,
+    PRECISION_BITS,
+    SEVERITY,
+    SMALLEST_NORMAL,
+    Bound,
+    Check,
+    compare,
+    rounding_bound,
+)
 from ..exact.roundings import tape_roundings
 from ..exact.sums import Evaluator
 from ..exact.underflow import SensitivityEvaluator, update_sensitivity
@@ -114,6 +123,7 @@ class StepChecks:
         self.worst_so_far = np.zeros(trace.steps + 1)
         self.used_so_far = np.zeros(trace.steps + 1)
         self.ok_so_far = np.ones(trace.steps + 1, dtype=bool)
+        self.severity = np.zeros(trace.steps + 1, dtype=np.int8)  # worst verdict at a step
         self.first_updates: dict[str, Check] = {}
         self.gradient_bound: Bound | None = None
         self.bit_exact = 0
@@ -152,6 +162,7 @@ class StepChecks:
                 self.problem.dtype,
             )
             self.tally.add(s, check, update=True)
+            self._note(s, check)
             self.first_updates.setdefault(name, check)
             # The optimizer's own arithmetic, fl(theta - fl(eta32 g)), in the dtype:
             redone = parameters[name][s - 1] - self.held * gradients[name][s - 1]
@@ -174,13 +185,22 @@ class StepChecks:
             summed = self.problem.n if quantity == "L" else 1  # the mean: a sum, then / n
             check = compare(quantity, reference, float(tape), bound, self.problem.dtype, summed)
             self.tally.add(s, check)
+            self._note(s, check)
             if quantity != "L":
                 self.references[parameter][s] = float(reference)
                 self.gradient_bound = self.gradient_bound or bound
 
+    def _note(self, s: int, check: Check) -> None:
+        self.severity[s] = max(self.severity[s], SEVERITY.index(check.verdict))
+
     def rows(self) -> list[TrainingRow]:
-        """The displayed steps, and the first non-finite one if training diverged."""
+        """The displayed steps, and the first non-finite one if training diverged.
+
+        Each row's verdict is the worst of the checks made since the previous row."""
         trace, names = self.trace, self.names
+        shown = [
+            s for s in trace.display_steps(self.problem.training.display_step) if s <= self.last
+        ]
         rows = [
             training_row(
                 s,
@@ -190,9 +210,9 @@ class StepChecks:
                 float(self.worst_so_far[s]),
                 bool(self.ok_so_far[s]),
                 float(self.used_so_far[s]),
+                SEVERITY[int(self.severity[start : s + 1].max())],
             )
-            for s in trace.display_steps(self.problem.training.display_step)
-            if s <= self.last
+            for start, s in zip([0] + [s + 1 for s in shown], shown, strict=False)
         ]
         diverged_at = trace.first_non_finite()
         if diverged_at is not None:
@@ -212,6 +232,7 @@ def training_row(
     worst: float,
     ok: bool,
     used: float = math.nan,
+    verdict: str = FAIL,
 ) -> TrainingRow:
     return TrainingRow(
         step=s,
@@ -226,4 +247,5 @@ def training_row(
         ok=ok,
         finite=references is not None,
         worst_used=used,
+        verdict=verdict,
     )

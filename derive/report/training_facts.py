@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..exact.check import Bound, Check
+from ..exact.check import FAIL, INCONCLUSIVE, OVERFLOW, PASS, Bound, Check, worst_verdict
 from ..exact.stability import Stability
 from ..problem.standardize import Standardization
 from .plotspec import PlotSpec
@@ -37,6 +37,9 @@ class TrainingRow:
     ok: bool  # every check up to this step passed
     finite: bool = True
     worst_used: float = math.nan  # the largest share of its bound any check up to here used
+    # the worst verdict of the checks since the previous displayed row (pass <
+    # inconclusive < overflow < fail): the row's badge
+    verdict: str = PASS
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,16 @@ class TrainingFacts:
     inconclusive_checks: int = 0  # within a bound that is at least half the value
     overflowed_checks: int = 0  # non-finite where a correct tape may leave the range
     first_inconclusive: Failure | None = None
+
+    @property
+    def verdict(self) -> str:
+        """The worst verdict of the whole training (a divergence fails)."""
+        if not self.ok:
+            return FAIL
+        return worst_verdict(
+            [OVERFLOW] * bool(self.overflowed_checks)
+            + [INCONCLUSIVE] * bool(self.inconclusive_checks)
+        )
 
     @property
     def first_failing_step(self) -> int | None:
