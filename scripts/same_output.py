@@ -18,6 +18,11 @@ PDFs carry no creation date: derive sets SOURCE_DATE_EPOCH=0 while WeasyPrint wr
 (the one timestamp, in the embedded font subsets), and the plots' SVG uses a fixed hash
 salt and no date. So nothing is masked here: the bytes must be equal as written. To see
 that a version is deterministic at all, compare it with itself (`main main`).
+
+The bytes also depend on the machine: the fonts installed, and whether WeasyPrint finds
+HarfBuzz's subsetting library (`libharfbuzz-subset0`; without it fontTools subsets the
+fonts, with other bytes). The script notes both before and after each version's runs
+and says so when they changed meanwhile: the comparison is then void, run it again.
 """
 
 from __future__ import annotations
@@ -114,6 +119,23 @@ def run_all(
     return codes
 
 
+ENVIRONMENT = """
+import ctypes.util, hashlib, subprocess
+import weasyprint
+fonts = subprocess.run(["fc-list"], capture_output=True, text=True).stdout
+print(weasyprint.__version__, ctypes.util.find_library("harfbuzz-subset"),
+      hashlib.sha256("".join(sorted(fonts.splitlines())).encode()).hexdigest()[:16])
+"""
+
+
+def environment(python: str) -> str:
+    """What besides the code decides the PDF bytes: WeasyPrint's version, the HarfBuzz
+    subsetting library (or None), a hash of the installed fonts."""
+    return subprocess.run(
+        [python, "-c", ENVIRONMENT], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def digests(out: Path) -> dict[str, str]:
     return {
         str(path.relative_to(out)): hashlib.sha256(path.read_bytes()).hexdigest()
@@ -139,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     (inputs / "roster.csv").write_text(ROSTER, encoding="utf-8")
     try:
         results = []
+        machine = [environment(options.python)]
+        print(f"environment: {machine[0]}")
         for label, source in (("before", options.before), ("after", options.after)):
             tree = checkout(source, scratch, label)
             print(f"{label}: {source} ({tree})", flush=True)
@@ -147,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(out)
             codes = run_all(tree, out, inputs, options.python, names)
             results.append((codes, digests(out)))
+            machine.append(environment(options.python))
+        if len(set(machine)) > 1:
+            print(f"\nthe environment changed during the runs: {machine}; run again")
+            return 1
         (codes_a, files_a), (codes_b, files_b) = results
         differences = [
             f"exit code of {name}: {codes_a.get(name)} != {codes_b.get(name)}"
