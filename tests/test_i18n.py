@@ -65,7 +65,10 @@ def test_fields_are_escaped_and_markup_is_kept():
 
 def test_messages_read_as_english_text():
     message = Message.of("failure.sum_differs", parameter="W")
-    assert str(message) == "the sum for dL/dW differs from the derivative of section 2"
+    assert str(message) == (
+        "the sum for dL/dW differs from the formula the gradient references use "
+        "(section 2's derivative, or the wrong one of --wrong-derivative)"
+    )
     assert "dL/dW" in translator("ko").text(message)
 
 

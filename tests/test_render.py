@@ -350,7 +350,7 @@ def test_the_mean_row_comes_once_after_the_last_sample_not_as_a_repeating_footer
 def test_numbers_in_formulas_are_typeset_never_in_e_notation():
     """Large data give values such as 2.58e+10; in a formula that would print as an
     italic e times 10 plus 10. Every formula's LaTeX (its aria-label) writes
-    2.58 \\times 10^{10} instead, and running text 2.58 × 10<sup>10</sup>."""
+    2.58 \\times 10^{10} instead, and running text 2.58 &times; 10<sup>10</sup> (as HTML)."""
     from derive.problem import Dataset, Training
     from derive.report import formulas_for, symbolic_for
     from derive.training import reference_trace
@@ -375,3 +375,24 @@ def test_section_6_says_how_the_division_by_n_rounds_in_words(report):
     assert f"the division by n {words}: one rounding, none when n is a power of two" in html
     assert f"(2 rᵢ), so {rf.division} + 3 + 1 = {rf.division + 4};" in html
     assert "has 0 (one rounding" not in html
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_backward_section_styles_each_verdict_and_names_the_wrong_formula(
+    inconclusive_wrong_report, lang
+):
+    from derive.i18n import translator
+
+    t = translator(lang)
+    report = inconclusive_wrong_report
+    html = to_html(report, lang)
+    section = html[html.index('<section class="backward"') :]
+    section = section[: section.index("</section>")]
+    # the sums are held against the wrong formula, and say which
+    assert section.count(t.text("backward.differs_wrong", kind="drop-factor-2")) == 2
+    assert t.text("backward.differs") not in section
+    # at the optimum the adjoints are inconclusive: their badges say so, never pass
+    assert report.backward.inconclusive > 0
+    table = section[section.index('<table class="data checks backward-checks">') :]
+    badges = re.findall(r'<span class="badge (\w+)">', table[: table.index("</table>")])
+    assert badges.count("inconclusive") == report.backward.inconclusive
