@@ -396,3 +396,30 @@ def test_backward_section_styles_each_verdict_and_names_the_wrong_formula(
     table = section[section.index('<table class="data checks backward-checks">') :]
     badges = re.findall(r'<span class="badge (\w+)">', table[: table.index("</table>")])
     assert badges.count("inconclusive") == report.backward.inconclusive
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_standardized_report_says_its_values_are_z_scores(lang):
+    from derive.i18n import translator
+    from derive.problem import Training
+    from derive.report import formulas_for, symbolic_for
+    from derive.training import reference_trace
+
+    t = translator(lang)
+    problem = make_problem(
+        BUILTIN_DATASETS["tf-examples"],
+        init=SINGLE_INIT,
+        training=Training(4, 0.01, 2),
+        standardize=True,
+    )
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    report = explain(problem, None, trace, backward=False)
+    html = to_html(report, lang)
+    title = html[: html.index("</header>")]
+    assert t.text("report.subtitle_z") in title
+    assert t.text("problem.z_as", name="x", dtype="float32") in html
+    summary = html[html.index('<section class="summary') :]
+    summary = summary[: summary.index("</section>")]
+    start = t.text("summary.original_units", step=4, line="@").split("@")[0]
+    assert start in summary
