@@ -423,3 +423,22 @@ def test_a_standardized_report_says_its_values_are_z_scores(lang):
     summary = summary[: summary.index("</section>")]
     start = t.text("summary.original_units", step=4, line="@").split("@")[0]
     assert start in summary
+
+
+def test_the_summary_gives_the_cause_when_training_diverges():
+    from derive.i18n import translator
+    from derive.problem import Dataset, Training
+    from derive.report import formulas_for, symbolic_for
+    from derive.training import reference_trace
+
+    dataset = Dataset("large", (134364.0, 255069.0, 495435.0), (55.07, 67.62, 139.83), "test")
+    problem = make_problem(dataset, init=SINGLE_INIT, training=Training(50, 0.01, 10))
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    report = explain(problem, None, trace, backward=False)
+    assert report.training.diverged_at is not None
+    html = to_html(report)
+    summary = html[html.index('<section class="summary') :]
+    summary = summary[: summary.index("</section>")]
+    cause = translator("en").raw("summary.diverged_cause").split("{eta}")[0]
+    assert cause in summary and "stable limit" in summary and "--standardize" in summary
