@@ -66,7 +66,10 @@ def test_fields_are_escaped_and_markup_is_kept():
 
 def test_messages_read_as_english_text():
     message = Message.of("failure.sum_differs", parameter="W")
-    assert str(message) == "the sum for dL/dW differs from the derivative of section 2"
+    assert str(message) == (
+        "the sum for dL/dW differs from the formula the gradient references use "
+        "(section 2's derivative, or the wrong one of --wrong-derivative)"
+    )
     assert "dL/dW" in translator("ko").text(message)
 
 
@@ -132,3 +135,22 @@ def test_training_plots_speak_the_reports_language():
     korean, english = to_html(report, "ko"), to_html(report, "en")
     assert "단계별 손실" in korean and "Loss at each step" not in korean
     assert "Loss at each step" in english
+
+
+def test_korean_training_section_has_no_english_glue():
+    """The engine, an update's name and the node in the graph's caption are in Korean."""
+    from derive.problem.problem import Training
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
+
+    t = translator("ko")
+    assert t.quantity("W (update)") == "W (갱신)" and t.quantity("dL/dW") == "dL/dW"
+    problem = make_problem(
+        BUILTIN_DATASETS["seed"], init=SINGLE_INIT, training=Training(4, 0.01, 2)
+    )
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    html = to_html(explain(problem, None, trace), "ko")
+    assert "(으)로" not in html and "(update)" not in html
+    assert "no TensorFlow" not in html and "TensorFlow 없음" in html
+    assert 'aria-label="\\frac{\\partial L}{\\partial \\text{v}}"' in html

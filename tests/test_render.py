@@ -351,7 +351,7 @@ def test_the_mean_row_comes_once_after_the_last_sample_not_as_a_repeating_footer
 def test_numbers_in_formulas_are_typeset_never_in_e_notation():
     """Large data give values such as 2.58e+10; in a formula that would print as an
     italic e times 10 plus 10. Every formula's LaTeX (its aria-label) writes
-    2.58 \\times 10^{10} instead, and running text 2.58 × 10<sup>10</sup>."""
+    2.58 \\times 10^{10} instead, and running text 2.58 &times; 10<sup>10</sup> (as HTML)."""
     from derive.problem.problem import Dataset, Training
     from derive.report.build import formulas_for, symbolic_for
     from derive.report.training import reference_trace
@@ -376,3 +376,70 @@ def test_section_6_says_how_the_division_by_n_rounds_in_words(report):
     assert f"the division by n {words}: one rounding, none when n is a power of two" in html
     assert f"(2 rᵢ), so {rf.division} + 3 + 1 = {rf.division + 4};" in html
     assert "has 0 (one rounding" not in html
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_backward_section_styles_each_verdict_and_names_the_wrong_formula(
+    inconclusive_wrong_report, lang
+):
+    from derive.common.i18n import translator
+
+    t = translator(lang)
+    report = inconclusive_wrong_report
+    html = to_html(report, lang)
+    section = html[html.index('<section class="backward"') :]
+    section = section[: section.index("</section>")]
+    # the sums are held against the wrong formula, and say which
+    assert section.count(t.text("backward.differs_wrong", kind="drop-factor-2")) == 2
+    assert t.text("backward.differs") not in section
+    # at the optimum the adjoints are inconclusive: their badges say so, never pass
+    assert report.backward.inconclusive > 0
+    table = section[section.index('<table class="data checks backward-checks">') :]
+    badges = re.findall(r'<span class="badge (\w+)">', table[: table.index("</table>")])
+    assert badges.count("inconclusive") == report.backward.inconclusive
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_standardized_report_says_its_values_are_z_scores(lang):
+    from derive.common.i18n import translator
+    from derive.problem.problem import Training
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
+
+    t = translator(lang)
+    problem = make_problem(
+        BUILTIN_DATASETS["tf-examples"],
+        init=SINGLE_INIT,
+        training=Training(4, 0.01, 2),
+        standardize=True,
+    )
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    report = explain(problem, None, trace, backward=False)
+    html = to_html(report, lang)
+    title = html[: html.index("</header>")]
+    assert t.text("report.subtitle_z") in title
+    assert t.text("problem.z_as", name="x", dtype="float32") in html
+    summary = html[html.index('<section class="summary') :]
+    summary = summary[: summary.index("</section>")]
+    start = t.text("summary.original_units", step=4, line="@").split("@")[0]
+    assert start in summary
+
+
+def test_the_summary_gives_the_cause_when_training_diverges():
+    from derive.common.i18n import translator
+    from derive.problem.problem import Dataset, Training
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
+
+    dataset = Dataset("large", (134364.0, 255069.0, 495435.0), (55.07, 67.62, 139.83), "test")
+    problem = make_problem(dataset, init=SINGLE_INIT, training=Training(50, 0.01, 10))
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    report = explain(problem, None, trace, backward=False)
+    assert report.training.diverged_at is not None
+    html = to_html(report)
+    summary = html[html.index('<section class="summary') :]
+    summary = summary[: summary.index("</section>")]
+    cause = translator("en").raw("summary.diverged_cause").split("{eta}")[0]
+    assert cause in summary and "stable limit" in summary and "--standardize" in summary

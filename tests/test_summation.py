@@ -243,3 +243,11 @@ def test_cost_model_switches_to_two_threads_where_tensorflow_does():
 def test_other_dtypes_are_refused():
     with pytest.raises(ValueError, match="float16"):
         tf_cpu_sum(np.ones(3, np.float16), 1)
+
+
+def test_a_sum_beyond_float32_is_inf_without_a_numpy_warning() -> None:
+    """The tape's sum overflows to inf silently; so does its emulation (no RuntimeWarning,
+    which pytest's filterwarnings=error would turn into a failure)."""
+    values = np.full(1000, 3.0e38, dtype=np.float32)
+    assert math.isinf(tf_cpu_sum(values, threads=1))
+    assert math.isinf(tf_cpu_sum(values, threads=2))

@@ -109,10 +109,19 @@ class Translator:
         """The catalogue text itself, fields unfilled (for text filled in elsewhere)."""
         return self._lookup(key, {})[0]
 
+    def quantity(self, name: str) -> Markup | str:
+        """A checked value's name in words: "W (update)" is the update of W."""
+        if name.endswith(UPDATE_SUFFIX):
+            return self("quantity.update", name=name.removesuffix(UPDATE_SUFFIX))
+        return name
+
     def count(self, key: str, n: int, /, **fields: Any) -> Markup:
         """``key.one`` for n = 1, else ``key.other``; n is the field ``n`` unless given."""
         fields.setdefault("n", n)
         return self(f"{key}.{'one' if n == 1 else 'other'}", **fields)
+
+
+UPDATE_SUFFIX = " (update)"  # the name derive.training gives an update's check
 
 
 @cache

@@ -151,14 +151,19 @@ def tf_cpu_sum(values: np.ndarray, threads: int) -> float:
     if n == 0:
         return float(zero)
     blocks = threads_used(n, threads, dtype)
-    if blocks == 1:
-        return float(_tree(values, 0, n, packet))
-    size = n // blocks
-    count = n // size
-    shards = [_tree(values, i * size, size, packet) for i in range(count)]
-    total = _tree(values, count * size, n - count * size, packet) if count * size < n else zero
-    for shard in shards:
-        total = total + shard
+    # A partial sum beyond the dtype's range becomes inf (and inf - inf nan) on the tape
+    # too: the emulation reproduces that silently rather than warning about it.
+    with np.errstate(over="ignore", invalid="ignore"):
+        if blocks == 1:
+            return float(_tree(values, 0, n, packet))
+        size = n // blocks
+        count = n // size
+        shards = [_tree(values, i * size, size, packet) for i in range(count)]
+        total = (
+            _tree(values, count * size, n - count * size, packet) if count * size < n else zero
+        )
+        for shard in shards:
+            total = total + shard
     return float(total)
 
 
