@@ -28,21 +28,32 @@ def _template_root() -> Path:
     return Path(str(resources.files("derive") / "templates"))
 
 
-# True while a page is rendered whose formulas share their glyphs (the Jupyter view,
-# derive.render.notebook); the HTML file and the PDF keep plain paths.
-GLYPH_SYMBOLS: ContextVar[bool] = ContextVar("derive_glyph_symbols", default=False)
+# How formulas draw their glyphs while a page is rendered: "paths" (plain paths, each
+# formula on its own: handouts, the PDF), "symbols" (each formula defines its glyphs,
+# a page keeps the first definition of each: the Jupyter view, derive.render.notebook)
+# or "shared" (only <use>; derive.render.glyphs defines them once: the HTML file).
+GLYPH_MODE: ContextVar[str] = ContextVar("derive_glyph_mode", default="paths")
 
 
-def _math(latex: str, label: str | None = None) -> Markup:
-    if GLYPH_SYMBOLS.get():
-        return Markup(latex_to_svg(latex, label, symbols=True))
-    return Markup(latex_to_svg(latex, label))
+def _formula(latex: str, label: str | None, display: bool) -> Markup:
+    mode = GLYPH_MODE.get()
+    return Markup(
+        latex_to_svg(
+            latex, label, display=display, symbols=mode == "symbols", shared=mode == "shared"
+        )
+    )
 
 
-def _display_math(latex: str, label: str | None = None) -> Markup:
-    if GLYPH_SYMBOLS.get():
-        return Markup(latex_to_svg(latex, label, display=True, symbols=True))
-    return Markup(latex_to_svg(latex, label, display=True))
+# pass_context keeps Jinja from rendering a formula of constant LaTeX once, when it
+# compiles the template, in whatever mode is set then.
+@jinja2.pass_context
+def _math(_: Any, latex: str, label: str | None = None) -> Markup:
+    return _formula(latex, label, False)
+
+
+@jinja2.pass_context
+def _display_math(_: Any, latex: str, label: str | None = None) -> Markup:
+    return _formula(latex, label, True)
 
 
 def _backward_graph(facts: Any, t: Translator | None = None) -> Markup:

@@ -66,7 +66,11 @@ def _glyph_symbols(on: bool) -> Iterator[None]:
 
 @lru_cache(maxsize=4096)
 def latex_to_svg(
-    latex: str, label: str | None = None, display: bool = False, symbols: bool = False
+    latex: str,
+    label: str | None = None,
+    display: bool = False,
+    symbols: bool = False,
+    shared: bool = False,
 ) -> str:
     """Inline SVG markup for `latex`, sized in em and aligned on the baseline.
 
@@ -76,18 +80,34 @@ def latex_to_svg(
     `symbols` defines each glyph as a <symbol> with the font's glyph id and draws it
     with <use>: a page that keeps only the first definition of each id carries every
     glyph once (the Jupyter view), where plain paths repeat every glyph's outline.
+    `shared` draws the glyphs with <use> only, of symbols defined once for the whole
+    page (see :mod:`derive.render.glyphs`): the HTML file.
     """
+    plain, with_symbols = _render(latex, label, display)
+    if shared:
+        from .glyphs import share
+
+        return share(with_symbols, plain)
+    return with_symbols if symbols else plain
+
+
+@lru_cache(maxsize=4096)
+def _render(latex: str, label: str | None, display: bool) -> tuple[str, str]:
+    """The formula with plain paths and with glyph symbols, from one layout (laying
+    out costs ziamath ten times as much as writing the SVG)."""
     try:
-        with _glyph_symbols(symbols):
+        with _glyph_symbols(False):
             math = ziamath.Latex(latex, size=FONT_SIZE_PX, title=label or latex)
             mathml = ET.tostring(math.mathml, encoding="unicode")
-            svg = math.svg()
+            svgs = [math.svg()]
+        with _glyph_symbols(True):
+            svgs.append(math.svg())
     except Exception as error:  # ziamath signals malformed input with bare asserts
         raise RenderError(f"cannot render formula {latex!r}: {error!r}") from error
     unknown = _UNKNOWN_COMMAND.search(mathml)
     if unknown:
         raise RenderError(f"unknown LaTeX command {unknown.group(0)[1:-1]} in {latex!r}")
-    match = _VIEWBOX.search(svg)
+    match = _VIEWBOX.search(svgs[0])
     if match is None:  # pragma: no cover - ziamath always writes a viewBox
         raise RenderError(f"no viewBox in the SVG for {latex!r}")
     _, top, width, height = (float(v) for v in match.groups())
@@ -101,4 +121,8 @@ def latex_to_svg(
         f' class="{css_class}" role="img" aria-label="{html.escape(label or latex)}"'
         f' style="{style}"'
     )
-    return _SIZE_ATTRIBUTES.sub(lambda _: attributes, _merge_glyphs(svg), count=1)
+    plain, with_symbols = _merge_glyphs(svgs[0]), svgs[1]
+    return (
+        _SIZE_ATTRIBUTES.sub(lambda _: attributes, plain, count=1),
+        _SIZE_ATTRIBUTES.sub(lambda _: attributes, with_symbols, count=1),
+    )

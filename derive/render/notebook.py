@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 SCOPE = ".derive-report"  # the fragment's element; every style applies inside it
 _ROOTS = frozenset({":root", "html", "body"})  # what stands for the page: the element
 _COMMENT = re.compile(r"/\*.*?\*/", re.S)
-_SYMBOL = re.compile(r'<symbol id="([^"]+)".*?</symbol>', re.S)
 
 
 def _closing_brace(css: str, opening: int) -> int:
@@ -105,15 +104,17 @@ def _first_definitions_only(html: str) -> str:
         seen.add(match.group(1))
         return match.group(0)
 
-    return _SYMBOL.sub(keep_first, html)
+    from .glyphs import SYMBOL
+
+    return SYMBOL.sub(keep_first, html)
 
 
 def to_notebook_html(report: Report, lang: str = DEFAULT) -> str:
     """The report as one styled <div> for Jupyter (see the module's docstring)."""
-    from .environment import GLYPH_SYMBOLS, render_template
+    from .environment import GLYPH_MODE, render_template
     from .outputs import training_plots
 
-    token = GLYPH_SYMBOLS.set(True)
+    token = GLYPH_MODE.set("symbols")
     try:
         html = render_template(
             "notebook.html.j2",
@@ -123,5 +124,5 @@ def to_notebook_html(report: Report, lang: str = DEFAULT) -> str:
             css=Markup(notebook_css(lang)),
         )
     finally:
-        GLYPH_SYMBOLS.reset(token)
+        GLYPH_MODE.reset(token)
     return _first_definitions_only(html)

@@ -34,9 +34,19 @@ def training_plots(report: Report, lang: str = DEFAULT) -> dict[str, Markup]:
 
 
 def to_html(report: Report, lang: str = DEFAULT, plots: Mapping[str, Markup] | None = None) -> str:
+    """The HTML file: the formulas' glyphs defined once (:mod:`derive.render.glyphs`);
+    :func:`to_pdf` prints it with plain paths."""
+    from .environment import GLYPH_MODE
+    from .glyphs import define_once
+
     if plots is None:
         plots = training_plots(report, lang)
-    return render_template("report.html.j2", lang, report=report, plots=plots)
+    token = GLYPH_MODE.set("shared")
+    try:
+        page = render_template("report.html.j2", lang, report=report, plots=plots)
+    finally:
+        GLYPH_MODE.reset(token)
+    return define_once(page)
 
 
 def render_all(
@@ -77,5 +87,3 @@ def render_all(
         encoded = samples_json() if samples_json is not None else None
         contents["json"] = to_json(report, encoded).encode("utf-8")
     return contents
-
-

@@ -166,8 +166,11 @@ def to_pdf_pages(html: str, fetcher: OwnAssetsOnly | None = None) -> tuple[bytes
 def layout(html: str, fetcher: OwnAssetsOnly | None = None) -> Any:
     """WeasyPrint's laid-out document (pages of boxes), as the PDF is printed from it;
     tests measure its boxes against the page."""
+    from .glyphs import plain_paths
+
     weasyprint = load_weasyprint()
     fetcher = fetcher or make_fetcher()
+    html = plain_paths(html)  # WeasyPrint resolves no <use> across inline SVGs
     # Only pages with Korean (or other CJK) text load the 16 MB font; its glyphs are
     # subset, so only the characters used are embedded.
     font_css = font_face_css() if needs_cjk_font(html) else ""

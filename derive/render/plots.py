@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .glyphs import PATH_DATA, short_path
 from .plotdata import PlotData, evaluate
 
 COLORS = {"path": "#b3261e", "start": "#5b6470", "end": "#17703a", "optimum": "#1b1f24"}
@@ -102,6 +103,8 @@ def to_svg(figure, name: str, label: str) -> str:  # type: ignore[no-untyped-def
     svg = _STYLE_ELEMENT.sub("", svg)
     svg = _STYLE_ATTRIBUTE.sub(_presentation_attributes, svg)
     svg = svg.replace("<svg ", '<svg stroke-linejoin="round" stroke-linecap="butt" ', 1)
+    # Six decimals and a line per point -> two decimals (1/200 pt) and single spaces.
+    svg = PATH_DATA.sub(short_path, svg)
     svg = _ID.sub(lambda m: f'id="{name}-{m.group(1)}"', svg)
     svg = _REFERENCE.sub(lambda m: f"{m.group(1)}{name}-{m.group(2)}", svg)
     label = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
