@@ -8,20 +8,34 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import TextIO
 
 from ..common.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
 
 
 class ProgressBar:
-    """A one-line bar on a terminal; silent when the output is not one."""
+    """A one-line bar on a terminal. When the output is not one (a log, a pipe, CI) and
+    `lines` is set, a line each time another tenth of the work is done instead: a long
+    run shows that it moves, without a line per sheet."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled, self.done = total, enabled, 0
+    def __init__(
+        self, total: int, enabled: bool, lines: bool = False, stream: TextIO | None = None
+    ) -> None:
+        self.total, self.enabled, self.lines, self.done = total, enabled, lines, 0
+        self.stream = stream
+        self._tenths = 0
 
     def step(self, label: str, done: int | None = None) -> None:
-        if not self.enabled:
-            return
         self.done = self.done + 1 if done is None else done
+        if not self.enabled:
+            if self.lines and (tenths := 10 * self.done // max(self.total, 1)) > self._tenths:
+                self._tenths = tenths
+                print(
+                    f"  {10 * tenths:3d}% {self.done}/{self.total} {label}",
+                    file=self.stream or sys.stdout,
+                    flush=True,
+                )
+            return
         width = 30
         filled = round(width * self.done / self.total)
         sys.stdout.write(
@@ -66,7 +80,8 @@ def run_handouts(args: argparse.Namespace) -> int:
     try:
         warming = [pool.submit(warm_up, lang) for _ in range(2)]
         glyphs = pool.submit(unprintable_characters, roster or [])
-        bar = ProgressBar(count + 2, sys.stdout.isatty() and not args.quiet)
+        terminal = sys.stdout.isatty()
+        bar = ProgressBar(count + 2, terminal and not args.quiet, lines=not args.quiet)
         handouts = _build(lang, roster, count, class_seed, dataset, samples, say, bar)
         handouts = _printable_names(handouts, glyphs.result())
         rendered = render_files(handouts, pool, lambda what: bar.step(what))
