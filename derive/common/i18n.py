@@ -105,6 +105,11 @@ class Translator:
         """Several messages in words, separated as the language separates list items."""
         return self(separator_key).join(self(message) for message in messages)
 
+    def or_else(self, key: str, fallback: str) -> Markup | str:
+        """The catalogue's text for `key`, or `fallback` where this language has none: a
+        model or loss registered without catalogue entries shows its entry's own title."""
+        return self(key) if key in catalogue(self.lang) else fallback
+
     def raw(self, key: str) -> str:
         """The catalogue text itself, fields unfilled (for text filled in elsewhere)."""
         return self._lookup(key, {})[0]

@@ -241,6 +241,8 @@ def rounding_counts(
     counts: dict[str, list[int]] = {backward.output: [0]}
     for consumer in reversed(op_vertices(backward.graph)):
         assert consumer.op is not None
+        if not consumer.watched:
+            continue  # computed from the data alone: no adjoint flows through it
         upstream = max(counts[consumer.name]) + len(counts[consumer.name]) - 1
         for name in consumer.inputs:
             if (consumer.name, name) not in backward.locals:

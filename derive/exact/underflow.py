@@ -211,6 +211,8 @@ def _derive(backward: SymbolicBackward, symbolic: Symbolic) -> Sensitivities:
 
     contributions: dict[str, list[Spread]] = {backward.output: [Spread.of(1)]}
     for consumer in reversed(op_vertices(backward.graph)):
+        if not consumer.watched:
+            continue  # computed from the data alone: no adjoint flows through it
         upstream = functools.reduce(operator.add, contributions[consumer.name])
         for name in consumer.inputs:
             local = backward.locals.get((consumer.name, name))

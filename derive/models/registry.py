@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from ..common.errors import InputError
@@ -15,6 +16,17 @@ from .ops import Node
 
 if TYPE_CHECKING:  # building the definitions needs no SymPy: the tape's process never loads it
     import sympy as sp
+
+
+@dataclass(frozen=True)
+class OriginalUnits:
+    """A capability: how parameters fitted on z-scores (z = (v - mu) / sigma for x and
+    for y) read in the data's own units. Without it a model cannot train on z-scores."""
+
+    derivation: str  # LaTeX: the prediction on z-scores rewritten in the original units
+    formulas: tuple[str, ...]  # LaTeX: each parameter in the original units
+    # (parameters on z-scores, mu_x, sigma_x, mu_y, sigma_y) -> parameters, exactly
+    convert: Callable[..., Mapping[str, Fraction]]
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Model:
     tf_prediction: Callable[[Any, Mapping[str, Any], Any], Any]
     # The same computation as the tape records it, op by op, ending in "prediction"
     graph: tuple[Node, ...] = ()
+    original_units: OriginalUnits | None = None  # capability: see OriginalUnits
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,32 @@ def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
     return params["W"] * x + params["b"]
 
 
+def _line_in_original_units(
+    parameters: Mapping[str, Fraction],
+    mu_x: Fraction,
+    sigma_x: Fraction,
+    mu_y: Fraction,
+    sigma_y: Fraction,
+) -> dict[str, Fraction]:
+    """y ~ mu_y + sigma_y (W (x - mu_x) / sigma_x + b)
+    = (W sigma_y / sigma_x) x + (mu_y + sigma_y b - (W sigma_y / sigma_x) mu_x)."""
+    w_orig = parameters["W"] * sigma_y / sigma_x
+    return {"W": w_orig, "b": mu_y + sigma_y * parameters["b"] - w_orig * mu_x}
+
+
+LINE_IN_ORIGINAL_UNITS = OriginalUnits(
+    derivation=(
+        r"\hat{y} = \mu_{y} + \sigma_{y} \left(W \, \frac{x - \mu_{x}}{\sigma_{x}} + b\right)"
+        r" = W_{\mathrm{orig}} \, x + b_{\mathrm{orig}}"
+    ),
+    formulas=(
+        r"W_{\mathrm{orig}} = W \, \frac{\sigma_{y}}{\sigma_{x}}",
+        r"b_{\mathrm{orig}} = \mu_{y} + \sigma_{y} \, b - W_{\mathrm{orig}} \, \mu_{x}",
+    ),
+    convert=_line_in_original_units,
+)
+
+
 def _tf_mse(tf: Any, y_pred: Any, y_true: Any) -> Any:
     return tf.reduce_mean(tf.square(y_pred - y_true))
 
@@ -67,6 +106,7 @@ MODELS: Mapping[str, Model] = {
             Node("Wx", "multiply", ("W", "x"), r"\left(W x\right)_{i}", "W·x"),
             Node("prediction", "add", ("Wx", "b"), r"\hat{y}_{i}", "ŷ"),
         ),
+        original_units=LINE_IN_ORIGINAL_UNITS,
     ),
 }
 

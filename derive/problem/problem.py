@@ -255,6 +255,8 @@ def make_problem(
     if training.display_step < 1:
         raise InputError("--display-step must be at least 1", training.display_step)
     standardized = None
+    if standardize and definition.original_units is None:
+        raise InputError("--standardize needs a model that maps its parameters back", model)
     if standardize:
         # The moments come from the data as given (float64); the tape sees z-scores.
         given_x = round_to_dtype(dataset.x, "float64", "x")

@@ -1,13 +1,7 @@
-"""Training on z-scores, and the fitted line mapped back to the data's own units.
-
-With z = (v - mu) / sigma for x and for y (population standard deviation, in float64
-from the given data), the model fitted on z-scores, z_y ~ W z_x + b, predicts
-
-    y ~ mu_y + sigma_y (W (x - mu_x) / sigma_x + b)
-      = (W sigma_y / sigma_x) x + (mu_y + sigma_y b - (W sigma_y / sigma_x) mu_x),
-
-so in the original units W_orig = W sigma_y / sigma_x and
-b_orig = mu_y + sigma_y b - W_orig mu_x (:meth:`Standardization.original`).
+"""Training on z-scores: z = (v - mu) / sigma for x and for y (population standard
+deviation, in float64 from the given data), and the fitted parameters mapped back to the
+data's own units by the model's entry (its ``original_units`` capability; for the linear
+model W_orig = W sigma_y / sigma_x and b_orig = mu_y + sigma_y b - W_orig mu_x).
 """
 
 from __future__ import annotations
@@ -15,19 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import ClassVar
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..common.errors import InputError
 
-# The mapping back, as shown in the report.
-FORMULA_W = r"W_{\mathrm{orig}} = W \, \frac{\sigma_{y}}{\sigma_{x}}"
-FORMULA_B = r"b_{\mathrm{orig}} = \mu_{y} + \sigma_{y} \, b - W_{\mathrm{orig}} \, \mu_{x}"
-DERIVATION = (
-    r"\hat{y} = \mu_{y} + \sigma_{y} \left(W \, \frac{x - \mu_{x}}{\sigma_{x}} + b\right)"
-    r" = W_{\mathrm{orig}} \, x + b_{\mathrm{orig}}"
-)
+if TYPE_CHECKING:
+    from ..models.registry import OriginalUnits
 
 
 @dataclass(frozen=True)
@@ -38,19 +27,13 @@ class Standardization:
     std_x: float
     mean_y: float
     std_y: float
-    # The mapping back, as LaTeX for the report.
-    derivation_latex: ClassVar[str] = DERIVATION
-    formula_w: ClassVar[str] = FORMULA_W
-    formula_b: ClassVar[str] = FORMULA_B
 
-    def original(self, parameters: Mapping[str, float]) -> dict[str, float]:
-        """W and b of the linear model on z-scores as a line in the original units,
-        computed exactly from the float values and rounded once."""
-        w, b = Fraction(parameters["W"]), Fraction(parameters["b"])
-        mu_x, sigma_x = Fraction(self.mean_x), Fraction(self.std_x)
-        mu_y, sigma_y = Fraction(self.mean_y), Fraction(self.std_y)
-        w_orig = w * sigma_y / sigma_x
-        return {"W": float(w_orig), "b": float(mu_y + sigma_y * b - w_orig * mu_x)}
+    def original(self, parameters: Mapping[str, float], units: OriginalUnits) -> dict[str, float]:
+        """The parameters fitted on z-scores in the data's own units, as the model's
+        entry maps them (`units`), computed exactly from the float values and rounded once."""
+        exact = {name: Fraction(value) for name, value in parameters.items()}
+        moments = (Fraction(v) for v in (self.mean_x, self.std_x, self.mean_y, self.std_y))
+        return {name: float(v) for name, v in units.convert(exact, *moments).items()}
 
 
 def _moments(values: Sequence[float], column: str) -> tuple[float, float]:

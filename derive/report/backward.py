@@ -169,8 +169,8 @@ def build_backward(
             propagations=tuple(writer.propagation(consumer, name) for name in consumer.inputs),
         )
         for consumer in reversed(op_vertices(graph))
-        if consumer.op is not None
-    )
+        if consumer.op is not None and consumer.watched  # the tape runs no gradient for
+    )  # a node computed from the data alone
 
     sums = []  # in the order the tape reaches them: last op first
     for consumer in reversed(op_vertices(graph)):

@@ -234,3 +234,9 @@ class BackwardFacts:
     @property
     def per_sample_nodes(self) -> tuple[NodeFacts, ...]:
         return tuple(node for node in self.nodes if node.kind == "op" and node.per_sample)
+
+    @property
+    def adjoint_nodes(self) -> tuple[NodeFacts, ...]:
+        """The per-sample op nodes the tape has adjoints for: not those computed from
+        the data alone (x_i^2), which it does not watch."""
+        return tuple(node for node in self.per_sample_nodes if node.adjoints is not None)

@@ -25,6 +25,7 @@ from ..exact.check import Check, rounding_bound
 from ..exact.stability import stability
 from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
+from ..models.registry import get_model
 from ..problem.problem import Problem
 from ..symbolic.derivation import Formula, Symbolic, latex
 from ..tape.training import Trace
@@ -135,6 +136,7 @@ def check_training(
         plot_spec=ground.plot_spec(problem, names),
         stability=stability(problem, symbolic),
         standardized=problem.standardized,
+        original_units=get_model(problem.model).original_units,
         final_original=_original(problem, final) if last >= 0 else None,
         optimum_original=(
             None
@@ -145,10 +147,11 @@ def check_training(
 
 
 def _original(problem: Problem, values: Mapping[str, float]) -> dict[str, float] | None:
-    """The linear model's W and b in the data's own units, when it trained on z-scores."""
-    if problem.standardized is None:
+    """The parameters in the data's own units, when the model trained on z-scores."""
+    units = get_model(problem.model).original_units
+    if problem.standardized is None or units is None:
         return None
-    return problem.standardized.original(values)
+    return problem.standardized.original(values, units)
 
 
 def _signed(value: float | Fraction) -> str:

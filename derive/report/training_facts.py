@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..exact.check import FAIL, INCONCLUSIVE, OVERFLOW, PASS, Bound, Check, worst_verdict
 from ..exact.stability import Stability
+from ..models.registry import OriginalUnits
 from ..problem.standardize import Standardization
 from .plotspec import PlotSpec
 
@@ -106,6 +107,7 @@ class TrainingFacts:
     plot_spec: PlotSpec  # what the plots need besides the series
     stability: Stability | None = None  # the learning-rate bound from the Hessian
     standardized: Standardization | None = None  # the tape trained on z-scores
+    original_units: OriginalUnits | None = None  # the model's map back from z-scores
     final_original: Mapping[str, float] | None = None  # `final` in the data's own units
     optimum_original: Mapping[str, float] | None = None  # the optimum in the data's units
     max_used: float = 0.0  # the largest |tape - reference| / tolerance of any check

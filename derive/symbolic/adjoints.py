@@ -41,11 +41,9 @@ class Vertex:
     symbol: str  # LaTeX of its value at sample i (`_{i}`), or of the scalar
     label: str  # plain text, for the drawing
     per_sample: bool  # one value per sample, or one scalar
-
-    @property
-    def watched(self) -> bool:
-        """The tape differentiates with respect to variables and what is computed from them."""
-        return self.kind != "data"
+    # The tape differentiates with respect to variables and what is computed from them;
+    # a node computed from the data alone (x_i^2) is a constant to it, as x and y are.
+    watched: bool = True
 
 
 def graph_of(model: Model, loss: Loss) -> tuple[Vertex, ...]:
@@ -57,15 +55,16 @@ def graph_of(model: Model, loss: Loss) -> tuple[Vertex, ...]:
     for name in model.parameters:
         vertices[name] = Vertex(name, "parameter", None, (), name, name, False)
     for name in DATA:
-        vertices[name] = Vertex(name, "data", None, (), f"{name}_{{i}}", name, True)
+        vertices[name] = Vertex(name, "data", None, (), f"{name}_{{i}}", name, True, False)
     for node in nodes:
         op = get_op(node.op)
         missing = [name for name in node.inputs if name not in vertices]
         if missing or len(node.inputs) != op.arity or node.name in vertices:
             raise InputError("malformed op graph at node", node.name)
         per_sample = not op.reduces and any(vertices[n].per_sample for n in node.inputs)
+        watched = any(vertices[n].watched for n in node.inputs)
         vertices[node.name] = Vertex(
-            node.name, "op", op, node.inputs, node.symbol, node.label, per_sample
+            node.name, "op", op, node.inputs, node.symbol, node.label, per_sample, watched
         )
     last = vertices[nodes[-1].name]
     if last.op is None or not last.op.reduces:
@@ -155,6 +154,8 @@ def derive_adjoints(graph: Sequence[Vertex], symbolic: Symbolic) -> SymbolicBack
     summed: dict[str, set[bool]] = {}
     for consumer in reversed(op_vertices(graph)):
         assert consumer.op is not None
+        if not consumer.watched:
+            continue  # computed from the data alone: nothing flows back through it
         upstream = adjoints[consumer.name]
         operands = [symbols[name] for name in consumer.inputs]
         for position, name in enumerate(consumer.inputs):

@@ -1,0 +1,203 @@
+"""A second model is one entry: y_hat = W x^2 + b, registered here and nowhere else.
+
+The test adds the entry to the registry (monkeypatched, so no other test sees it) and
+builds the full report through the public pipeline: the derivation with every step
+checked by SymPy, the initial checks, the backward section node by node and the
+training run checked step by step. Without TensorFlow the tape is a float32 emulation
+of the entry's own ops (written out here, in TensorFlow's order, not taken from derive);
+marked `tensorflow`, the real tape runs. A wrong derivative of the toy model is flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+
+from derive.models import registry
+from derive.models.ops import Node
+from derive.models.registry import Model
+from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
+from derive.report.build import explain
+from derive.tape.backward import BackwardTrace
+from derive.tape.training import Trace
+
+INIT = {"W": 0.2, "b": 0.7}
+STEPS = 6
+
+
+def _tf_square_model(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
+    return params["W"] * tf.square(x) + params["b"]
+
+
+TOY = Model(
+    name="toy-square",
+    title="toy model W x squared plus b",
+    parameters=("W", "b"),
+    prediction=lambda p, x: p["W"] * x**2 + p["b"],
+    tf_prediction=_tf_square_model,
+    graph=(
+        Node("x2", "square", ("x",), r"x_{i}^{2}", "x²"),
+        Node("Wx2", "multiply", ("W", "x2"), r"\left(W x^{2}\right)_{i}", "W·x²"),
+        Node("prediction", "add", ("Wx2", "b"), r"\hat{y}_{i}", "ŷ"),
+    ),
+)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """The registry with the toy entry added: the one change a new model makes."""
+    monkeypatch.setattr(registry, "MODELS", {**registry.MODELS, TOY.name: TOY})
+    return TOY
+
+
+def toy_problem(data: str = "seed", steps: int = STEPS):
+    return make_problem(
+        BUILTIN_DATASETS[data],
+        init=INIT,
+        model=TOY.name,
+        training=Training(steps, 0.01, 2),
+    )
+
+
+def _forward_backward(problem, w: np.floating, b: np.floating) -> BackwardTrace:
+    """W x^2 + b and the mean squared error, op by op in the dtype as TensorFlow runs
+    them, and the adjoints as its gradient functions compute them (Mean: upstream / n;
+    Square: upstream * 2a; Mul: upstream times the other input; Sum over the samples
+    for the scalars W and b)."""
+    dtype = np.dtype(problem.dtype).type
+    x = np.asarray(problem.x, dtype=dtype)
+    y = np.asarray(problem.y, dtype=dtype)
+    n = dtype(problem.n)
+    x2 = np.square(x)
+    wx2 = w * x2
+    prediction = wx2 + b
+    residual = prediction - y
+    square = np.square(residual)
+    loss = np.mean(square, dtype=dtype)
+    d_square = np.full(x.shape, dtype(1) / n, dtype=dtype)
+    d_residual = d_square * (dtype(2) * residual)
+    return BackwardTrace(
+        values={
+            "W": np.atleast_1d(w),
+            "b": np.atleast_1d(b),
+            "x": x,
+            "y": y,
+            "x2": x2,
+            "Wx2": wx2,
+            "prediction": prediction,
+            "residual": residual,
+            "square": square,
+            "loss": np.atleast_1d(loss),
+        },
+        adjoints={
+            "W": np.atleast_1d(np.sum(d_residual * x2, dtype=dtype)),
+            "b": np.atleast_1d(np.sum(d_residual, dtype=dtype)),
+            "x": None,
+            "y": None,
+            "x2": None,  # computed from the constant x alone: the tape does not watch it
+            "Wx2": d_residual,
+            "prediction": d_residual,
+            "residual": d_residual,
+            "square": d_square,
+            "loss": np.atleast_1d(dtype(1)),
+        },
+        recorded_ops=("Square", "Mul", "AddV2", "Sub", "Square", "Mean"),
+    )
+
+
+def emulated_toy_trace(problem) -> Trace:
+    """Full-batch SGD on the emulated tape, as Keras's SGD updates: v - fl(eta g)."""
+    dtype = np.dtype(problem.dtype).type
+    eta = dtype(np.float32(problem.training.learning_rate))
+    w, b = dtype(problem.initial.values["W"]), dtype(problem.initial.values["b"])
+    rows, first = [], None
+    for _ in range(problem.training.steps + 1):
+        step = _forward_backward(problem, w, b)
+        first = first or step
+        g_w, g_b = step.adjoints["W"][0], step.adjoints["b"][0]
+        rows.append((step.values["loss"][0], g_w, g_b, w, b))
+        w, b = w - eta * g_w, b - eta * g_b
+    table = np.array(rows, dtype=dtype)
+    return Trace(
+        parameters={"W": table[:, 3], "b": table[:, 4]},
+        loss=table[:, 0],
+        gradients={"W": table[:, 1], "b": table[:, 2]},
+        learning_rate_held=float(np.float32(problem.training.learning_rate)),
+        engine="float32 emulation of the toy model (tests)",
+        tensorflow_version="emulated",
+        backward=first,
+    )
+
+
+def assert_complete_and_checked(report) -> None:
+    assert report.problem.model_name == TOY.name
+    # The derivation: every step of every gradient verified by SymPy.
+    assert [d.parameter for d in report.derivations] == ["W", "b"]
+    for derivation in report.derivations:
+        assert derivation.verified and derivation.written_out_verified
+        assert derivation.steps and all(step.verified for step in derivation.steps)
+    assert r"\left(W {x}_{i}^{2} + b - {y}_{i}\right) {x}_{i}^{2}" in report.derivations[0].result
+    # The initial checks, the backward section and the training run.
+    assert report.checks and all(check.ok for check in report.checks)
+    assert report.backward is not None and report.backward.ok, report.backward.failures
+    nodes = {node.name: node for node in report.backward.nodes}
+    assert {"x2", "Wx2", "prediction"} <= set(nodes)
+    assert nodes["x2"].check is None and nodes["Wx2"].check is not None
+    assert report.training is not None and report.training.ok
+    assert report.training.steps_checked == STEPS
+    assert report.ok
+
+
+@pytest.mark.parametrize("data", ["seed", "single"])
+def test_a_registered_toy_model_gets_a_complete_checked_report(toy, data):
+    problem = toy_problem(data)
+    report = explain(problem, None, emulated_toy_trace(problem), backward=True)
+    assert_complete_and_checked(report)
+
+
+def test_the_toy_report_renders_to_html_and_valid_json(toy):
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    from derive.render.jsonfile import to_json
+    from derive.render.outputs import to_html
+
+    problem = toy_problem()
+    report = explain(problem, None, emulated_toy_trace(problem), backward=True)
+    html = to_html(report)
+    assert TOY.title.capitalize() in html
+    document = json.loads(to_json(report))
+    schema = json.loads((resources.files("derive") / "schema" / "report.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    assert document["problem"]["model"] == TOY.title
+
+
+@pytest.mark.parametrize("wrong", ["drop-factor-2", "drop-mean", "x-for-y"])
+def test_a_wrong_derivative_of_the_toy_model_is_flagged(toy, wrong):
+    problem = toy_problem()
+    report = explain(problem, wrong, emulated_toy_trace(problem), backward=True)
+    assert not report.ok
+    assert not all(check.ok for check in report.checks[1:])
+
+
+def test_the_toy_model_cannot_train_on_z_scores_without_declaring_the_map_back(toy):
+    from derive.common.errors import InputError
+
+    with pytest.raises(InputError):
+        make_problem(BUILTIN_DATASETS["seed"], init=INIT, model=TOY.name, standardize=True)
+
+
+@pytest.mark.tensorflow
+def test_the_toy_model_on_the_real_tape(toy):
+    from derive.tape.training import train
+
+    problem = toy_problem()
+    run = train(problem)
+    assert run.tensorflow_version != "emulated"
+    report = explain(problem, None, run, backward=True)
+    assert_complete_and_checked(report)
