@@ -443,3 +443,33 @@ def test_the_summary_gives_the_cause_when_training_diverges():
     summary = summary[: summary.index("</section>")]
     cause = translator("en").raw("summary.diverged_cause").split("{eta}")[0]
     assert cause in summary and "stable limit" in summary and "--standardize" in summary
+
+
+def _section_after(html: str, title: str, next_title: str) -> str:
+    return html[html.index(title) : html.index(next_title)]
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_wrong_formula_in_sections_4_and_5_says_so(report, wrong_report, lang):
+    """Section 3 derives the right formula; where sections 4 and 5 use the wrong one
+    (--wrong-derivative), a callout says so and the gradients carry its label."""
+    from derive.common.i18n import translator
+
+    t = translator(lang)
+    wrong = t.text("reference.wrong_formula", kind="drop-factor-2")
+    html = to_html(wrong_report, lang)
+    titles = [t.text(key) for key in ("substitution.title", "samples.title", "checks.title")]
+    substitution = _section_after(html, titles[0], titles[1])
+    samples = _section_after(html, titles[1], titles[2])
+    callout = t.text(
+        "substitution.wrong_from_here",
+        kind="drop-factor-2",
+        what=t.text("wrong.drop-factor-2"),
+    )
+    assert substitution.count(callout) == 1
+    assert substitution.count(wrong) == 4  # each gradient, as written out and as summed
+    assert t.text("samples.wrong_formula", kind="drop-factor-2") in samples
+    # in the table: the means of the shares of W and of b
+    assert samples[samples.index("<table") :].count(wrong) == 2
+    right = to_html(report, lang)
+    assert wrong not in _section_after(right, titles[0], titles[2])
