@@ -82,8 +82,13 @@ def test_korean_report_is_korean(report):
         assert english not in body
     # The HTML stays self-contained: the font is named, never loaded.
     assert "url(" not in html and "@font-face" not in html
-    # No English word drawn inside a formula (the SVGs carry their LaTeX as a title).
+    # No English word drawn inside a formula (the SVGs carry their LaTeX as a title),
+    # and Korean lines break between words.
     assert "\\text{tape}" not in html and "\\text{exact}" not in html
+    assert "word-break: keep-all" in html
+    from derive.render.pdf import keep_korean_words
+
+    assert keep_korean_words("<p>학습률 W</p>") == "<p>학\u2060습\u2060률 W</p>"
 
 
 def test_english_report_has_no_hangul(report):
