@@ -527,3 +527,28 @@ def test_the_backward_failure_names_this_runs_formula_once(inconclusive_wrong_re
     summary = html[html.index('<section class="summary') :]
     summary = summary[: summary.index("</section>")]
     assert summary.count(text[5:]) == 1
+
+
+def test_the_footer_gives_the_whole_command(tmp_path):
+    """--data, --seed, --lr, --standardize and the rest: the footer's command makes the
+    same problem again."""
+    import shlex
+
+    from derive.cli.parser import build_parser
+    from derive.problem.datasets import read_csv_text
+    from derive.problem.problem import Training
+    from derive.report.sections import reproduce_command
+
+    dataset = read_csv_text("a,b\n1,2\n3,5\n4,9\n", "big values.csv", ("a", "b"))
+    problem = make_problem(
+        dataset, seed=3, training=Training(200, 0.02, 20), standardize=True, dtype="float64"
+    )
+    command = reproduce_command(problem)
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert (args.data, args.columns, args.seed) == ("big values.csv", "a,b", 3)
+    assert (args.steps, args.lr, args.display_step) == (200, 0.02, 20)
+    assert args.standardize and args.dtype == "float64"
+    pinned = make_problem(BUILTIN_DATASETS["seed"], init=SINGLE_INIT)
+    assert reproduce_command(pinned).startswith("python -m derive report --data seed --init W=")
+    html = to_html(explain(pinned, None, tape=emulated_tape, backward=False))
+    assert "Reproduce with <code>python -m derive report --data seed --init" in html
