@@ -28,6 +28,16 @@ def plain(
     return text
 
 
+def key_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """`digits` significant digits with the trailing zeros kept (0.086 at 6 digits is
+    0.0860000): a key shows every digit it states, and so at least the decimals a sheet
+    asks for."""
+    value = float(value)
+    if value == 0 or not math.isfinite(value):
+        return plain(value, digits)
+    return f"{value:#.{digits}g}".rstrip(".")
+
+
 def latex_number(
     value: float | Fraction, digits: int = SIGNIFICANT_DIGITS, keep_zeros: bool = False
 ) -> str:
