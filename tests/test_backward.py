@@ -299,6 +299,8 @@ def test_two_samples_show_b_as_a_sum_of_two_adjoints(symbolic):
     a1, a2 = facts.node("prediction").adjoints
     assert b_sum.with_numbers[0].count("+") == 1
     assert str(a1)[:8] in b_sum.with_numbers[0] and str(a2)[:8] in b_sum.with_numbers[0]
+    # the tape's float32 sum is rounded: its result follows "approx", not "="
+    assert r"\approx" in b_sum.with_numbers[-1] and "} =" not in b_sum.with_numbers[-1]
 
 
 def test_residual_rule_is_written_with_numbers(symbolic):
@@ -309,7 +311,8 @@ def test_residual_rule_is_written_with_numbers(symbolic):
         r"\frac{\partial L}{\partial r_{i}} = 2 r_{i} \cdot \frac{\partial L}{\partial r_{i}^{2}}"
     )
     (adjoint,) = facts.node("residual").adjoints
-    assert to_residual.lines[0].endswith(f"= {latex_number(adjoint)}")
+    # the tape's product is rounded: "approx" its float32 result, not "="
+    assert to_residual.lines[0].endswith(rf"\approx {latex_number(adjoint)}")
     start = r"\frac{\partial L}{\partial r_{1}} = 2 \cdot \left({-0.21"
     assert to_residual.lines[0].startswith(start)
     assert [s.op for s in facts.steps] == ["mean", "square", "subtract", "add", "multiply"]

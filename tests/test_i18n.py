@@ -65,10 +65,10 @@ def test_fields_are_escaped_and_markup_is_kept():
 
 
 def test_messages_read_as_english_text():
-    message = Message.of("failure.sum_differs", parameter="W")
+    message = Message.of("failure.sums_differ_wrong", quantities="dL/dW", kind="drop-factor-2")
     assert str(message) == (
-        "the sum for dL/dW differs from the formula the gradient references use "
-        "(section 2's derivative, or the wrong one of --wrong-derivative)"
+        "the sum of the tape's adjoints for dL/dW differs from the wrong formula "
+        "(drop-factor-2) used on purpose, as it should: the tape computes the true gradient"
     )
     assert "dL/dW" in translator("ko").text(message)
 
@@ -82,6 +82,13 @@ def test_korean_report_is_korean(report):
         assert english not in body
     # The HTML stays self-contained: the font is named, never loaded.
     assert "url(" not in html and "@font-face" not in html
+    # No English word drawn inside a formula (the SVGs carry their LaTeX as a title),
+    # and Korean lines break between words.
+    assert "\\text{tape}" not in html and "\\text{exact}" not in html
+    assert "word-break: keep-all" in html
+    from derive.render.pdf import keep_korean_words
+
+    assert keep_korean_words("<p>학습률 W</p>") == "<p>학\u2060습\u2060률 W</p>"
 
 
 def test_english_report_has_no_hangul(report):

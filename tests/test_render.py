@@ -447,3 +447,112 @@ def test_the_summary_gives_the_cause_when_training_diverges():
     summary = summary[: summary.index("</section>")]
     cause = translator("en").raw("summary.diverged_cause").split("{eta}")[0]
     assert cause in summary and "stable limit" in summary and "--standardize" in summary
+
+
+def _section_after(html: str, title: str, next_title: str) -> str:
+    return html[html.index(title) : html.index(next_title)]
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_wrong_formula_in_sections_4_and_5_says_so(report, wrong_report, lang):
+    """Section 3 derives the right formula; where sections 4 and 5 use the wrong one
+    (--wrong-derivative), a callout says so and the gradients carry its label."""
+    from derive.common.i18n import translator
+
+    t = translator(lang)
+    wrong = t.text("reference.wrong_formula", kind="drop-factor-2")
+    html = to_html(wrong_report, lang)
+    titles = [t.text(key) for key in ("substitution.title", "samples.title", "checks.title")]
+    substitution = _section_after(html, titles[0], titles[1])
+    samples = _section_after(html, titles[1], titles[2])
+    callout = t.text(
+        "substitution.wrong_from_here",
+        kind="drop-factor-2",
+        what=t.text("wrong.drop-factor-2"),
+    )
+    assert substitution.count(callout) == 1
+    assert substitution.count(wrong) == 4  # each gradient, as written out and as summed
+    assert t.text("samples.wrong_formula", kind="drop-factor-2") in samples
+    # in the table: the means of the shares of W and of b
+    assert samples[samples.index("<table") :].count(wrong) == 2
+    right = to_html(report, lang)
+    assert wrong not in _section_after(right, titles[0], titles[2])
+
+
+def test_a_diverging_run_has_one_verdict_in_table_result_summary_and_json():
+    """The step where values become non-finite is checked like the others: its badge,
+    the training's result, the report's verdict and the JSON agree, and the counts too."""
+    from derive.exact.check import FAIL, OVERFLOW
+    from derive.problem.problem import Dataset, Training
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
+
+    x = (860.0, 1100.0, 1320.0, 1550.0, 1780.0, 2010.0, 2240.0, 2480.0)
+    y = (176000.0, 219259.0, 258913.0, 300370.0, 341827.0, 383283.0, 424740.0, 468000.0)
+    problem = make_problem(
+        Dataset("big8", x, y, "test"), init=SINGLE_INIT, training=Training(20, 0.01, 5)
+    )
+    symbolic = symbolic_for(problem)
+    trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+    report = explain(problem, None, trace, backward=False)
+    training = report.training
+    assert training.diverged_at is not None
+    # the loss leaves float32's range first, with its exact value beyond it as well
+    assert training.verdict == OVERFLOW and training.overflowed_checks >= 1
+    assert training.failed_checks == 0 and not training.ok
+    row = training.rows[-1]
+    assert not row.finite and row.step == training.diverged_at and row.verdict == OVERFLOW
+    assert report.verdict == OVERFLOW
+    document = json.loads(to_json(report))
+    assert document["verdict"] == OVERFLOW
+    assert document["overflowed"] == training.overflowed_checks
+    assert document["training"]["overflowed_checks"] == training.overflowed_checks
+    assert document["training"]["displayed"][-1]["verdict"] == OVERFLOW
+    html = to_html(report)
+    assert '<span class="badge overflow">overflow</span>' in html
+    verdict_badges = re.findall(r'<span class="badge (\w+)">(\w+)</span>', html)
+    assert (OVERFLOW, OVERFLOW.upper()) in verdict_badges  # the result and the summary
+    assert not [b for b in verdict_badges if b[1].lower() == FAIL]
+    assert "non-finite</span></td>" in html  # said beside the badge, not instead of it
+
+
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_the_backward_failure_names_this_runs_formula_once(inconclusive_wrong_report, lang):
+    from derive.common.i18n import translator
+
+    t = translator(lang)
+    failures = inconclusive_wrong_report.backward.failures
+    sums = [m for m in failures if m.key.startswith("failure.sums_differ")]
+    assert len(sums) == 1  # one message for both gradients
+    text = t.text(sums[0])
+    assert "drop-factor-2" in text and "dL/dW" in text and "dL/db" in text
+    assert "--wrong-derivative" not in text
+    html = to_html(inconclusive_wrong_report, lang)
+    summary = html[html.index('<section class="summary') :]
+    summary = summary[: summary.index("</section>")]
+    assert summary.count(text[5:]) == 1
+
+
+def test_the_footer_gives_the_whole_command(tmp_path):
+    """--data, --seed, --lr, --standardize and the rest: the footer's command makes the
+    same problem again."""
+    import shlex
+
+    from derive.cli.parser import build_parser
+    from derive.problem.datasets import read_csv_text
+    from derive.problem.problem import Training
+    from derive.report.sections import reproduce_command
+
+    dataset = read_csv_text("a,b\n1,2\n3,5\n4,9\n", "big values.csv", ("a", "b"))
+    problem = make_problem(
+        dataset, seed=3, training=Training(200, 0.02, 20), standardize=True, dtype="float64"
+    )
+    command = reproduce_command(problem)
+    args = build_parser().parse_args(shlex.split(command)[3:])
+    assert (args.data, args.columns, args.seed) == ("big values.csv", "a,b", 3)
+    assert (args.steps, args.lr, args.display_step) == (200, 0.02, 20)
+    assert args.standardize and args.dtype == "float64"
+    pinned = make_problem(BUILTIN_DATASETS["seed"], init=SINGLE_INIT)
+    assert reproduce_command(pinned).startswith("python -m derive report --data seed --init W=")
+    html = to_html(explain(pinned, None, tape=emulated_tape, backward=False))
+    assert "Reproduce with <code>python -m derive report --data seed --init" in html

@@ -94,6 +94,24 @@ def test_large_values_are_warned_about_before_training(tmp_path, capsys, without
     first_check = next(i for i, line in enumerate(lines) if line.split()[:1] == ["dL/dW"])
     assert warning < first_check
     assert "--standardize" in lines[warning] and "2/lambda_max" in lines[warning]
+    # x near 4e5: even at the suggested rate the slowest direction needs far more than
+    # the 1000 steps asked for, so --standardize comes first, and the rate alone is no fix
+    assert "try --standardize: at --lr" in lines[warning]
+    assert "steps to get close, not 1000" in lines[warning]
+
+
+def test_the_rate_alone_is_advised_only_when_it_gets_close(symbolic):
+    """Lowering the rate is the advice when the stable rate converges in about the
+    steps asked for; when it would need far more, --standardize is."""
+    from derive.exact.stability import FAR
+
+    small = stability(make_problem(SMALL, init=SINGLE_INIT, training=Training(1000, 1.0)), symbolic)
+    assert not small.stable and not small.rate_alone_too_slow
+    assert small.steps_at_suggested < FAR * small.steps
+    big = Dataset("big", (860.0, 1320.0, 1780.0, 2480.0), (176e3, 259e3, 342e3, 468e3), "test")
+    found = stability(make_problem(big, init=SINGLE_INIT), symbolic)
+    assert not found.stable and found.rate_alone_too_slow
+    assert found.steps_at_suggested > FAR * found.steps
 
 
 def test_no_warning_at_a_stable_rate(tmp_path, capsys, without_tape):

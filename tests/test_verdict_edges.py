@@ -427,6 +427,8 @@ def test_every_key_box_is_the_key_value_at_the_printed_digits():
         for text, exact in zip(boxes, expected, strict=True):
             assert _at_digits(text, exact, KEY_DIGITS), (sheet.spec.identifier, text, exact)
             checked += Decimal(text).normalize().as_tuple().digits.__len__() == KEY_DIGITS
+            # trailing zeros kept: every box shows all its digits (0.0860000, not 0.086)
+            assert exact == 0 or len(Decimal(text).as_tuple().digits) == KEY_DIGITS, text
     assert checked >= 10  # values that need every digit: one digit fewer would show
     # The exercise sheet prints the same boxes, empty.
     blank = document_html(handouts, filled=False).split('<section class="page')[1:]

@@ -104,13 +104,12 @@ def stability_lines(problem) -> list[str]:  # type: ignore[no-untyped-def]
 
     found = stability(problem, symbolic_for(problem))
     where = " at the initial values" if found.local else ""
-    remedy = "" if problem.standardized is not None else " or --standardize"
     if found.stable_lr is not None and not found.stable:
         return [
             f"  WARNING: learning rate {found.learning_rate:g} is {found.ratio:.3g} times the "
             f"stable limit 2/lambda_max = {found.stable_lr:.3g}{where} (lambda_max = "
             f"{found.lambda_max:.3g}, the largest eigenvalue of the loss's Hessian): "
-            f"training will diverge; try --lr {found.suggested_lr:g}{remedy}"
+            f"training will diverge; {_remedy(found, problem.standardized is not None)}"
         ]
     if found.too_few_steps:
         return [
@@ -118,7 +117,11 @@ def stability_lines(problem) -> list[str]:  # type: ignore[no-untyped-def]
             f"learning rate {found.learning_rate:g} to shrink its error by "
             f"{found.tolerance:g} (lambda_max/lambda_min = {found.condition:.3g}{where}); "
             f"after {found.steps} steps {found.remaining:.2g} of it is left"
-            + ("; try --standardize" if remedy and found.condition > ILL_CONDITIONED else "")
+            + (
+                "; try --standardize"
+                if problem.standardized is None and found.condition > ILL_CONDITIONED
+                else ""
+            )
         ]
     return []
 
@@ -158,8 +161,14 @@ def training_lines(training) -> list[str]:  # type: ignore[no-untyped-def]
         )
     if training.diverged_at is not None:
         lines.append(
-            f"  DIVERGED: values became non-finite at step {training.diverged_at}; "
-            "checking stopped there" + _stable_rate_hint(training)
+            f"  DIVERGED: values became non-finite at step {training.diverged_at}"
+            + (
+                " (OVERFLOW: beyond the dtype's range exactly too)"
+                if training.verdict == "overflow"
+                else ""
+            )
+            + "; checking stopped there"
+            + _stable_rate_hint(training)
         )
     return lines
 
@@ -170,7 +179,19 @@ def _stable_rate_hint(training) -> str:  # type: ignore[no-untyped-def]
         return ""
     return (
         f"; learning rates below 2/lambda_max = {found.stable_lr:.3g} are stable "
-        f"(try --lr {found.suggested_lr:g}"
-        + ("" if training.standardized is not None else " or --standardize")
-        + ")"
+        f"({_remedy(found, training.standardized is not None)})"
+    )
+
+
+def _remedy(found, standardized: bool) -> str:  # type: ignore[no-untyped-def]
+    """What to try: --standardize first when the stable rate alone would need far more
+    steps than requested."""
+    rate = f"--lr {found.suggested_lr:g}"
+    if standardized:
+        return f"try {rate}"
+    if not found.rate_alone_too_slow:
+        return f"try {rate} or --standardize"
+    return (
+        f"try --standardize: at {rate} alone the run would need about "
+        f"{found.steps_at_suggested:.2g} steps to get close, not {found.steps}"
     )

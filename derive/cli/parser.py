@@ -32,7 +32,8 @@ examples:
       train 200 steps, check every one, a table row every 20 steps
   python -m derive report --data tf-examples --lr 1.5
       a learning rate that diverges: the report shows where (exit code 1)
-  python -m derive report --data big-values.csv --standardize
+  printf 'x,y\\n860,176000\\n1320,259000\\n1780,342000\\n2480,468000\\n' > big.csv
+  python -m derive report --data big.csv --standardize
       train on z-scores of x and y (large values diverge at --lr 0.01 otherwise);
       the fitted line is also given in the data's own units
 

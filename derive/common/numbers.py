@@ -8,24 +8,41 @@ from fractions import Fraction
 SIGNIFICANT_DIGITS = 10
 
 
-def plain(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
-    """A number with `digits` significant digits, no exponent for everyday magnitudes."""
+def plain(
+    value: float | Fraction, digits: int = SIGNIFICANT_DIGITS, keep_zeros: bool = False
+) -> str:
+    """A number with `digits` significant digits, no exponent for everyday magnitudes.
+
+    `keep_zeros`: every digit written, trailing zeros too (0.013288900 beside
+    0.013289016), for columns and for values said to have `digits` digits."""
     value = float(value)
     if value == 0:
         return "0"
     if not math.isfinite(value):
         return str(value)
-    text = f"{value:.{digits}g}"
+    text = f"{value:#.{digits}g}" if keep_zeros else f"{value:.{digits}g}"
     if "e" in text:
         return text
     if "." in text:
-        text = text.rstrip("0").rstrip(".")
+        text = text.rstrip(".") if keep_zeros else text.rstrip("0").rstrip(".")
     return text
 
 
-def latex_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
+def key_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """`digits` significant digits with the trailing zeros kept (0.086 at 6 digits is
+    0.0860000): a key shows every digit it states, and so at least the decimals a sheet
+    asks for."""
+    value = float(value)
+    if value == 0 or not math.isfinite(value):
+        return plain(value, digits)
+    return f"{value:#.{digits}g}".rstrip(".")
+
+
+def latex_number(
+    value: float | Fraction, digits: int = SIGNIFICANT_DIGITS, keep_zeros: bool = False
+) -> str:
     """The number as LaTeX: 1.5e-07 becomes 1.5 \\times 10^{-7}."""
-    text = plain(value, digits)
+    text = plain(value, digits, keep_zeros)
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = rf"{mantissa} \times 10^{{{int(exponent)}}}"

@@ -40,6 +40,7 @@ from .sums import Evaluator, data_sums
 
 TOLERANCE = 1e-6  # the factor by which the slowest direction's error should shrink
 SAFETY = 0.9  # the suggested learning rate stays this far below the bound
+FAR = 10  # steps needed beyond this many times the requested: the rate alone won't do
 EIGEN_DIGITS = 50
 
 
@@ -135,6 +136,24 @@ class Stability:
         requested steps (None when it does not shrink)."""
         rho = self.contraction
         return rho**self.steps if rho < 1 else None
+
+    @property
+    def steps_at_suggested(self) -> float | None:
+        """steps_needed at the suggested learning rate (None without one)."""
+        eta = self.suggested_lr
+        if eta is None or eta <= 0:
+            return None
+        rho = max(abs(1 - eta * value) for value in self.eigenvalues)
+        if not rho < 1:
+            return None
+        return 1.0 if rho == 0 else math.log(1 / self.tolerance) / -math.log1p(rho - 1)
+
+    @property
+    def rate_alone_too_slow(self) -> bool:
+        """At the suggested rate the run would need far more steps than requested
+        (more than FAR times): advice to lower the rate alone is no help."""
+        needed = self.steps_at_suggested
+        return needed is not None and needed > FAR * self.steps
 
     @property
     def too_few_steps(self) -> bool:

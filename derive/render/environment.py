@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from ..common.errors import RenderError
 from ..common.i18n import DEFAULT, Translator, translator
-from ..common.numbers import exact_float, latex_number, plain, prose_number
+from ..common.numbers import exact_float, key_number, latex_number, plain, prose_number
 from .mathsvg import latex_to_svg
 
 
@@ -101,6 +101,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["num"] = plain
+    env.filters["keynum"] = key_number
     env.filters["exact"] = exact_float
     env.filters["latexnum"] = latex_number
     env.filters["prose"] = lambda value, digits=10: Markup(prose_number(value, digits))

@@ -163,11 +163,21 @@ def to_pdf_pages(html: str, fetcher: OwnAssetsOnly | None = None) -> tuple[bytes
     return whole, pages
 
 
+_BETWEEN_SYLLABLES = re.compile("(?<=[\uac00-\ud7a3])(?=[\uac00-\ud7a3])")
+
+
+def keep_korean_words(html: str) -> str:
+    """A word joiner (U+2060) between Hangul syllables, so that lines break between
+    Korean words, not inside them (CSS word-break: keep-all, which WeasyPrint lacks)."""
+    return _BETWEEN_SYLLABLES.sub("\u2060", html)
+
+
 def layout(html: str, fetcher: OwnAssetsOnly | None = None) -> Any:
     """WeasyPrint's laid-out document (pages of boxes), as the PDF is printed from it;
     tests measure its boxes against the page."""
     from .glyphs import plain_paths
 
+    html = keep_korean_words(html)
     weasyprint = load_weasyprint()
     fetcher = fetcher or make_fetcher()
     html = plain_paths(html)  # WeasyPrint resolves no <use> across inline SVGs

@@ -178,6 +178,9 @@ def loss_figure(data: PlotData):  # type: ignore[no-untyped-def]
         ax.set_title(_words(data, "loss_diverged", step=data.diverged_at))
     else:
         ax.set_title(_words(data, "loss_title"))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole: no 0.5
     ax.set_xlabel(_words(data, "step"))
     ax.set_ylabel(_words(data, "loss_axis"))
     _legend_below(figure, ax, columns=2)

@@ -140,6 +140,8 @@ class BackwardFacts:
     # The script's tape ran under XLA: the replay (TensorFlow's own kernels, eagerly)
     # need not give its bits, as XLA fuses and reorders; section 6 checks the script's.
     replay_under_xla: bool = False
+    # the deliberately wrong derivative the gradient references use (--wrong-derivative)
+    wrong_kind: str | None = None
 
     @property
     def replay_expected(self) -> bool:
@@ -185,11 +187,15 @@ class BackwardFacts:
                     if node.per_sample
                     else Message.of("failure.beyond_bound", label=node.label)
                 )
-        found += [
-            Message.of("failure.sum_differs", parameter=s.parameter)
-            for s in self.sums
-            if not s.meets_derivation
-        ]
+        differ = [f"dL/d{s.parameter}" for s in self.sums if not s.meets_derivation]
+        if differ:  # once for all the gradients, naming the formula of this run
+            found.append(
+                Message.of("failure.sums_differ", quantities=", ".join(differ))
+                if self.wrong_kind is None
+                else Message.of(
+                    "failure.sums_differ_wrong", quantities=", ".join(differ), kind=self.wrong_kind
+                )
+            )
         if not self.ops_match:
             found.append(Message.of("failure.ops_differ"))
         if not self.matches_definition:

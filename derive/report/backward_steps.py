@@ -116,7 +116,8 @@ class StepWriter:
             adjoint = _signed(self.adjoint(consumer.name, k))
             factor = self.with_numbers(local, k)
             parts.append(adjoint if local == 1 else rf"{factor} \cdot {adjoint}")
-        total = f"= {latex_number(self.adjoint(name, 1))}"
+        # The tape's sum (and products) in its dtype: rounded, so "approx", not "=".
+        total = rf"\approx {latex_number(self.adjoint(name, 1))}"
         if len(parts) == 1 and local == 1:  # one sample passed through: just the number
             return (f"{lhs} {latex_number(self.adjoint(name, 1))}",)
         per_line = 3 if local == 1 else 2
@@ -164,9 +165,11 @@ class StepWriter:
                 if local in (1, -1)
                 else product(self.with_numbers(local, k), _signed(self.adjoint(consumer.name, k)))
             )
+            # A product the tape rounded is "approx" its result; a pass-through is exact.
+            equals = "=" if local in (1, -1) else r"\approx"
             return (
                 f"{partial_of(_at(target.symbol, k))} = {middle}"
-                f" = {latex_number(self.adjoint(name, k))}"
+                f" {equals} {latex_number(self.adjoint(name, k))}"
             )
 
         lines = tuple(None if k is None else line(k) for k in ks)

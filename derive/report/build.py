@@ -186,6 +186,8 @@ def complete(
         else None
     )
     wrong = ground.wrong_derivative
+    if backward_facts is not None and wrong:
+        backward_facts = replace(backward_facts, wrong_kind=wrong)
     return Report(
         problem=ground.facts,
         derivations=ground.derivations,

@@ -98,13 +98,12 @@ class Report:
             training = (
                 self.training is None
                 or self.training.ok
+                or self.training.verdict == OVERFLOW
+                # values that overflowed at step 0 leave nothing to train on
                 or (
-                    self.training.failed_checks == self.training.overflowed_checks
-                    # values that overflowed at step 0 leave nothing to train on
-                    and self.training.diverged_at in (None, 0)
-                    and (
-                        self.training.diverged_at is None or any(c.overflowed for c in self.checks)
-                    )
+                    self.training.failed_checks == 0
+                    and self.training.diverged_at == 0
+                    and any(c.overflowed for c in self.checks)
                 )
             )
             return OVERFLOW if initial and backward and training and self.overflowed else FAIL

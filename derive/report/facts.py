@@ -67,6 +67,7 @@ class ProblemFacts:
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla
+    reproduce: str = ""  # the command line that makes this problem again
 
 
 def shown_rows(n: int) -> list[int | None]:

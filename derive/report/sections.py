@@ -3,6 +3,7 @@ gradient step by step, and the per-sample table with its means."""
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from fractions import Fraction
 
@@ -11,7 +12,7 @@ import sympy as sp
 from ..common.i18n import Message
 from ..exact.reference import Samples, sample_values
 from ..models.registry import get_loss, get_model
-from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem
+from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training
 from ..symbolic.derivation import (
     Formula,
     N,
@@ -127,6 +128,38 @@ def sample_table(
     )
 
 
+def reproduce_command(problem: Problem) -> str:
+    """The command line that makes this problem again (options at their default left out)."""
+    dataset = problem.dataset
+    fields = dict(dataset.origin.fields) if dataset.origin is not None else {}
+    if BUILTIN_DATASETS.get(dataset.name) == dataset:
+        parts = ["--data", dataset.name]
+    elif dataset.origin is not None and dataset.origin.key == "dataset.csv":
+        parts = ["--data", str(fields["file"])]
+        if (fields.get("x"), fields.get("y")) != ("x", "y"):
+            parts += ["--columns", f"{fields['x']},{fields['y']}"]
+    else:
+        parts = ["--x", ",".join(map(repr, dataset.x)), "--y", ",".join(map(repr, dataset.y))]
+    initial = problem.initial
+    if initial.seed is not None:
+        parts += ["--seed", str(initial.seed)]
+    else:
+        parts += ["--init", ",".join(f"{k}={v!r}" for k, v in initial.values.items())]
+    defaults = Training()
+    for flag, value, default in [
+        ("--dtype", problem.dtype, "float32"),
+        ("--mode", problem.mode, "eager"),
+        ("--steps", problem.training.steps, defaults.steps),
+        ("--lr", problem.training.learning_rate, defaults.learning_rate),
+        ("--display-step", problem.training.display_step, defaults.display_step),
+    ]:
+        if value != default:
+            parts += [flag, str(value)]
+    if problem.standardized is not None:
+        parts.append("--standardize")
+    return "python -m derive report " + " ".join(shlex.quote(part) for part in parts)
+
+
 def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
     model = get_model(problem.model)
     return ProblemFacts(
@@ -151,6 +184,7 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
         mode=problem.mode,
+        reproduce=reproduce_command(problem),
         data_rows=tuple(
             None
             if k is None

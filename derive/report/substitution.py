@@ -118,7 +118,7 @@ def substitute(
         return rf"\left({printed}\right)" if isinstance(term, sp.Add) else printed
 
     def term_value(k: int) -> str:
-        text = latex_number(term_values[k])
+        text = latex_number(term_values[k], keep_zeros=True)
         return rf"\left({text}\right)" if term_values[k] < 0 else text
 
     terms = tuple(
@@ -127,7 +127,7 @@ def substitute(
             symbols=formula.term_latex(k),
             with_numbers=formula.term_latex(k, NumberPrinter(inputs(k))),
             with_residual=with_residual(k),
-            value=latex_number(term_values[k]),
+            value=latex_number(term_values[k], keep_zeros=True),
         )
         for k in shown
     )

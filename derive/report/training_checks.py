@@ -77,10 +77,15 @@ class Tally:
 
     def add(self, step: int, check: Check, update: bool = False) -> None:
         self.made += 1
-        if not check.ok:
+        # An overflow is not ok (the value is lost) but is no failure: it is counted
+        # apart, so that failed + overflowed + ... add up and the verdicts agree.
+        if check.verdict == FAIL:
             self.failed += 1
             if self.first_failure is None:
                 self.first_failure = Failure(step, check)
+        self.overflowed += check.overflowed
+        if not math.isfinite(check.tape):
+            return  # no distance to speak of: the largest-error statistics skip it
         if self.worst is None or check.ulps > self.max_ulps:
             self.max_ulps = max(self.max_ulps, check.ulps)
             self.worst = Failure(step, check)
@@ -91,7 +96,6 @@ class Tally:
             self.inconclusive += 1
             if self.first_inconclusive is None:
                 self.first_inconclusive = Failure(step, check)
-        self.overflowed += check.overflowed
         if check.rel_error is not None:
             self.max_rel = max(self.max_rel, check.rel_error)
         if update:
@@ -99,7 +103,7 @@ class Tally:
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0
+        return self.failed == 0 and self.overflowed == 0
 
 
 class StepChecks:
@@ -147,6 +151,24 @@ class StepChecks:
             self.used_so_far[s] = self.tally.max_used
             if on_step is not None and (s % 50 == 0 or s == self.last):
                 on_step(s, self.last)
+        self._diverged()
+
+    def _diverged(self) -> None:
+        """The first non-finite step is checked too, so that its verdict is one of the
+        four: its updates from the last finite step, and, where the parameters are still
+        finite, its loss and gradients against the exact values there. A non-finite tape
+        value is an overflow where the exact value leaves the range too, else a failure."""
+        d = self.last + 1
+        if d < 1 or d > self.trace.steps:
+            return
+        exact_before = self.bit_exact
+        self._updates(d)
+        self.bit_exact = exact_before  # "bit for bit" counts the finite steps' updates
+        theta = [float(self.trace.parameters[name][d]) for name in self.names]
+        if all(math.isfinite(v) for v in theta):
+            for name, v in zip(self.names, theta, strict=True):
+                self.values[name].append(Fraction(v))
+            self._values(d)
 
     def _updates(self, s: int) -> None:
         """theta_s against theta_{s-1} - eta g_{s-1}, exactly, for each parameter."""
@@ -216,9 +238,18 @@ class StepChecks:
         ]
         diverged_at = trace.first_non_finite()
         if diverged_at is not None:
+            checked = diverged_at >= 1  # see _diverged
             rows.append(
                 training_row(
-                    diverged_at, names, trace, None, self.tally.max_ulps, False, self.tally.max_used
+                    diverged_at,
+                    names,
+                    trace,
+                    self.references,
+                    self.tally.max_ulps,
+                    False,
+                    self.tally.max_used,
+                    SEVERITY[int(self.severity[diverged_at])] if checked else FAIL,
+                    finite=False,
                 )
             )
         return rows
@@ -233,6 +264,7 @@ def training_row(
     ok: bool,
     used: float = math.nan,
     verdict: str = FAIL,
+    finite: bool | None = None,
 ) -> TrainingRow:
     return TrainingRow(
         step=s,
@@ -245,7 +277,7 @@ def training_row(
         tape={name: float(trace.gradients[name][s]) for name in names},
         worst_ulps=worst,
         ok=ok,
-        finite=references is not None,
+        finite=references is not None if finite is None else finite,
         worst_used=used,
         verdict=verdict,
     )

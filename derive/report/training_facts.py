@@ -118,9 +118,11 @@ class TrainingFacts:
 
     @property
     def verdict(self) -> str:
-        """The worst verdict of the whole training (a divergence fails)."""
+        """The worst verdict of the whole training: a divergence is an overflow when
+        every value lost at its step was beyond the dtype's range exactly too (and nothing
+        failed), else a failure."""
         if not self.ok:
-            return FAIL
+            return OVERFLOW if self.failed_checks == 0 and self.overflowed_checks else FAIL
         return worst_verdict(
             [OVERFLOW] * bool(self.overflowed_checks)
             + [INCONCLUSIVE] * bool(self.inconclusive_checks)
