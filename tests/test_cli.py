@@ -11,6 +11,7 @@ import pytest
 
 from derive.cli.main import main
 from derive.problem.problem import MAX_STEPS
+from tests.interrupted import signal_when_paused
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -357,35 +358,18 @@ def test_ragged_rows_are_not_misread(tmp_path):
 
 # --- Signals, targets and the program's name ---------------------------------------------
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def _signalled(pause: str, signum: int, arguments: list[str], *, emulated: bool):
     """Run the command line in a process that pauses at `pause`, send `signum` there,
     and return (exit code, standard error, pid of the training process or 0)."""
-    import os
-
-    environment = {
-        **os.environ,
-        "DERIVE_PAUSE_AT": pause,
-        "DERIVE_EMULATED": "1" if emulated else "0",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli_driver", "report", "--quiet", *arguments],
-        cwd=REPOSITORY,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, err, line = signal_when_paused(
+        ["report", "--quiet", *arguments],
+        pause,
+        signum,
+        {"DERIVE_EMULATED": "1" if emulated else "0"},
     )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("PAUSED"):
-        process.kill()
-        pytest.fail(f"never paused at {pause}: {line}{process.communicate()[1]}")
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=120)
-    return process.returncode, err, int(line.split()[1])
+    return code, err, int(line.split()[1])
 
 
 def _gone(pid: int) -> bool:

@@ -7,10 +7,7 @@ emulation (tests/cli_driver.py, DERIVE_EMULATED=1)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,8 +15,8 @@ import pytest
 
 from derive.cli.main import main
 from tests.emulated_tape import emulated_tape
+from tests.interrupted import signal_when_paused
 
-REPOSITORY = Path(__file__).resolve().parent.parent
 COMMON = ("index.html", "sheets.pdf", "keys.pdf")  # the same names in every set
 
 
@@ -68,24 +65,9 @@ def _left_running(marker: str) -> list[int]:
 def _signalled(pause: str, signum: int, out: Path) -> tuple[int, str]:
     """Run `handouts` (another class seed: other sheet names, the same common names),
     pausing at `pause`; send `signum` there. (exit code, standard error)."""
-    environment = {**os.environ, "DERIVE_PAUSE_AT": pause, "DERIVE_EMULATED": "1"}
     arguments = ["handouts", "--count", "1", "--seed", "4", "--quiet", "--out", str(out)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.cli_driver", *arguments],
-        cwd=REPOSITORY,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("PAUSED"):
-        process.kill()
-        pytest.fail(f"never paused at {pause}: {line}{process.communicate()[1]}")
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=120)
-    return process.returncode, err
+    code, err, _ = signal_when_paused(arguments, pause, signum, {"DERIVE_EMULATED": "1"})
+    return code, err
 
 
 @pytest.mark.parametrize(
