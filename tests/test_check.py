@@ -23,12 +23,13 @@ def test_ulp_matches_numpy_spacing():
 
 
 def test_bound_is_gamma_k_times_magnitude_plus_the_flushes():
-    bound = rounding_bound(2, "float32", Fraction(10), Fraction(0))
+    bound = rounding_bound("float32", Fraction(10), Fraction(0), roundings=9)
     k = bound.roundings
+    assert k == 9
     u = Fraction(1, 2**24)
     gamma = k * u / (1 - k * u)
     assert bound.value == pytest.approx(float(gamma * 10), rel=1e-12)
-    flushing = rounding_bound(2, "float32", Fraction(10), Fraction(1000))
+    flushing = rounding_bound("float32", Fraction(10), Fraction(1000), roundings=9)
     assert flushing.underflow == pytest.approx(float((1 + gamma) * 1000 * 2.0**-126), rel=1e-12)
     assert flushing.value == pytest.approx(float(gamma * 10) + flushing.underflow, rel=1e-12)
 
@@ -37,14 +38,18 @@ def test_compare_counts_ulps_exactly():
     reference = Fraction(1)
     tape = float(np.nextafter(np.float32(1), np.float32(2)))  # one float32 ULP above 1
     check = compare(
-        "x", reference, tape, rounding_bound(1, "float32", Fraction(1), Fraction(0)), "float32"
+        "x",
+        reference,
+        tape,
+        rounding_bound("float32", Fraction(1), Fraction(0), roundings=8),
+        "float32",
     )
     assert check.ulps == pytest.approx(1.0)
     assert check.ok
 
 
 def test_compare_flags_a_difference_beyond_the_bound():
-    bound = rounding_bound(1, "float32", Fraction(1), Fraction(0))
+    bound = rounding_bound("float32", Fraction(1), Fraction(0), roundings=8)
     check = compare("x", Fraction(1), 1.0 + 10 * bound.value, bound, "float32")
     assert not check.ok
 
@@ -73,8 +78,8 @@ def test_wrong_derivatives_are_flagged(data, kind):
 
 
 def test_no_bound_never_passes():
-    # At n = 2^24 samples k u >= 1 in float32: gamma_k has no value, so no bound exists.
-    unbounded = rounding_bound(2**24, "float32", Fraction(1), Fraction(0))
+    # At k = 2^24 roundings k u >= 1 in float32: gamma_k has no value, so no bound exists.
+    unbounded = rounding_bound("float32", Fraction(1), Fraction(0), roundings=2**24)
     assert unbounded.value == float("inf")
     for tape in (1.0, 1.5, 1e30):  # even the exact value: nothing has been verified
         assert not compare("x", Fraction(1), tape, unbounded, "float32").ok
@@ -83,7 +88,7 @@ def test_no_bound_never_passes():
     shown = bound_at(2**24, "float32", 1.0, 0.0, tolerance)
     assert not compare("x", Fraction(1), 1.0, shown, "float32").ok
     # The largest k with a bound still passes the exact value.
-    bounded = rounding_bound(2**24 - 8, "float32", Fraction(1), Fraction(0))
+    bounded = rounding_bound("float32", Fraction(1), Fraction(0), roundings=2**24 - 1)
     assert bounded.roundings == 2**24 - 1
     assert compare("x", Fraction(1), 1.0, bounded, "float32").ok
 

@@ -10,12 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from derive.exact.roundings import tape_roundings, term_roundings
+from derive.models.registry import get_loss, get_model
 from derive.problem.problem import Dataset, Training, make_problem
 from derive.report.build import explain, prepare
 from derive.symbolic.derivation import WRONG_DERIVATIVES
 from derive.tape.order import Order
 from derive.tape.summation import reduction_depth
 
+LINEAR = get_model("linear"), get_loss("mse")  # the counts below are the line's
 KNOWN = Order("eager", threads=2, tensorflow_version="2.21.0", machine="x86_64", confirmed=True)
 
 
@@ -43,25 +45,29 @@ def _problem(dataset: Dataset, dtype: str = "float32", mode: str = "eager", **in
 def test_the_roundings_of_one_term_are_counted_op_by_op():
     # r = fl(fl(fl(W x) + b) - y): 3. L: r r (3 + 3 + 1) and the division by n (1).
     # Mean's gradient 1/n (1), Square's g * 2r (1 + 3 + 1): dL/db 5, dL/dW one more.
-    assert term_roundings(100, "float32") == {"L": 8, "W": 6, "b": 5}
-    assert term_roundings(100, "float64") == {"L": 8, "W": 6, "b": 5}
+    assert term_roundings(100, "float32", "eager", *LINEAR) == {"L": 8, "W": 6, "b": 5}
+    assert term_roundings(100, "float64", "eager", *LINEAR) == {"L": 8, "W": 6, "b": 5}
     # Beyond 2^24, float32 rounds n itself: the division costs two.
-    assert term_roundings(2**24 + 1, "float32") == {"L": 9, "W": 7, "b": 6}
-    assert term_roundings(2**24 + 1, "float64") == {"L": 8, "W": 6, "b": 5}
+    assert term_roundings(2**24 + 1, "float32", "eager", *LINEAR) == {"L": 9, "W": 7, "b": 6}
+    assert term_roundings(2**24 + 1, "float64", "eager", *LINEAR) == {"L": 8, "W": 6, "b": 5}
     # A power of two divides exactly.
-    assert term_roundings(2**10, "float32")["L"] == 7
+    assert term_roundings(2**10, "float32", "eager", *LINEAR)["L"] == 7
     # XLA may multiply by a rounded 1/n instead of dividing: one more for the loss.
-    assert term_roundings(100, "float32", "xla") == {"L": 9, "W": 6, "b": 5}
+    assert term_roundings(100, "float32", "xla", *LINEAR) == {"L": 9, "W": 6, "b": 5}
 
 
 def test_k_is_the_depth_plus_the_terms():
     for n in (1, 2, 100, 10**4, 10**6, 4 * 10**6):
         depth = max(reduction_depth(n, t, "float32") for t in (1, 2))
-        terms = term_roundings(n, "float32")
-        assert tape_roundings(n, "float32", KNOWN) == {k: depth + v for k, v in terms.items()}
+        terms = term_roundings(n, "float32", "eager", *LINEAR)
+        assert tape_roundings(n, "float32", KNOWN, *LINEAR) == {
+            k: depth + v for k, v in terms.items()
+        }
         # The order-free form: one long chain of n - 1 additions.
-        assert tape_roundings(n, "float32", None) == {k: n - 1 + v for k, v in terms.items()}
-    assert tape_roundings(10**6, "float32", KNOWN) == {"L": 265, "W": 263, "b": 262}
+        assert tape_roundings(n, "float32", None, *LINEAR) == {
+            k: n - 1 + v for k, v in terms.items()
+        }
+    assert tape_roundings(10**6, "float32", KNOWN, *LINEAR) == {"L": 265, "W": 263, "b": 262}
 
 
 @pytest.mark.parametrize(

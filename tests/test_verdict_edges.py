@@ -29,6 +29,8 @@ from derive.exact.adjoint_values import (
 )
 from derive.exact.check import compare, rounding_bound
 from derive.exact.reference import Samples
+from derive.exact.roundings import tape_roundings
+from derive.models.registry import get_loss, get_model
 from derive.problem.problem import BUILTIN_DATASETS, Dataset, Training, make_problem
 from derive.report.backward import build_backward
 from derive.report.build import explain
@@ -75,7 +77,7 @@ def test_compare_passes_exactly_at_the_bound_and_fails_just_beyond():
     # Every number here is an exact float: 1 +- 2^-20 is at the bound, 1 +- (2^-20 + 2^-40)
     # beyond it by 2^-20 of the bound.
     bound = dataclasses.replace(
-        rounding_bound(2, "float32", Fraction(1), Fraction(0)), value=2.0**-20
+        rounding_bound("float32", Fraction(1), Fraction(0), roundings=9), value=2.0**-20
     )
     for tape in (1 + 2.0**-20, 1 - 2.0**-20):
         assert compare("x", Fraction(1), tape, bound, "float32").ok
@@ -86,7 +88,9 @@ def test_compare_passes_exactly_at_the_bound_and_fails_just_beyond():
 @pytest.mark.parametrize("n", [1, 2, 17, 1000])
 @pytest.mark.parametrize("magnitude", [Fraction(1, 3), Fraction(7, 2), Fraction(10**6, 7)])
 def test_compare_at_the_edge_of_a_rounding_bound(n, magnitude):
-    bound = rounding_bound(n, "float32", magnitude, Fraction(0))
+    # k of the linear model's loss over n samples, in any order of the additions.
+    k = tape_roundings(n, "float32", None, get_model("linear"), get_loss("mse"))["L"]
+    bound = rounding_bound("float32", magnitude, Fraction(0), roundings=k)
     reference = magnitude * Fraction(2, 5)
     for where, tape in edge_tapes(reference, Fraction(bound.value)).items():
         check = compare("x", reference, tape, bound, "float32")

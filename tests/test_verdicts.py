@@ -33,7 +33,7 @@ OVERFLOW_INIT = {"W": 1.0, "b": 0.0}
 
 
 def _bound(magnitude: float = 1.0):  # type: ignore[no-untyped-def]
-    return rounding_bound(1, "float32", Fraction(magnitude), Fraction(0))
+    return rounding_bound("float32", Fraction(magnitude), Fraction(0), roundings=8)
 
 
 def test_pass_within_the_bound_and_a_factor_two_would_fail():
@@ -110,12 +110,12 @@ def test_the_overflow_threshold_is_where_float32_rounds_to_infinity():
 
 
 def test_overflow_of_the_value_and_of_the_sum_before_the_division():
-    bound = rounding_bound(2, "float32", Fraction(4 * 10**38), Fraction(0))
+    bound = rounding_bound("float32", Fraction(4 * 10**38), Fraction(0), roundings=9)
     value = compare("dL/dW", Fraction(392 * 10**36), math.inf, bound, "float32")
     assert value.verdict == "overflow" and not value.ok
     assert "largest finite number" in str(value.reason)
     mean = Fraction(196 * 10**36)  # fits in float32, but the sum of two such terms does not
-    small = rounding_bound(2, "float32", mean, Fraction(0))
+    small = rounding_bound("float32", mean, Fraction(0), roundings=9)
     assert compare("L", mean, math.inf, small, "float32", summed=2).verdict == "overflow"
     assert "before the division" in str(compare("L", mean, math.inf, small, "float32", 2).reason)
     # Without the sum (or with an inf where nothing may overflow) it is a failure.

@@ -180,7 +180,6 @@ def _child() -> int:
     # recorded before a signal can end the parent): a child inherits that mask.
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, (signal.SIGINT, signal.SIGTERM, signal.SIGHUP))
-    from ..models.registry import get_loss, get_model
     from ..tape.backward import backward_at
     from ..tape.tensorflow import tensorflow
     from ..tape.training import train
@@ -194,7 +193,7 @@ def _child() -> int:
     try:
         trace = train(problem)
         # The backward section's replay too, while TensorFlow is loaded here.
-        nodes = (*get_model(problem.model).graph, *get_loss(problem.loss).graph)
+        nodes = (*problem.model_entry.graph, *problem.loss_entry.graph)
         trace = dataclasses.replace(trace, backward=backward_at(problem, nodes))
     except Exception as error:  # reported by the parent as one line
         _send(reply, ("error", f"{type(error).__name__}: {error}"))

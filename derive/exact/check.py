@@ -23,13 +23,6 @@ from fractions import Fraction
 
 from ..common.i18n import Message
 
-# Roundings on the longest chain for one gradient of the mean squared error, beyond
-# the n - 1 additions of the sum: 3 in the residual W*x_i + b - y_i (counted twice
-# where the residual is squared), 1 for the square or the product with x_i, 1 for
-# the division by n, 1 more for the product with x_i in the backward pass. Rounded
-# up, so the bound holds for the forward loss and both gradients.
-EXTRA_ROUNDINGS = 8
-
 PRECISION_BITS = {"float32": 24, "float64": 53}
 
 
@@ -127,23 +120,22 @@ class Bound:
 
 
 def rounding_bound(
-    n: int,
     dtype: str,
     magnitude: Fraction,
     sensitivity: Fraction,
     exact_reference: bool = True,
     *,
-    roundings: int | None = None,
+    roundings: int,
 ) -> Bound:
-    """gamma_k * M + (1 + gamma_k) lambda S for the loss or a gradient over n samples;
-    when the reference is not exact, plus its own error (2^-52 * M).
+    """gamma_k * M + (1 + gamma_k) lambda S for the loss or a gradient; when the
+    reference is not exact, plus its own error (2^-52 * M).
 
-    `roundings`: k as counted for the tape (:func:`derive.exact.roundings.tape_roundings`: the
-    depth of its sum plus the roundings of one term); None gives the order-free,
-    rounded-up n - 1 + 8."""
+    `roundings`: k as counted for the tape and the model's entry
+    (:func:`derive.exact.roundings.tape_roundings`: the depth of its sum plus the
+    roundings of one term). There is no default: a count that holds for one model
+    is no bound for another."""
     allowance = Fraction(0) if exact_reference else Fraction(1, 2**52)
-    k = n - 1 + EXTRA_ROUNDINGS if roundings is None else roundings
-    return gamma_bound(k, dtype, magnitude, sensitivity, allowance)
+    return gamma_bound(roundings, dtype, magnitude, sensitivity, allowance)
 
 
 @dataclass(frozen=True)

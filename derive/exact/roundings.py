@@ -37,23 +37,22 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
+from ..models.registry import Loss, Model
 from ..symbolic.adjoints import SymbolicBackward, derive_adjoints, graph_of, op_vertices
-from ..symbolic.derivation import N
+from ..symbolic.derivation import N, build_symbolic
 from ..tape.order import Order
 from ..tape.summation import LEAF_SIZE, PACKET_SIZE
 
 
+# Keyed by the entries themselves, not their names: two entries registered under one
+# name one after the other (as a test may do) never share a count.
 @functools.cache
-def _adjoints(model: str, loss: str):  # type: ignore[no-untyped-def]
-    from ..models.registry import get_loss, get_model
-    from ..symbolic.derivation import build_symbolic
-
-    definitions = get_model(model), get_loss(loss)
-    return derive_adjoints(graph_of(*definitions), build_symbolic(*definitions))
+def _adjoints(model: Model, loss: Loss) -> SymbolicBackward:
+    return derive_adjoints(graph_of(model, loss), build_symbolic(model, loss))
 
 
 @functools.cache
-def _counts(model: str, loss: str, n: int, dtype: str, depth: int, xla: bool) -> dict[str, int]:
+def _counts(model: Model, loss: Loss, n: int, dtype: str, depth: int, xla: bool) -> dict[str, int]:
     backward = _adjoints(model, loss)
     counts = rounding_counts(backward, n, dtype, depth)
     parameters = [v.name for v in backward.graph if v.kind == "parameter"]
@@ -64,17 +63,16 @@ def _counts(model: str, loss: str, n: int, dtype: str, depth: int, xla: bool) ->
 
 
 def tape_roundings(
-    n: int, dtype: str, order: Order | None, model: str = "linear", loss: str = "mse"
+    n: int, dtype: str, order: Order | None, model: Model, loss: Loss
 ) -> Mapping[str, int]:
-    """k for the loss ("L") and each parameter's gradient (by name), over n samples."""
+    """k for the loss ("L") and each parameter's gradient (by name), over n samples of
+    the model and loss entries (a Problem's: ``problem.model_entry``, ``loss_entry``)."""
     order = order or Order()
     depth = order.depth(n, dtype)
     return _counts(model, loss, n, dtype, depth, order.mode == "xla")
 
 
-def term_roundings(
-    n: int, dtype: str, mode: str = "eager", model: str = "linear", loss: str = "mse"
-) -> Mapping[str, int]:
+def term_roundings(n: int, dtype: str, mode: str, model: Model, loss: Loss) -> Mapping[str, int]:
     """t, the roundings of one term (k without the sum's depth)."""
     return _counts(model, loss, n, dtype, 0, mode == "xla")
 
@@ -113,8 +111,8 @@ def rounding_facts(
     n: int,
     dtype: str,
     order: Order | None,
-    model: str = "linear",
-    loss: str = "mse",
+    model: Model,
+    loss: Loss,
     *,
     float_reference: bool = False,
 ) -> RoundingFacts:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy as sp
 
+from ..models.registry import Loss, Model
 from ..symbolic.adjoints import DATA, SymbolicBackward, derive_adjoints, graph_of, op_vertices
 from ..symbolic.derivation import X_I, Y_I, Formula, N, Symbolic
 from .adjoint_values import exact_value
@@ -179,13 +180,14 @@ class Sensitivities:
         return self.loss if key == "L" else self.adjoints[key]
 
 
-# Derived once per model and loss (a Symbolic holds mappings, so it is not a cache key).
-_DERIVED: dict[tuple[str, str], Sensitivities] = {}
+# Derived once per model and loss entry (a Symbolic holds mappings, so it is not a cache
+# key; its entries are, and two entries registered under one name never share one).
+_DERIVED: dict[tuple[Model, Loss], Sensitivities] = {}
 
 
 def sensitivities(symbolic: Symbolic) -> Sensitivities:
     """S for the loss and every adjoint of the symbolic's graph."""
-    key = (symbolic.model.name, symbolic.loss_definition.name)
+    key = (symbolic.model, symbolic.loss_definition)
     if key not in _DERIVED:
         graph = graph_of(symbolic.model, symbolic.loss_definition)
         _DERIVED[key] = _derive(derive_adjoints(graph, symbolic), symbolic)

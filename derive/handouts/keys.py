@@ -125,8 +125,8 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
         )
         # k as in the report: the sum's depth (n - 1 for so few samples, in any
         # order) plus the roundings of one term, counted op by op.
-        k = tape_roundings(n, dtype, tape.order, problem.model, problem.loss)[key]
-        return rounding_bound(n, dtype, magnitude, flushes, samples.exact, roundings=k)
+        k = tape_roundings(n, dtype, tape.order, symbolic.model, symbolic.loss_definition)[key]
+        return rounding_bound(dtype, magnitude, flushes, samples.exact, roundings=k)
 
     def entry(
         check: Check, exact: Fraction, printed: Fraction, name: str | None, mean: bool

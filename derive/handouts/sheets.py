@@ -18,7 +18,7 @@ from fractions import Fraction
 import sympy as sp
 
 from ..common.errors import InputError
-from ..models.registry import get_loss, get_model
+from ..models.registry import DEFAULT_LOSS, DEFAULT_MODEL, get_loss, get_model
 from ..problem.problem import Dataset, Problem, draw_seed, make_problem
 from ..report.substitution import NumberPrinter
 from ..symbolic.derivation import I, N, Symbolic, X, Y, build_symbolic, latex
@@ -40,9 +40,14 @@ def build_sheet(
     symbolic: Symbolic, spec: SheetSpec, dataset: Dataset | None, samples: int
 ) -> Sheet:
     data = dataset if dataset is not None else draw_dataset(spec, samples)
-    model = get_model("linear")
-    init = draw_initial(spec, model.parameters)
-    problem = make_problem(data, init=init, name=spec.identifier)
+    init = draw_initial(spec, symbolic.model.parameters)
+    problem = make_problem(
+        data,
+        init=init,
+        name=spec.identifier,
+        model=symbolic.model.name,
+        loss=symbolic.loss_definition.name,
+    )
     r_i = sp.Symbol("r_{i}")
     shares = {
         name: latex(
@@ -107,10 +112,13 @@ def build_handouts(
     dataset: Dataset | None = None,
     samples: int = 2,
     lang: str = "en",
+    model: str = DEFAULT_MODEL,
+    loss: str = DEFAULT_LOSS,
     tape: Callable[[Problem], TapeResult] | None = None,
     progress: Callable[[int], None] = lambda _: None,
 ) -> Handouts:
-    """Every sheet of a class, each key checked against the tape.
+    """Every sheet of a class, each key checked against the tape; `model` and `loss` name
+    registered entries, read as the report reads them.
 
     Without a class seed one is drawn (and recorded in the Handouts), as for a report:
     a fixed default would give every class the same sheets, year after year.
@@ -118,11 +126,12 @@ def build_handouts(
     if class_seed is None:
         class_seed = draw_seed()
     samples = validate(count, class_seed, roster, dataset, samples)
+    # Looked up before anything is drawn: an unknown name is bad input, like a report's.
+    symbolic = build_symbolic(get_model(model), get_loss(loss))
     if tape is None:
         from ..tape.gradient import gradient_at
 
         tape = gradient_at
-    symbolic = build_symbolic(get_model("linear"), get_loss("mse"))
     sheets = []
     variant = set_variant(samples, dataset)
     for number, spec in enumerate(specs(class_seed, count, roster, variant), start=1):
@@ -136,6 +145,9 @@ def build_handouts(
         samples=samples,
         model=latex(symbolic.prediction),
         loss=symbolic.loss.latex,
+        term=latex(symbolic.loss_definition.outer(sp.Symbol("r_{i}"))),
+        model_name=symbolic.model.name,
+        model_title=symbolic.model.title,
         gradients={name: d.result.latex for name, d in symbolic.derivations.items()},
         learning_rate=LEARNING_RATE,
         sheets=tuple(sheets),

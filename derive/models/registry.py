@@ -128,6 +128,12 @@ LOSSES: Mapping[str, Loss] = {
 }
 
 
+# What a Problem uses when the caller names no model or loss: the reference script's.
+# The one place these names are spelled out; every stage below reads the Problem's entries.
+DEFAULT_MODEL = "linear"
+DEFAULT_LOSS = "mse"
+
+
 def get_model(name: str) -> Model:
     try:
         return MODELS[name]

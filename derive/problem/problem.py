@@ -17,6 +17,7 @@ import numpy as np
 
 from ..common.errors import InputError
 from ..common.i18n import Message
+from ..models.registry import DEFAULT_LOSS, DEFAULT_MODEL, Loss, Model, get_loss, get_model
 from .standardize import Standardization
 from .standardize import standardize as standardize_data
 
@@ -111,8 +112,8 @@ class Problem:
     x: tuple[float, ...]  # as the tape sees them: rounded to dtype
     y: tuple[float, ...]
     initial: Initial
-    model: str = "linear"
-    loss: str = "mse"
+    model: str = DEFAULT_MODEL  # a registered model's name (an entry: see model_entry)
+    loss: str = DEFAULT_LOSS
     training: Training = field(default_factory=Training)
     standardized: Standardization | None = None  # x and y are z-scores of the given data
     # How the tape runs, as the learner's script may: "eager", "function" (tf.function)
@@ -122,6 +123,16 @@ class Problem:
     @property
     def n(self) -> int:
         return len(self.x)
+
+    # The Problem holds names, not entries: it crosses to the training process, and an
+    # entry's functions (lambdas) do not pickle. Every stage reads the entries from here.
+    @property
+    def model_entry(self) -> Model:
+        return get_model(self.model)
+
+    @property
+    def loss_entry(self) -> Loss:
+        return get_loss(self.loss)
 
     def exact(self, values: Sequence[float]) -> list[Fraction]:
         """The dtype-rounded values as exact rationals (every float is one)."""
@@ -226,15 +237,13 @@ def make_problem(
     seed: int | None = None,
     name: str | None = None,
     training: Training | None = None,
-    model: str = "linear",
-    loss: str = "mse",
+    model: str = DEFAULT_MODEL,
+    loss: str = DEFAULT_LOSS,
     standardize: bool = False,
     mode: str = "eager",
 ) -> Problem:
     """Validate the inputs and freeze them into a :class:`Problem`; with `standardize`
     the tape sees z-scores of x and y (:mod:`derive.problem.standardize`)."""
-    from ..models.registry import get_loss, get_model
-
     if dtype not in DTYPES:
         raise InputError("unknown dtype; choose float32 or float64", dtype)
     if mode not in MODES:

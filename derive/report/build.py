@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ from ..exact import reference, underflow
 from ..exact.check import Bound, compare, rounding_bound
 from ..exact.reference import Samples
 from ..exact.roundings import rounding_facts
-from ..models.registry import get_loss, get_model
 from ..problem.datasets import resolve_dataset
 from ..problem.problem import Dataset, Problem, Training, make_problem
 from ..symbolic.derivation import (
@@ -45,14 +43,10 @@ from .substitution import Substitution, substitute
 from .training import check_training, reference_trace
 
 
-@cache
-def _symbolic(model: str, loss: str) -> Symbolic:
-    return build_symbolic(get_model(model), get_loss(loss))
-
-
 def symbolic_for(problem: Problem) -> Symbolic:
-    """The problem's model and loss made symbolic (built once per process)."""
-    return _symbolic(problem.model, problem.loss)
+    """The problem's model and loss entries made symbolic (built once per process and
+    entry: :func:`build_symbolic` is cached by the entries, not by their names)."""
+    return build_symbolic(problem.model_entry, problem.loss_entry)
 
 
 def formulas_for(symbolic: Symbolic, wrong_derivative: str | None = None) -> dict[str, Formula]:
@@ -85,10 +79,11 @@ class Groundwork:
     def bounds_for(self, order: Order | None) -> tuple[Bound, ...]:
         """The bounds of the quantities with k counted for `order` (None: not known)."""
         problem = self.problem
-        counts = rounding_facts(problem.n, problem.dtype, order, problem.model, problem.loss)
+        counts = rounding_facts(
+            problem.n, problem.dtype, order, problem.model_entry, problem.loss_entry
+        )
         return tuple(
             rounding_bound(
-                problem.n,
                 problem.dtype,
                 magnitude,
                 flushes,
@@ -213,8 +208,8 @@ def complete(
             problem.n,
             problem.dtype,
             order,
-            problem.model,
-            problem.loss,
+            problem.model_entry,
+            problem.loss_entry,
             float_reference=not ground.samples.exact,
         ),
     )

@@ -62,8 +62,8 @@ class ProblemFacts:
     loss_general: str  # LaTeX of L for general n
     loss_written_out: str  # LaTeX of L for this n
     data_rows: tuple[DataRow | None, ...]  # None marks elided rows
-    model_name: str = "linear"  # the model's registered name (catalogue key model.<name>)
-    loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
+    model_name: str  # the model's registered name (catalogue key model.<name>)
+    loss_name: str  # the loss's registered name (catalogue key loss.<name>)
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla

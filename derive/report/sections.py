@@ -11,7 +11,6 @@ import sympy as sp
 
 from ..common.i18n import Message
 from ..exact.reference import Samples, sample_values
-from ..models.registry import get_loss, get_model
 from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training
 from ..symbolic.derivation import (
     Formula,
@@ -161,7 +160,7 @@ def reproduce_command(problem: Problem) -> str:
 
 
 def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
-    model = get_model(problem.model)
+    model = problem.model_entry
     return ProblemFacts(
         name=problem.name,
         source=problem.dataset.source,
@@ -175,7 +174,7 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         init_source=problem.initial.source,
         seed=problem.initial.seed,
         model=model.title,
-        loss=get_loss(problem.loss).title,
+        loss=problem.loss_entry.title,
         prediction=latex(symbolic.prediction),
         loss_general=symbolic.loss.latex,
         loss_written_out=symbolic.loss.written_out_latex(problem.n),

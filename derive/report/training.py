@@ -25,7 +25,6 @@ from ..exact.check import Check, rounding_bound
 from ..exact.stability import stability
 from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
-from ..models.registry import get_model
 from ..problem.problem import Problem
 from ..symbolic.derivation import Formula, Symbolic, latex
 from ..tape.training import Trace
@@ -94,7 +93,6 @@ def check_training(
         ),
         gradient_bound=checks.gradient_bound
         or rounding_bound(
-            problem.n,
             problem.dtype,
             Fraction(0),
             Fraction(0),
@@ -136,7 +134,7 @@ def check_training(
         plot_spec=ground.plot_spec(problem, names),
         stability=stability(problem, symbolic),
         standardized=problem.standardized,
-        original_units=get_model(problem.model).original_units,
+        original_units=problem.model_entry.original_units,
         final_original=_original(problem, final) if last >= 0 else None,
         optimum_original=(
             None
@@ -148,7 +146,7 @@ def check_training(
 
 def _original(problem: Problem, values: Mapping[str, float]) -> dict[str, float] | None:
     """The parameters in the data's own units, when the model trained on z-scores."""
-    units = get_model(problem.model).original_units
+    units = problem.model_entry.original_units
     if problem.standardized is None or units is None:
         return None
     return problem.standardized.original(values, units)

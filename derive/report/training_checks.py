@@ -137,7 +137,9 @@ class StepChecks:
         }
         # k of each quantity: the depth of the tape's sums (as the trace reports its
         # order) plus the roundings of one term; the same at every step.
-        counts = tape_roundings(problem.n, problem.dtype, trace.order, problem.model, problem.loss)
+        counts = tape_roundings(
+            problem.n, problem.dtype, trace.order, problem.model_entry, problem.loss_entry
+        )
         self.roundings = {
             quantity: counts[quantity.removeprefix("dL/d")] for quantity in quantities
         }
@@ -195,7 +197,6 @@ class StepChecks:
         theta = [self.values[name][s] for name in self.names]
         for quantity, evaluator in self.quantities.items():
             bound = rounding_bound(
-                self.problem.n,
                 self.problem.dtype,
                 evaluator.magnitude(theta),
                 self.flushes[quantity].at(theta),

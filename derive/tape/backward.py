@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from ..models.ops import Node
-from ..models.registry import get_loss, get_model
 from ..problem.problem import Problem
 from .gradient import tf_variables
 from .tensorflow import tensorflow
@@ -64,8 +63,8 @@ def recorded_ops(
     `data` is x and y as arrays, when the caller has them already.
     """
     tf = tensorflow()
-    model = get_model(problem.model)
-    loss_definition = get_loss(problem.loss)
+    model = problem.model_entry
+    loss_definition = problem.loss_entry
     variables = tf_variables(problem, problem.initial.values)
     x_array, y_array = _data(problem) if data is None else data
     x, y = tf.constant(x_array), tf.constant(y_array)

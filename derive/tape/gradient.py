@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from ..models.registry import get_loss, get_model
 from ..problem.problem import Problem
 from .order import Order, intra_op_threads
 from .tensorflow import in_mode, tensorflow
@@ -69,15 +68,15 @@ def tape_order(problem: Problem, terms: Any = None) -> Order:
 def squares(problem: Problem, variables: Mapping[str, Any], x: Any, y: Any) -> Any:
     """The tape's per-sample terms of the loss, (W x_i + b - y_i)^2, at `variables`."""
     tf = tensorflow()
-    return tf.square(get_model(problem.model).tf_prediction(tf, variables, x) - y)
+    return tf.square(problem.model_entry.tf_prediction(tf, variables, x) - y)
 
 
 def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> TapeResult:
     """Run ``tape.gradient(loss, parameters)`` once, as the reference script does
     (eagerly, in a tf.function or under XLA: ``problem.mode``)."""
     tf = tensorflow()
-    model = get_model(problem.model)
-    loss_definition = get_loss(problem.loss)
+    model = problem.model_entry
+    loss_definition = problem.loss_entry
     variables = tf_variables(problem, values or problem.initial.values)
     x = tf.constant(np.asarray(problem.x, dtype=problem.dtype))
     y = tf.constant(np.asarray(problem.y, dtype=problem.dtype))

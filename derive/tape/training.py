@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from ..models.registry import get_loss, get_model
 from ..problem.problem import Problem
 from .backward import BackwardTrace
 from .gradient import TapeResult, squares, tape_order, tf_variables
@@ -93,8 +92,8 @@ def train(
     "eager" and "function" use TensorFlow's own kernels (the same bits either way).
     """
     tf = tensorflow()
-    model = get_model(problem.model)
-    loss_definition = get_loss(problem.loss)
+    model = problem.model_entry
+    loss_definition = problem.loss_entry
     variables = tf_variables(problem, problem.initial.values)
     names = list(variables)
     x = tf.constant(np.asarray(problem.x, dtype=problem.dtype))
