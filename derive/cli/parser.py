@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     setup = report.add_argument_group("initial values and arithmetic")
     setup.add_argument(
-        "--init", metavar="W=VALUE,b=VALUE", help="pin the initial values (default: random)"
+        "--init",
+        metavar="W=VALUE,b=VALUE",
+        help="pin the initial values, one NAME=VALUE for each parameter (default: random)",
     )
     setup.add_argument(
         "--seed", type=int, help="seed for the random initial values (default: drawn, recorded)"

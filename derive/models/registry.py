@@ -27,6 +27,11 @@ class OriginalUnits:
     formulas: tuple[str, ...]  # LaTeX: each parameter in the original units
     # (parameters on z-scores, mu_x, sigma_x, mu_y, sigma_y) -> parameters, exactly
     convert: Callable[..., Mapping[str, Fraction]]
+    # LaTeX of each parameter in the original units, by name (W -> W_orig)
+    symbols: tuple[tuple[str, str], ...]
+    # LaTeX of the prediction in the original units, from each parameter's LaTeX by name
+    # (the fitted numbers): for the line, (W, b) -> \hat{y} = W x + b
+    prediction: Callable[[Mapping[str, str]], str]
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,8 @@ LINE_IN_ORIGINAL_UNITS = OriginalUnits(
         r"b_{\mathrm{orig}} = \mu_{y} + \sigma_{y} \, b - W_{\mathrm{orig}} \, \mu_{x}",
     ),
     convert=_line_in_original_units,
+    symbols=(("W", r"W_{\mathrm{orig}}"), ("b", r"b_{\mathrm{orig}}")),
+    prediction=lambda p: rf"\hat{{y}} = {p['W']} x + {p['b']}",
 )
 
 

@@ -30,7 +30,7 @@ from ..symbolic.derivation import Formula, Symbolic, latex
 from ..tape.training import Trace
 from .landscape import NOT_UNIQUE, Landscape, landscape
 from .training_checks import OPTIMIZER_UNIT_ROUNDOFF, UPDATE_ROUNDINGS, StepChecks
-from .training_facts import Optimum, Series, TrainingFacts, UpdateRule
+from .training_facts import Optimum, OriginalLines, Series, TrainingFacts, UpdateRule
 
 # --- What needs no tape: the loss over the parameters, its minimum ---------------------
 
@@ -71,6 +71,12 @@ def check_training(
     diverged_at = trace.first_non_finite()
     final_step = max(last, 0)
     final = {name: float(trace.parameters[name][final_step]) for name in names}
+    final_original = _original(problem, final) if last >= 0 else None
+    optimum_original = (
+        None
+        if ground.solution is None
+        else _original(problem, dict(zip(names, map(float, ground.solution), strict=True)))
+    )
     end = final_step + 1
     return TrainingFacts(
         steps=problem.training.steps,
@@ -135,11 +141,38 @@ def check_training(
         stability=stability(problem, symbolic),
         standardized=problem.standardized,
         original_units=problem.model_entry.original_units,
-        final_original=_original(problem, final) if last >= 0 else None,
-        optimum_original=(
-            None
-            if ground.solution is None
-            else _original(problem, dict(zip(names, map(float, ground.solution), strict=True)))
+        final_original=final_original,
+        optimum_original=optimum_original,
+        original_lines=_original_lines(problem, final_original, optimum_original),
+    )
+
+
+def _original_lines(
+    problem: Problem,
+    final: Mapping[str, float] | None,
+    optimum: Mapping[str, float] | None,
+) -> OriginalLines | None:
+    """The values in the original units as LaTeX, in the words of the model's entry."""
+    units = problem.model_entry.original_units
+    if units is None or (final is None and optimum is None):
+        return None
+    return OriginalLines(
+        fitted=(
+            ""
+            if final is None
+            else units.prediction({name: latex_number(v, 6) for name, v in final.items()})
+        ),
+        final=(
+            ""
+            if final is None
+            else r", \qquad ".join(
+                f"{symbol} = {latex_number(final[name])}" for name, symbol in units.symbols
+            )
+        ),
+        optimum=(
+            ""
+            if optimum is None
+            else r", \; ".join(f"{name} = {latex_number(v)}" for name, v in optimum.items())
         ),
     )
 

@@ -72,6 +72,16 @@ class Series:
 
 
 @dataclass(frozen=True)
+class OriginalLines:
+    """The values in the data's own units as LaTeX, written by the model's entry
+    (its OriginalUnits: the prediction and each parameter's symbol)."""
+
+    fitted: str  # the prediction at the last finite step's parameters, 6 digits ("": none)
+    final: str  # each parameter's symbol in the original units = its value there
+    optimum: str  # each parameter = its value at the optimum ("" without one)
+
+
+@dataclass(frozen=True)
 class TrainingFacts:
     steps: int  # requested
     learning_rate: float  # as given
@@ -110,6 +120,7 @@ class TrainingFacts:
     original_units: OriginalUnits | None = None  # the model's map back from z-scores
     final_original: Mapping[str, float] | None = None  # `final` in the data's own units
     optimum_original: Mapping[str, float] | None = None  # the optimum in the data's units
+    original_lines: OriginalLines | None = None  # both, as LaTeX, when final_original is set
     max_used: float = 0.0  # the largest |tape - reference| / tolerance of any check
     most_used: Failure | None = None  # that check, and its step
     inconclusive_checks: int = 0  # within a bound that is at least half the value

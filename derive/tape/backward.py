@@ -4,7 +4,7 @@ the ops TensorFlow recorded for its own gradient."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,20 +12,8 @@ import numpy as np
 
 from ..models.ops import Node
 from ..problem.problem import Problem
-from .gradient import tf_variables
+from .gradient import run_nodes, tf_variables
 from .tensorflow import tensorflow
-
-# The tape's backward pass, node by node. The ops are those of derive.models.ops, run one at a
-# time so that every intermediate tensor can be kept and asked for its adjoint; Python's
-# operators give the same TensorFlow ops as the original script's ``W * x + b``.
-_TF_OPS: Mapping[str, Callable[..., Any]] = {
-    "multiply": lambda tf, a, b: a * b,
-    "add": lambda tf, a, b: a + b,
-    "subtract": lambda tf, a, b: a - b,
-    "square": lambda tf, a: tf.square(a),
-    "mean": lambda tf, a: tf.reduce_mean(a),
-}
-
 
 # Graph bookkeeping, not arithmetic: left out when listing the ops TensorFlow records.
 _NOT_ARITHMETIC = frozenset({"Placeholder", "ReadVariableOp", "Const", "Identity", "NoOp"})
@@ -87,10 +75,10 @@ def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
     variables = tf_variables(problem, problem.initial.values)
     data = _data(problem)
     tensors: dict[str, Any] = {**variables, "x": tf.constant(data[0]), "y": tf.constant(data[1])}
+    # The ops run one at a time, so that every intermediate tensor is kept and can be
+    # asked for its adjoint.
     with tf.GradientTape(persistent=True) as tape:
-        for node in nodes:
-            operands = [tensors[name] for name in node.inputs]
-            tensors[node.name] = _TF_OPS[node.op](tf, *operands)
+        tensors = run_nodes(tf, nodes, tensors)
     loss = tensors[nodes[-1].name]
     adjoints: dict[str, np.ndarray | None] = {}
     for name, tensor in tensors.items():

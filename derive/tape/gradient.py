@@ -1,20 +1,21 @@
 """One ``tape.gradient(loss, parameters)``, as the reference script runs it, and what is
 known of the order in which its sums were added.
 
-The ops are the model's and the loss's own (derive/models): for the linear model
-``W * x + b`` and ``reduce_mean(square(pred - y))``, eagerly, in a ``tf.function`` or
-under XLA.
+The ops are the model's and the loss's own entries (derive/models), whatever the model:
+for the linear model and the mean squared error ``W * x + b`` and
+``reduce_mean(square(pred - y))``, eagerly, in a ``tf.function`` or under XLA.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..models.ops import OPS, Node
 from ..problem.problem import Problem
 from .order import Order, intra_op_threads
 from .tensorflow import in_mode, tensorflow
@@ -65,10 +66,34 @@ def tape_order(problem: Problem, terms: Any = None) -> Order:
     return dataclasses.replace(order, confirmed=bool(same))
 
 
+# The ops of derive.models.ops in TensorFlow. Python's operators give the same TensorFlow
+# ops as an entry's own ``tf_prediction`` written with them (the linear model's
+# ``W * x + b``: Mul, then AddV2).
+TF_OPS: Mapping[str, Callable[..., Any]] = {
+    "multiply": lambda tf, a, b: a * b,
+    "add": lambda tf, a, b: a + b,
+    "subtract": lambda tf, a, b: a - b,
+    "square": lambda tf, a: tf.square(a),
+    "mean": lambda tf, a: tf.reduce_mean(a),
+}
+
+
+def run_nodes(tf: Any, nodes: Sequence[Node], tensors: Mapping[str, Any]) -> dict[str, Any]:
+    """`tensors` (the leaves by name) and every node's tensor, the nodes run in order."""
+    values = dict(tensors)
+    for node in nodes:
+        values[node.name] = TF_OPS[node.op](tf, *(values[name] for name in node.inputs))
+    return values
+
+
 def squares(problem: Problem, variables: Mapping[str, Any], x: Any, y: Any) -> Any:
-    """The tape's per-sample terms of the loss, (W x_i + b - y_i)^2, at `variables`."""
+    """The tape's per-sample terms of the loss at `variables` (for the mean squared error
+    (W x_i + b - y_i)^2): the input of the entries' mean, their graph run up to it."""
     tf = tensorflow()
-    return tf.square(problem.model_entry.tf_prediction(tf, variables, x) - y)
+    nodes = (*problem.model_entry.graph, *problem.loss_entry.graph)
+    mean = next(node for node in nodes if OPS[node.op].reduces)
+    upstream = nodes[: nodes.index(mean)]
+    return run_nodes(tf, upstream, {**variables, "x": x, "y": y})[mean.inputs[0]]
 
 
 def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> TapeResult:
