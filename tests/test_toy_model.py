@@ -6,11 +6,14 @@ checked by SymPy, the initial checks, the backward section node by node and the
 training run checked step by step. Without TensorFlow the tape is a float32 emulation
 of the entry's own ops (written out here, in TensorFlow's order, not taken from derive);
 marked `tensorflow`, the real tape runs. A wrong derivative of the toy model is flagged.
+The handouts read the same entry: sheets and keys for the toy model, checked against
+its emulated tape (and flagged against the line's).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -22,6 +25,7 @@ from derive.models.registry import Model
 from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
 from derive.report.build import explain
 from derive.tape.backward import BackwardTrace
+from derive.tape.gradient import TapeResult
 from derive.tape.training import Trace
 
 INIT = {"W": 0.2, "b": 0.7}
@@ -190,6 +194,58 @@ def test_the_toy_model_cannot_train_on_z_scores_without_declaring_the_map_back(t
 
     with pytest.raises(InputError):
         make_problem(BUILTIN_DATASETS["seed"], init=INIT, model=TOY.name, standardize=True)
+
+
+def toy_tape(problem) -> TapeResult:
+    """One tape.gradient of the toy model, on the emulation above."""
+    dtype = np.dtype(problem.dtype).type
+    values = problem.initial.values
+    step = _forward_backward(problem, dtype(values["W"]), dtype(values["b"]))
+    return TapeResult(
+        loss=float(step.values["loss"][0]),
+        gradients={name: float(step.adjoints[name][0]) for name in ("W", "b")},
+        tensorflow_version="emulated",
+    )
+
+
+def test_a_registered_toy_model_gets_checked_handouts(toy):
+    from derive.handouts.files import document_html
+    from derive.handouts.sheets import build_handouts
+
+    handouts = build_handouts(3, class_seed=11, model=TOY.name, tape=toy_tape)
+    assert handouts.ok
+    assert handouts.model_name == TOY.name
+    assert "{x}_{i}^{2}" in handouts.model and "{x}_{i}^{2}" in handouts.gradients["W"]
+    for sheet in handouts.sheets:
+        assert sheet.problem.model == TOY.name
+        # The key is the toy's: each residual W x^2 + b - y at the printed decimals.
+        w, b = (Fraction(repr(sheet.init_given[name])) for name in ("W", "b"))
+        for row in sheet.hand.samples:
+            x, y = Fraction(repr(row.x)), Fraction(repr(row.y))
+            assert row.residual == w * x * x + b - y
+            assert row.shares["W"] == 2 * row.residual * x * x
+        assert [entry.check.quantity for entry in sheet.checks] == [
+            "L",
+            "dL/dW",
+            "dL/db",
+            "W1",
+            "b1",
+        ]
+    html = document_html(handouts, True)
+    # No catalogue entry for the toy model: the sheet's title names it by its entry's title.
+    assert TOY.title in html
+
+
+def test_toy_handouts_with_a_wrong_tape_are_flagged(toy):
+    from derive.handouts.sheets import build_handouts
+
+    def linear_tape(problem):  # the line's gradient for the toy's sheets: a wrong tape
+        from tests.emulated_tape import emulated_tape
+
+        return emulated_tape(problem)
+
+    handouts = build_handouts(2, class_seed=11, model=TOY.name, tape=linear_tape)
+    assert not handouts.ok
 
 
 @pytest.mark.tensorflow

@@ -109,8 +109,9 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
     ``tape.gradient``, and the SGD step with var - lr * grad computed in float32 from the
     tape's gradient, as SGD does. The printed values (worked from the decimals) must lie
     within the same tolerance of the float32 ones: storing a decimal as float32 moves it
-    by at most u relative, and each value is a polynomial of degree at most 3 in the
-    inputs, so it moves by at most about 3uM, less than the bound. The per-sample values
+    by at most u relative, and for the linear model each value is a polynomial of degree
+    at most 3 in the inputs, so it moves by at most about 3uM, less than the bound (for
+    another model this check says whether its values move as little). The per-sample values
     are checked through their means, which must be the printed means exactly.
     """
     problem, values, hand = sheet.problem, sheet.values, sheet.hand
