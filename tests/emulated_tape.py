@@ -2,31 +2,103 @@
 
 It rounds like the tape (every operation in the problem's dtype), so the checks
 must pass on it; it does not replace the TensorFlow tests, which use the real tape.
+:func:`emulated_tape` runs whatever model and loss the problem names, op by op from
+their entries' graphs; :func:`flushing_tape` is written out for the linear model and
+the mean squared error (it flushes every intermediate value to zero, as the CPU does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import numpy as np
 
+from derive.models.ops import OPS
 from derive.problem.problem import Problem
+from derive.tape.backward import BackwardTrace
 from derive.tape.gradient import TapeResult
+
+# What TensorFlow's gradient function of each op hands its inputs, from the upstream
+# adjoint g and the op's inputs (tensorflow/python/ops/math_grad.py): Mul g * other,
+# AddV2 g, Sub g and -g, Square g * (2 a) (``grad * (x * 2)``). A scalar used by
+# every sample (W, b) receives the sum of its per-sample shares (``reduce_sum``).
+_GRADIENTS: Mapping[str, Callable[..., tuple[np.ndarray, ...]]] = {
+    "multiply": lambda g, a, b: (g * b, g * a),
+    "add": lambda g, a, b: (g, g),
+    "subtract": lambda g, a, b: (g, -g),
+    "square": lambda g, a: (g * (a * a.dtype.type(2)),),
+}
+
+
+def emulated_backward(
+    problem: Problem, parameters: Mapping[str, float] | None = None
+) -> BackwardTrace:
+    """The problem's model and loss at its initial values (or `parameters`), node by
+    node from their entries' graph, in the dtype: each op's forward formula on NumPy
+    values (every operation rounded to the dtype, as on the tape), the mean as np.mean;
+    then the adjoints as TensorFlow's gradient functions compute them (the mean's: the
+    upstream adjoint 1 divided by n)."""
+    dtype = np.dtype(problem.dtype).type
+    nodes = (*problem.model_entry.graph, *problem.loss_entry.graph)
+    parameters = problem.initial.values if parameters is None else parameters
+    values: dict[str, np.ndarray] = {
+        **{k: np.atleast_1d(dtype(v)) for k, v in parameters.items()},
+        "x": np.asarray(problem.x, dtype=dtype),
+        "y": np.asarray(problem.y, dtype=dtype),
+    }
+    for node in nodes:
+        operands = [values[name] for name in node.inputs]
+        op = OPS[node.op]
+        if op.reduces:
+            values[node.name] = np.atleast_1d(np.mean(operands[0], dtype=dtype))
+        else:
+            values[node.name] = np.asarray(op.forward(*operands), dtype=dtype)
+    # Only what depends on a parameter is watched: data alone (x, y, x^2) has no adjoint.
+    watched = set(parameters)
+    for node in nodes:
+        if watched & set(node.inputs):
+            watched.add(node.name)
+    shares: dict[str, list[np.ndarray]] = {nodes[-1].name: [np.atleast_1d(dtype(1))]}
+    adjoints: dict[str, np.ndarray | None] = {}
+    for node in reversed(nodes):
+        if node.name not in shares:  # not watched: no adjoint flows through it
+            continue
+        upstream = shares[node.name][0]
+        for part in shares[node.name][1:]:
+            upstream = upstream + part
+        adjoints[node.name] = upstream
+        operands = [values[name] for name in node.inputs]
+        if OPS[node.op].reduces:
+            n = dtype(operands[0].size)
+            given = (np.full(operands[0].shape, upstream[0] / n, dtype=dtype),)
+        else:
+            given = _GRADIENTS[node.op](upstream, *operands)
+        for name, share in zip(node.inputs, given, strict=True):
+            if name in watched:
+                if values[name].size == 1 and share.size > 1:
+                    share = np.atleast_1d(np.sum(share, dtype=dtype))
+                shares.setdefault(name, []).append(share)
+    for name in values:
+        if name not in adjoints:
+            adjoints[name] = None
+            if name in shares:  # a leaf: a parameter
+                total = shares[name][0]
+                for part in shares[name][1:]:
+                    total = total + part
+                adjoints[name] = total
+    return BackwardTrace(
+        values=values,
+        adjoints={name: adjoints[name] for name in values},
+        recorded_ops=tuple(OPS[node.op].tf_type for node in nodes),
+    )
 
 
 def emulated_tape(problem: Problem) -> TapeResult:
-    dtype = np.dtype(problem.dtype)
-    x = np.asarray(problem.x, dtype=dtype)
-    y = np.asarray(problem.y, dtype=dtype)
-    w = dtype.type(problem.initial.values["W"])
-    b = dtype.type(problem.initial.values["b"])
-    residual = (w * x + b) - y
-    loss = np.mean(np.square(residual), dtype=dtype)
-    upstream = dtype.type(2) * residual * (dtype.type(1) / dtype.type(problem.n))
+    """``tape.gradient(loss, parameters)`` of the problem's model and loss, emulated."""
+    trace = emulated_backward(problem)
     return TapeResult(
-        loss=float(loss),
-        gradients={
-            "W": float(np.sum(upstream * x, dtype=dtype)),
-            "b": float(np.sum(upstream, dtype=dtype)),
-        },
+        loss=float(trace.values[problem.loss_entry.graph[-1].name][0]),
+        gradients={name: float(trace.adjoints[name][0]) for name in problem.initial.values},
         tensorflow_version="emulated",
     )
 

@@ -3,8 +3,9 @@
 The test adds the entry to the registry (monkeypatched, so no other test sees it) and
 builds the full report through the public pipeline: the derivation with every step
 checked by SymPy, the initial checks, the backward section node by node and the
-training run checked step by step. Without TensorFlow the tape is a float32 emulation
-of the entry's own ops (written out here, in TensorFlow's order, not taken from derive);
+training run checked step by step. Without TensorFlow the tape is the tests' float32
+emulation (tests/emulated_tape.py), which runs the entry's graph op by op with
+TensorFlow's gradient functions written out there, not taken from derive's own replay;
 marked `tensorflow`, the real tape runs. A wrong derivative of the toy model is flagged.
 The handouts read the same entry: sheets and keys for the toy model, checked against
 its emulated tape (and flagged against the line's).
@@ -12,6 +13,7 @@ its emulated tape (and flagged against the line's).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -24,9 +26,8 @@ from derive.models.ops import Node
 from derive.models.registry import Model
 from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
 from derive.report.build import explain
-from derive.tape.backward import BackwardTrace
-from derive.tape.gradient import TapeResult
 from derive.tape.training import Trace
+from tests.emulated_tape import emulated_backward, emulated_tape
 
 INIT = {"W": 0.2, "b": 0.7}
 STEPS = 6
@@ -66,52 +67,6 @@ def toy_problem(data: str = "seed", steps: int = STEPS):
     )
 
 
-def _forward_backward(problem, w: np.floating, b: np.floating) -> BackwardTrace:
-    """W x^2 + b and the mean squared error, op by op in the dtype as TensorFlow runs
-    them, and the adjoints as its gradient functions compute them (Mean: upstream / n;
-    Square: upstream * 2a; Mul: upstream times the other input; Sum over the samples
-    for the scalars W and b)."""
-    dtype = np.dtype(problem.dtype).type
-    x = np.asarray(problem.x, dtype=dtype)
-    y = np.asarray(problem.y, dtype=dtype)
-    n = dtype(problem.n)
-    x2 = np.square(x)
-    wx2 = w * x2
-    prediction = wx2 + b
-    residual = prediction - y
-    square = np.square(residual)
-    loss = np.mean(square, dtype=dtype)
-    d_square = np.full(x.shape, dtype(1) / n, dtype=dtype)
-    d_residual = d_square * (dtype(2) * residual)
-    return BackwardTrace(
-        values={
-            "W": np.atleast_1d(w),
-            "b": np.atleast_1d(b),
-            "x": x,
-            "y": y,
-            "x2": x2,
-            "Wx2": wx2,
-            "prediction": prediction,
-            "residual": residual,
-            "square": square,
-            "loss": np.atleast_1d(loss),
-        },
-        adjoints={
-            "W": np.atleast_1d(np.sum(d_residual * x2, dtype=dtype)),
-            "b": np.atleast_1d(np.sum(d_residual, dtype=dtype)),
-            "x": None,
-            "y": None,
-            "x2": None,  # computed from the constant x alone: the tape does not watch it
-            "Wx2": d_residual,
-            "prediction": d_residual,
-            "residual": d_residual,
-            "square": d_square,
-            "loss": np.atleast_1d(dtype(1)),
-        },
-        recorded_ops=("Square", "Mul", "AddV2", "Sub", "Square", "Mean"),
-    )
-
-
 def emulated_toy_trace(problem) -> Trace:
     """Full-batch SGD on the emulated tape, as Keras's SGD updates: v - fl(eta g)."""
     dtype = np.dtype(problem.dtype).type
@@ -119,7 +74,7 @@ def emulated_toy_trace(problem) -> Trace:
     w, b = dtype(problem.initial.values["W"]), dtype(problem.initial.values["b"])
     rows, first = [], None
     for _ in range(problem.training.steps + 1):
-        step = _forward_backward(problem, w, b)
+        step = emulated_backward(problem, {"W": w, "b": b})
         first = first or step
         g_w, g_b = step.adjoints["W"][0], step.adjoints["b"][0]
         rows.append((step.values["loss"][0], g_w, g_b, w, b))
@@ -196,23 +151,11 @@ def test_the_toy_model_cannot_train_on_z_scores_without_declaring_the_map_back(t
         make_problem(BUILTIN_DATASETS["seed"], init=INIT, model=TOY.name, standardize=True)
 
 
-def toy_tape(problem) -> TapeResult:
-    """One tape.gradient of the toy model, on the emulation above."""
-    dtype = np.dtype(problem.dtype).type
-    values = problem.initial.values
-    step = _forward_backward(problem, dtype(values["W"]), dtype(values["b"]))
-    return TapeResult(
-        loss=float(step.values["loss"][0]),
-        gradients={name: float(step.adjoints[name][0]) for name in ("W", "b")},
-        tensorflow_version="emulated",
-    )
-
-
 def test_a_registered_toy_model_gets_checked_handouts(toy):
     from derive.handouts.files import document_html
     from derive.handouts.sheets import build_handouts
 
-    handouts = build_handouts(3, class_seed=11, model=TOY.name, tape=toy_tape)
+    handouts = build_handouts(3, class_seed=11, model=TOY.name, tape=emulated_tape)
     assert handouts.ok
     assert handouts.model_name == TOY.name
     assert "{x}_{i}^{2}" in handouts.model and "{x}_{i}^{2}" in handouts.gradients["W"]
@@ -240,9 +183,7 @@ def test_toy_handouts_with_a_wrong_tape_are_flagged(toy):
     from derive.handouts.sheets import build_handouts
 
     def linear_tape(problem):  # the line's gradient for the toy's sheets: a wrong tape
-        from tests.emulated_tape import emulated_tape
-
-        return emulated_tape(problem)
+        return emulated_tape(dataclasses.replace(problem, model="linear"))
 
     handouts = build_handouts(2, class_seed=11, model=TOY.name, tape=linear_tape)
     assert not handouts.ok
