@@ -83,3 +83,21 @@ def test_the_same_entry_registered_again_reuses_its_derivation(monkeypatch):
     _registered(monkeypatch, SQUARE)
     _, again, _ = _registered(monkeypatch, LINE)
     assert again is first  # cached per entry: deriving again takes about a second
+
+
+def test_the_note_without_an_optimum_says_why_for_any_model(monkeypatch):
+    from derive.report.landscape import landscape
+
+    # The line through one sample: linear derivatives, a whole line of optima.
+    single = make_problem(BUILTIN_DATASETS["single"], init=INIT, training=Training(steps=0))
+    flat = landscape(single, symbolic_for(single))
+    assert flat.solution is None and flat.affine
+    # The same under W^2 x + b, whose derivatives are not linear in W: no closed form.
+    # (The landscape reads the SymPy prediction alone; the line's graph is left as is.)
+    curved = dataclasses.replace(LINE, prediction=lambda p, x: p["W"] ** 2 * x + p["b"])
+    problem, symbolic, _ = _registered(monkeypatch, curved)
+    assert landscape(problem, symbolic).solution is None
+    assert not landscape(problem, symbolic).affine
+    # And with two samples the line has its unique optimum.
+    problem, symbolic, _ = _registered(monkeypatch, LINE)
+    assert landscape(problem, symbolic).solution is not None

@@ -15,9 +15,16 @@ from ..problem.problem import Problem
 from ..symbolic.derivation import X_I, Symbolic
 from .plotspec import PlotSpec
 
+# Why there is no optimum to show, for any model: the derivatives are linear in the
+# parameters but vanish on a whole set of them, or they are not linear at all.
 NOT_UNIQUE = (
-    "The least-squares solution is not unique here (a single sample, or all x equal): "
-    "many lines fit equally well."
+    "The least-squares solution is not unique here: the derivatives vanish on a whole set "
+    "of parameter values (for the linear model: a single sample, or all x equal), and "
+    "they all fit equally well."
+)
+NO_CLOSED_FORM = (
+    "The derivatives are not linear in the parameters, so the optimum has no closed form "
+    "to compare with."
 )
 
 
@@ -27,6 +34,7 @@ class Landscape:
 
     loss: Evaluator
     solution: tuple[Fraction, ...] | None  # the exact least-squares optimum
+    affine: bool  # the derivatives are linear in the parameters (a closed form exists)
     prediction_polynomial: Mapping[tuple[int, ...], float] | None  # y_hat(x, parameters)
 
     def plot_spec(self, problem: Problem, names: Sequence[str]) -> PlotSpec:
@@ -56,6 +64,10 @@ def landscape(problem: Problem, symbolic: Symbolic) -> Landscape:
     return Landscape(
         loss=Evaluator(symbolic, symbolic.loss, data),
         solution=affine_solution(gradients),
+        affine=all(
+            g.polynomial is not None and all(sum(e) <= 1 for e in g.polynomial)
+            for g in gradients
+        ),
         prediction_polynomial=_prediction_polynomial(symbolic),
     )
 

@@ -28,7 +28,7 @@ from ..exact.underflow import SensitivityEvaluator, sensitivities
 from ..problem.problem import Problem
 from ..symbolic.derivation import Formula, Symbolic, latex
 from ..tape.training import Trace
-from .landscape import NOT_UNIQUE, Landscape, landscape
+from .landscape import NO_CLOSED_FORM, NOT_UNIQUE, Landscape, landscape
 from .training_checks import OPTIMIZER_UNIT_ROUNDOFF, UPDATE_ROUNDINGS, StepChecks
 from .training_facts import Optimum, OriginalLines, Series, TrainingFacts, UpdateRule
 
@@ -129,7 +129,13 @@ def check_training(
         optimum=(
             _optimum(ground, names, [Fraction(v) for v in final.values()]) if last >= 0 else None
         ),
-        optimum_note="" if ground.solution is not None else NOT_UNIQUE,
+        optimum_note=(
+            ""
+            if ground.solution is not None
+            else NOT_UNIQUE
+            if ground.affine
+            else NO_CLOSED_FORM
+        ),
         rows=tuple(checks.rows()),
         series=Series(
             steps=tuple(range(end)),
