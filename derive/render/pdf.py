@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from ..common.errors import RenderError
-from .fonts import CJK_BOLD_PACKAGE, CJK_FAMILY, cjk_font
+from .fonts import CJK_BOLD_PACKAGE, CJK_FAMILY, cjk_font, font_subset
 
 
 # Only the PDF loads the CJK font; the HTML names the family and lets the browser use
@@ -50,6 +50,12 @@ class OwnAssetsOnly:
         self.assets = {_same_url(url): path for url, path in (assets or {}).items()}
         self.refused: list[str] = []
         self.fetched: list[str] = []
+        self.characters: str | None = None  # set: fonts are served cut down to these
+
+    def only_for(self, text: str) -> None:
+        """Serve the fonts cut down to the characters of `text` (the document printed):
+        the same glyphs wherever the text uses them, far less for WeasyPrint to subset."""
+        self.characters = "".join(sorted(set(text)))
 
     def __call__(self, url: str, *args: Any, **kwargs: Any) -> Any:
         return self.fetch(url)
@@ -60,6 +66,8 @@ class OwnAssetsOnly:
             self.refused.append(url)
             raise ValueError(f"derive does not fetch {url}")
         self.fetched.append(url)
+        if self.characters is not None:
+            return self.respond(url, font_subset(path, self.characters))
         return self.respond(url, _asset_bytes(path))
 
     def respond(self, url: str, body: bytes) -> Any:
@@ -223,6 +231,8 @@ def layout(html: str, fetcher: OwnAssetsOnly | None = None) -> Any:
     # Only pages with Korean (or other CJK) text load the 16 MB font; its glyphs are
     # subset, so only the characters used are embedded.
     font_css = font_face_css() if needs_cjk_font(html) else ""
+    if font_css:
+        fetcher.only_for(html)
     from weasyprint.text.fonts import FontConfiguration
 
     fonts = FontConfiguration()
