@@ -76,3 +76,14 @@ def test_a_glyph_without_outline_does_not_swallow_its_neighbours():
 def test_path_data_is_short():
     match = glyphs.PATH_DATA.search('d="M 1.234567 -0.0001 \nL 10 2.5\n"')
     assert short_path(match) == 'd="M 1.23 0 L 10 2.5"'
+
+
+def test_the_plain_forms_kept_are_capped_the_least_recently_used_going_first(monkeypatch):
+    """A Jupyter session renders formulas without end; what is kept for the PDF is not."""
+    monkeypatch.setattr(glyphs, "_PLAIN", {})
+    monkeypatch.setattr(glyphs, "PLAIN_LIMIT", 3)
+    for k in range(3):
+        glyphs._remember_plain(f"shared{k}", f"plain{k}")
+    glyphs._remember_plain("shared0", "plain0")  # used again: now the most recent
+    glyphs._remember_plain("shared3", "plain3")
+    assert list(glyphs._PLAIN) == ["shared2", "shared0", "shared3"]

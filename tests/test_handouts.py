@@ -185,6 +185,32 @@ def test_the_command_writes_every_file_twice_the_same(tmp_path, monkeypatch, cap
     assert "every key agrees with the tape" in capsys.readouterr().out
 
 
+@pytest.mark.render
+def test_the_files_do_not_depend_on_how_many_processes_print_them(tmp_path, monkeypatch):
+    """Printed in one part or in three, the sheets and keys are the same pages: the same
+    text, one sheet each, in the class's order; each page file is its own PDF."""
+    from pypdf import PdfReader
+
+    monkeypatch.setattr("derive.tape.gradient.gradient_at", emulated_tape)
+    outs = {jobs: tmp_path / f"jobs{jobs}" for jobs in (1, 6)}
+    for jobs, out in outs.items():
+        arguments = ["handouts", "--count", "5", "--seed", "4", "--jobs", str(jobs)]
+        assert main([*arguments, "--out", str(out), "--quiet"]) == 0
+
+    def texts(path):  # type: ignore[no-untyped-def]
+        return [page.extract_text() for page in PdfReader(path).pages]
+
+    one, three = outs[1], outs[6]
+    assert sorted(p.name for p in one.iterdir()) == sorted(p.name for p in three.iterdir())
+    for name in ("sheets.pdf", "keys.pdf"):
+        pages = texts(one / name)
+        assert len(pages) == 5 and texts(three / name) == pages
+    for path in sorted(one.glob("sheet-*.pdf")) + sorted(one.glob("key-*.pdf")):
+        (page,) = texts(path)
+        assert texts(three / path.name) == [page]
+        assert path.stem.split("-", 1)[1] in page  # the sheet's identifier is on its page
+
+
 BAD_HANDOUTS = [
     (["--count", "0"], "--count must be at least 1", "0"),
     (["--samples", "0"], "--samples must be at least 1", "0"),
@@ -196,6 +222,8 @@ BAD_HANDOUTS = [
     (["--columns", "a,b"], "--columns needs --data", "a,b"),
     (["--data", "seed", "--columns", "a"], "--columns expects two names", "a"),
     (["--count", "x"], "invalid command line", "invalid int value"),
+    (["--jobs", "0"], "--jobs must be at least 1", "0"),
+    (["--jobs", "two"], "invalid command line", "invalid int value"),
 ]
 
 

@@ -221,6 +221,8 @@ examples:
       every sheet with the original script's two samples, each with its own W and b
   python -m derive handouts --count 12 --data points.csv --columns hours,score --samples 3
       the first three rows of the CSV's columns hours and score on every sheet
+  python -m derive handouts --count 200 --jobs 4 > log.txt
+      print with four processes; a line in the log each time a tenth is done
 
 exit codes: 0 every key agrees with the tape, 1 a key does not, 2 bad input, 3 internal error
 """
@@ -270,6 +272,13 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
         help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (default 2)",
     )
     handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")
+    handouts.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that print the PDFs (default: one per core)",
+    )
     handouts.add_argument(
         "--quiet", action="store_true", help="print nothing but warnings and errors"
     )

@@ -1,25 +1,31 @@
 """Handouts as files: a PDF per sheet and per key, one PDF of all sheets and one of all
 keys for printing, and an index page.
 
-All sheets are one HTML document with a page break after each, printed by WeasyPrint
-once; each page is then saved as a PDF of its own. Sheets and keys go to two worker
-processes, so both cores work.
+The sheets (and the keys) are printed in parts: each part is one HTML document with a
+page break after each sheet, printed by WeasyPrint once in a worker process, and its
+pages are then cut into a PDF each. The parts spread the work over ``--jobs`` processes
+and give the progress lines something to count; the combined PDF joins them.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..common.errors import RenderError
 from .facts import KEY_DIGITS, Handouts
 
-WORKERS = 2
+# Each part pays once for subsetting the fonts when it is printed (about 0.75 s), so a
+# part holds this many sheets at least, unless more workers are waiting for work.
+PART_SHEETS = 12
 # Loggers of the libraries that print the PDFs. What they say while printing the
 # handouts is kept and said once, in our words; their records never reach the terminal
 # raw (ziafont's logging.debug() configures the root logger, which would print them).
@@ -83,9 +89,32 @@ def index_html(handouts: Handouts, names: FileNames) -> str:
     return render_template("handouts/index.html.j2", handouts.lang, handouts=handouts, files=names)
 
 
-def render_set(handouts: Handouts, filled: bool) -> PrintedSet:
-    """The combined PDF and one PDF per page; every sheet must fit one page."""
+def default_jobs() -> int:
+    """All the cores this process may use."""
+    usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return len(usable) if usable else os.cpu_count() or 1
+
+
+def parts(count: int, jobs: int) -> list[range]:
+    """The sheets' indices cut into consecutive parts: at least one part per worker for
+    each of the two sets (sheets and keys), and about ten in all when the class is large
+    enough for the progress lines to count tenths, each of PART_SHEETS sheets or more."""
+    wanted = max(math.ceil(jobs / 2), min(5, count // PART_SHEETS), 1)
+    number = min(wanted, count)
+    size, extra = divmod(count, number)
+    bounds = [0]
+    for index in range(number):
+        bounds.append(bounds[-1] + size + (index < extra))
+    return [range(start, end) for start, end in itertools.pairwise(bounds)]
+
+
+def render_set(handouts: Handouts, filled: bool, part: range | None = None) -> PrintedSet:
+    """The sheets (or keys) of `part` (default: all) as one PDF and one PDF per page;
+    every sheet must fit one page."""
     from ..render.pdf import to_pdf_pages
+
+    if part is not None:
+        handouts = replace(handouts, sheets=tuple(handouts.sheets[i] for i in part))
 
     with library_records() as records:
         whole, pages = to_pdf_pages(document_html(handouts, filled))
@@ -164,38 +193,54 @@ def warm_up(lang: str) -> None:
     font_face_css()
 
 
-def start_workers() -> Executor:
-    """Two worker processes, started (and warmed up) now, before TensorFlow is imported."""
+def start_workers(jobs: int) -> Executor:
+    """`jobs` worker processes, started now (they import WeasyPrint while this process
+    imports TensorFlow)."""
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    pool = ProcessPoolExecutor(WORKERS, mp_context=context)
-    return pool
+    return ProcessPoolExecutor(jobs, mp_context=context)
 
 
 def render_files(
     handouts: Handouts,
     pool: Executor | None = None,
-    progress: Callable[[str], None] = lambda _: None,
+    progress: Callable[[str, int], None] = lambda what, sheets: None,
+    jobs: int = 2,
 ) -> RenderedFiles:
-    """Every file of the handouts, in memory, by name."""
+    """Every file of the handouts, in memory, by name. `progress` is told each time a
+    part is printed: "sheets" or "keys", and how many sheets the part holds."""
+    from concurrent.futures import as_completed
+
+    from ..render.pdf import join_pdfs
+
     names = file_names(handouts)
     own_pool = pool is None
-    pool = pool or start_workers()
+    pool = pool or start_workers(jobs)
+    cut = parts(len(handouts.sheets), jobs)
     try:
-        jobs: dict[bool, Future[PrintedSet]] = {
-            filled: pool.submit(render_set, handouts, filled) for filled in (False, True)
+        # Keys and sheets alternate, so that both sets finish at about the same time.
+        work: dict[Future[PrintedSet], tuple[bool, int]] = {
+            pool.submit(render_set, handouts, filled, part): (filled, number)
+            for number, part in enumerate(cut)
+            for filled in (False, True)
         }
-        files: dict[str, bytes] = {}
-        notes: dict[str, None] = {}
-        for filled, job in jobs.items():
-            printed = job.result()
-            files[names.keys if filled else names.sheets] = printed.whole
-            pages = zip(names.key if filled else names.sheet, printed.pages, strict=True)
-            files.update(pages)
-            notes.update(dict.fromkeys(printed.notes))
-            progress("keys" if filled else "sheets")
+        printed: dict[tuple[bool, int], PrintedSet] = {}
+        for job in as_completed(work):
+            filled, number = work[job]
+            printed[filled, number] = job.result()
+            progress("keys" if filled else "sheets", len(cut[number]))
     finally:
         if own_pool:
             pool.shutdown()
+    files: dict[str, bytes] = {}
+    notes: dict[str, None] = {}
+    for filled in (False, True):
+        ordered = [printed[filled, number] for number in range(len(cut))]
+        whole = ordered[0].whole if len(ordered) == 1 else join_pdfs([p.whole for p in ordered])
+        files[names.keys if filled else names.sheets] = whole
+        pages = [page for part in ordered for page in part.pages]
+        files.update(zip(names.key if filled else names.sheet, pages, strict=True))
+        for part in ordered:
+            notes.update(dict.fromkeys(part.notes))
     files[names.index] = index_html(handouts, names).encode("utf-8")
     return RenderedFiles(files, tuple(notes))
 

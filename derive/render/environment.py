@@ -29,9 +29,8 @@ def _template_root() -> Path:
 
 
 # How formulas draw their glyphs while a page is rendered: "paths" (plain paths, each
-# formula on its own: handouts, the PDF), "symbols" (each formula defines its glyphs,
-# a page keeps the first definition of each: the Jupyter view, derive.render.notebook)
-# or "shared" (only <use>; derive.render.glyphs defines them once: the HTML file).
+# formula on its own: handouts, the PDF) or "shared" (only <use>; derive.render.glyphs
+# defines them once: the HTML file and the Jupyter view).
 GLYPH_MODE: ContextVar[str] = ContextVar("derive_glyph_mode", default="paths")
 
 
@@ -39,7 +38,7 @@ def _formula(latex: str, label: str | None, display: bool) -> Markup:
     mode = GLYPH_MODE.get()
     return Markup(
         latex_to_svg(
-            latex, label, display=display, symbols=mode == "symbols", shared=mode == "shared"
+            latex, label, display=display, shared=mode == "shared"
         )
     )
 

@@ -34,10 +34,21 @@ _REFERENCE = re.compile(r'href="#(g\d+|a[0-9a-f]{10})"')
 _FORMULA = re.compile(r'<svg [^>]*class="math[^"]*"[^>]*>.*?</svg>', re.S)
 GLYPHS_ELEMENT = re.compile(r'<svg [^>]*class="derive-glyphs"[^>]*>.*?</svg>\n?', re.S)
 
-# Filled as formulas are rendered: glyph id -> its <symbol>, and each formula's shared
-# form -> its plain form.
+# Filled as formulas are rendered: glyph id -> its <symbol> (as many as the font has
+# glyphs), and each formula's shared form -> its plain form, the most recently used
+# last. A long Jupyter session renders formulas without end, so the second is capped:
+# a formula dropped from it is printed from its own glyph definitions instead, which
+# looks the same (see plain_paths).
 _DEFINITIONS: dict[str, str] = {}
 _PLAIN: dict[str, str] = {}
+PLAIN_LIMIT = 20_000
+
+
+def _remember_plain(shared: str, plain: str) -> None:
+    _PLAIN.pop(shared, None)
+    _PLAIN[shared] = plain
+    while len(_PLAIN) > PLAIN_LIMIT:
+        del _PLAIN[next(iter(_PLAIN))]
 
 
 def two_decimals(text: str) -> str:
@@ -90,12 +101,14 @@ def share(with_symbols: str, plain: str) -> str:
     body = SYMBOL.sub(remember, with_symbols)
     body = _ANY_REFERENCE.sub(lambda m: f'href="#{names.get(m.group(1), m.group(1))}"', body)
     shared = _USE.sub(_compact, body)
-    _PLAIN[shared] = plain
+    _remember_plain(shared, plain)
     return shared
 
 
 def define_once(page: str) -> str:
-    """The page with one hidden <svg> after <body> that defines every glyph it uses."""
+    """The page with one hidden <svg> after <body> that defines every glyph it uses (a
+    fragment without <body>, the Jupyter view's <div>, gets it inside its first element,
+    so that the fragment stays one element)."""
     used = dict.fromkeys(_REFERENCE.findall(page))
     if not used:
         return page
@@ -105,8 +118,9 @@ def define_once(page: str) -> str:
         ' style="position:absolute;width:0;height:0;overflow:hidden">'
         f"<defs>{definitions}</defs></svg>\n"
     )
-    body = page.index("<body>") + len("<body>\n")
-    return page[:body] + element + page[body:]
+    body = page.find("<body>")
+    start = page.index(">") + 1 if body < 0 else body + len("<body>\n")
+    return page[:start] + element + page[start:]
 
 
 def plain_paths(page: str) -> str:
@@ -122,6 +136,7 @@ def plain_paths(page: str) -> str:
     def plain(match: re.Match[str]) -> str:
         formula = match.group(0)
         if formula in _PLAIN:
+            _remember_plain(formula, _PLAIN[formula])
             return _PLAIN[formula]
         own = "".join(defined[glyph] for glyph in dict.fromkeys(_REFERENCE.findall(formula)))
         opening = formula.index(">") + 1

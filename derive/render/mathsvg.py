@@ -69,7 +69,6 @@ def latex_to_svg(
     latex: str,
     label: str | None = None,
     display: bool = False,
-    symbols: bool = False,
     shared: bool = False,
 ) -> str:
     """Inline SVG markup for `latex`, sized in em and aligned on the baseline.
@@ -77,18 +76,16 @@ def latex_to_svg(
     `label` is the spoken form for screen readers and PDF alt text (the LaTeX if
     not given). Raises RenderError for LaTeX that ziamath cannot read, including
     commands it does not know (which it would otherwise print as literal text).
-    `symbols` defines each glyph as a <symbol> with the font's glyph id and draws it
-    with <use>: a page that keeps only the first definition of each id carries every
-    glyph once (the Jupyter view), where plain paths repeat every glyph's outline.
     `shared` draws the glyphs with <use> only, of symbols defined once for the whole
-    page (see :mod:`derive.render.glyphs`): the HTML file.
+    page (see :mod:`derive.render.glyphs`): the HTML file and the Jupyter view; plain
+    paths repeat every glyph's outline in every formula (handouts, the PDF).
     """
     plain, with_symbols = _render(latex, label, display)
     if shared:
         from .glyphs import share
 
         return share(with_symbols, plain)
-    return with_symbols if symbols else plain
+    return plain
 
 
 @lru_cache(maxsize=4096)

@@ -8,9 +8,9 @@ element only. Nesting would say this in CSS itself, but WeasyPrint does not read
 nested CSS, so the selectors are prefixed here, for the fragment alone. The rules
 for print (``@page``, ``@media print``) are left out: a notebook is not printed.
 
-The fragment is also light: its formulas draw each glyph with ``<use>`` of one
-``<symbol>`` per glyph, defined once for the whole fragment, where the page repeats
-every glyph's outline wherever it appears.
+The fragment is as light as the HTML file: its formulas draw each glyph with ``<use>``
+of one ``<symbol>`` per glyph, defined once for the whole fragment
+(:func:`derive.render.glyphs.define_once`, the same as for the file).
 """
 
 from __future__ import annotations
@@ -94,27 +94,13 @@ def notebook_css(lang: str = DEFAULT) -> str:
     return scope_css(render_template("style.css", lang))
 
 
-def _first_definitions_only(html: str) -> str:
-    """Each glyph's <symbol> kept where it first appears; <use> finds it by id."""
-    seen: set[str] = set()
-
-    def keep_first(match: re.Match[str]) -> str:
-        if match.group(1) in seen:
-            return ""
-        seen.add(match.group(1))
-        return match.group(0)
-
-    from .glyphs import SYMBOL
-
-    return SYMBOL.sub(keep_first, html)
-
-
 def to_notebook_html(report: Report, lang: str = DEFAULT) -> str:
     """The report as one styled <div> for Jupyter (see the module's docstring)."""
     from .environment import GLYPH_MODE, render_template
+    from .glyphs import define_once
     from .outputs import training_plots
 
-    token = GLYPH_MODE.set("symbols")
+    token = GLYPH_MODE.set("shared")
     try:
         html = render_template(
             "notebook.html.j2",
@@ -125,4 +111,4 @@ def to_notebook_html(report: Report, lang: str = DEFAULT) -> str:
         )
     finally:
         GLYPH_MODE.reset(token)
-    return _first_definitions_only(html)
+    return define_once(html)
