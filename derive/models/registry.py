@@ -59,6 +59,11 @@ class Loss:
     tf_loss: Callable[[Any, Any, Any], Any]  # (tf, y_pred, y_true) -> scalar tensor
     # The same computation op by op, from "prediction" and "y" to the scalar loss
     graph: tuple[Node, ...] = ()
+    # What bounds the learning rate (a capability): "hessian", the Hessian of the loss
+    # gives 2/lambda_max (a loss twice differentiable in the parameters); "none", no
+    # curvature at all (|r|: piecewise linear); "inside", the Hessian of the samples
+    # inside the quadratic branch, a bound near the current point only
+    curvature: str = "hessian"
 
 
 def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
@@ -95,6 +100,10 @@ def _tf_mse(tf: Any, y_pred: Any, y_true: Any) -> Any:
     return tf.reduce_mean(tf.square(y_pred - y_true))
 
 
+def _tf_mae(tf: Any, y_pred: Any, y_true: Any) -> Any:
+    return tf.reduce_mean(tf.abs(y_pred - y_true))
+
+
 MODELS: Mapping[str, Model] = {
     "linear": Model(
         name="linear",
@@ -124,6 +133,21 @@ LOSSES: Mapping[str, Loss] = {
             Node("square", "square", ("residual",), "r_{i}^{2}", "r²"),
             Node("loss", "mean", ("square",), "L", "L"),
         ),
+    ),
+    "mae": Loss(
+        name="mae",
+        title="mean absolute error",
+        inner=lambda y_hat, y: y_hat - y,
+        outer=abs,  # SymPy's Abs on the (real) residual; its derivative is sign
+        outer_rule="derivative of the absolute value",
+        outer_rule_formula=r"\frac{d}{du} \left|u\right| = \operatorname{sign}(u)",
+        tf_loss=_tf_mae,
+        graph=(
+            Node("residual", "subtract", ("prediction", "y"), "r_{i}", "r"),
+            Node("abs", "abs", ("residual",), r"\left|r_{i}\right|", "|r|"),
+            Node("loss", "mean", ("abs",), "L", "L"),
+        ),
+        curvature="none",
     ),
 }
 

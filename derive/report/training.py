@@ -25,7 +25,7 @@ from ..exact.check import Check, rounding_bound
 from ..exact.stability import stability
 from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
-from ..models.registry import get_model
+from ..models.registry import get_loss, get_model
 from ..problem.problem import Problem
 from ..symbolic.derivation import Formula, Symbolic, latex
 from ..tape.training import Trace
@@ -134,7 +134,12 @@ def check_training(
             gradients={k: tuple(map(float, trace.gradients[k][:end])) for k in names},
         ),
         plot_spec=ground.plot_spec(problem, names),
-        stability=stability(problem, symbolic),
+        stability=(
+            stability(problem, symbolic)
+            if get_loss(problem.loss).curvature == "hessian"
+            else None
+        ),
+        curvature=get_loss(problem.loss).curvature,
         standardized=problem.standardized,
         original_units=get_model(problem.model).original_units,
         final_original=_original(problem, final) if last >= 0 else None,

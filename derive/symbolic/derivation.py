@@ -23,9 +23,10 @@ from ..models.registry import Loss, Model
 # Symbols shared by every derivation.
 N = sp.Symbol("n", integer=True, positive=True)
 I = sp.Symbol("i", integer=True, positive=True)  # noqa: E741 -- the summation index is i
-X = sp.IndexedBase("x")
-Y = sp.IndexedBase("y")
-U = sp.Symbol("u")
+# Real, as every value the tape holds: SymPy then differentiates |u| to sign(u).
+X = sp.IndexedBase("x", real=True)
+Y = sp.IndexedBase("y", real=True)
+U = sp.Symbol("u", real=True)
 X_I, Y_I = X[I], Y[I]
 
 # Plain symbols standing for x_i and y_i, so that a summand can be compiled to a
@@ -303,7 +304,7 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
 @cache
 def build_symbolic(model: Model, loss: Loss) -> Symbolic:
     """The derivations for a model and loss (cached: verifying steps takes about a second)."""
-    parameters = {name: sp.Symbol(name) for name in model.parameters}
+    parameters = {name: sp.Symbol(name, real=True) for name in model.parameters}
     prediction = model.prediction(parameters, X_I)
     residual = loss.inner(prediction, Y_I)
     loss_formula = Formula(coefficient=_one_over_n(), summand=loss.outer(residual))
@@ -365,4 +366,10 @@ def absolute_form(expr: sp.Expr) -> sp.Expr:
         return absolute_form(expr.base) ** expr.exp
     if isinstance(expr, (sp.Symbol, sp.Indexed)):
         return expr
+    if isinstance(expr, sp.Abs):  # |fl(a)| errs by no more than fl(a) does
+        return absolute_form(expr.args[0])
+    if isinstance(expr, sp.sign):
+        # |sign| <= 1, exact once the side of 0 is decided; a residual within its own
+        # rounding error of 0 may be decided otherwise by the tape: see exact/kinks.py
+        return sp.Integer(1)
     raise NotImplementedError(f"no rounding-error bound for {expr!r}")
