@@ -26,6 +26,10 @@ examples:
   python -m derive report --data points.csv --out handouts --name week3
   python -m derive report --wrong-derivative drop-factor-2
       show that a derivative without the factor 2 fails the check (exit code 1)
+  python -m derive report --data tf-examples --loss mae --seed 7
+      the mean absolute error: its derivative is sign(r), TensorFlow's sign(0) = 0
+  python -m derive report --data tf-examples --loss huber --huber-delta 0.5 --seed 7
+      Keras's Huber loss: quadratic within 0.5 of the line, linear beyond
   python -m derive report --no-backward
       leave out section 7, the tape's backward pass node by node
   python -m derive report --data tf-examples --steps 200 --lr 0.02 --display-step 20
@@ -128,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, help="seed for the random initial values (default: drawn, recorded)"
     )
     setup.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    _add_loss(setup)
     setup.add_argument(
         "--mode",
         default="eager",
@@ -138,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--wrong-derivative",
         metavar="KIND",
         help="demonstration: use a deliberately wrong derivative "
-        "(drop-factor-2, drop-mean, x-for-y) and watch the check fail",
+        "(drop-factor-2, drop-mean, x-for-y; with --loss mae also r-for-sign, flip-sign; "
+        "with --loss huber also r-everywhere, drop-delta) and watch the check fail",
     )
     setup.add_argument(
         "--no-backward",
@@ -219,6 +225,8 @@ examples:
       every sheet with the original script's two samples, each with its own W and b
   python -m derive handouts --count 12 --data points.csv --columns hours,score --samples 3
       the first three rows of the CSV's columns hours and score on every sheet
+  python -m derive handouts --count 10 --loss mae
+      the mean absolute error: signs of the residuals instead of their doubles
 
 exit codes: 0 every key agrees with the tape, 1 a key does not, 2 bad input, 3 internal error
 """
@@ -267,12 +275,39 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
         default=None,
         help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (default 2)",
     )
+    _add_loss(handouts)
     handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")
     handouts.add_argument(
         "--quiet", action="store_true", help="print nothing but warnings and errors"
     )
     _add_lang(handouts)
     _add_debug(handouts, default=argparse.SUPPRESS)
+
+
+def _add_loss(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--loss",
+        default="mse",
+        metavar="LOSS",
+        help="mse (default): tf.reduce_mean(tf.square(y_pred - y)); mae: "
+        "tf.reduce_mean(tf.abs(y_pred - y)); huber: tf.keras.losses.Huber(delta)(y, y_pred)",
+    )
+    group.add_argument(
+        "--huber-delta",
+        type=_number_or_text,
+        default=None,
+        metavar="D",
+        help="with --loss huber: where the loss turns from quadratic to linear "
+        "(default 1.0, as Keras)",
+    )
+
+
+def _number_or_text(text: str) -> float | str:
+    """A float, or the text as given, for make_problem to refuse with its own line."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _add_lang(group: argparse._ArgumentGroup) -> None:

@@ -44,14 +44,18 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         training=Training(args.steps, args.lr, args.display_step),
         standardize=args.standardize,
         mode=args.mode,
+        loss=args.loss,
+        huber_delta=args.huber_delta,
     )
     stem = parse_stem(args.name) if args.name is not None else parse_stem(problem.name)
     if args.wrong_derivative is not None:
-        from ..symbolic.derivation import WRONG_DERIVATIVES
+        from ..models.registry import get_loss
 
-        if args.wrong_derivative not in WRONG_DERIVATIVES:
+        kinds = get_loss(problem.loss).wrong_derivatives
+        if args.wrong_derivative not in kinds:
             raise InputError(
-                "unknown kind of wrong derivative; choose " + ", ".join(WRONG_DERIVATIVES),
+                f"unknown kind of wrong derivative for --loss {problem.loss}; choose "
+                + ", ".join(kinds),
                 args.wrong_derivative,
             )
     out = Path(args.out)
@@ -68,6 +72,8 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}"
         + ("; trained on z-scores of x and y" if problem.standardized is not None else "")
         + ("" if problem.mode == "eager" else f"; the tape runs in mode {problem.mode}")
+        + ("" if problem.loss == "mse" else f"; loss {problem.loss}")
+        + ("" if problem.huber_delta is None else f", delta = {problem.huber_delta:.8g}")
     )
     if problem.training.steps > 0:
         for line in stability_lines(problem):

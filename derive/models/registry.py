@@ -64,6 +64,13 @@ class Loss:
     # curvature at all (|r|: piecewise linear); "inside", the Hessian of the samples
     # inside the quadratic branch, a bound near the current point only
     curvature: str = "hessian"
+    # The classic mistakes a learner makes with this loss, by the names of
+    # derive.symbolic.derivation.WRONG_FORMULAS: --wrong-derivative offers these
+    wrong_derivatives: tuple[str, ...] = ("drop-factor-2", "drop-mean", "x-for-y")
+    takes_delta: bool = False  # a setting --huber-delta gives (Huber's delta)
+    # The per-sample loss on NumPy arrays of residuals (and delta), for the plots of a
+    # loss that is no polynomial in the parameters; None: the plots use the polynomial
+    numeric: Callable[[Any, float | None], Any] | None = None
 
 
 def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
@@ -148,6 +155,8 @@ LOSSES: Mapping[str, Loss] = {
             Node("loss", "mean", ("abs",), "L", "L"),
         ),
         curvature="none",
+        wrong_derivatives=("r-for-sign", "flip-sign", "drop-mean", "x-for-y"),
+        numeric=lambda residual, _delta: abs(residual),
     ),
 }
 

@@ -64,6 +64,8 @@ class ProblemFacts:
     data_rows: tuple[DataRow | None, ...]  # None marks elided rows
     model_name: str = "linear"  # the model's registered name (catalogue key model.<name>)
     loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
+    parameters: tuple[str, ...] = ("W", "b")  # the model's parameters, in order
+    huber_delta: float | None = None  # Huber's delta as the tape held it (None: no Huber)
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla

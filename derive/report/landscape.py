@@ -47,6 +47,8 @@ class Landscape:
             optimum_loss=(None if self.solution is None else float(self.loss.value(self.solution))),
             display_step=problem.training.display_step,
             standardized=problem.standardized is not None,
+            loss_name=problem.loss,
+            huber_delta=problem.huber_delta,
         )
 
 

@@ -26,3 +26,7 @@ class PlotSpec:
     samples: int = 0  # how many samples the data has; x and y may be a subsample
     lang: str = "en"  # the language of titles, labels and legends
     standardized: bool = False  # x and y are z-scores (--standardize): the axes say so
+    # A loss that is no polynomial in the parameters (loss_polynomial empty) is drawn
+    # from the samples: the registered loss and its setting
+    loss_name: str = "mse"
+    huber_delta: float | None = None

@@ -149,6 +149,8 @@ def reproduce_command(problem: Problem) -> str:
     for flag, value, default in [
         ("--dtype", problem.dtype, "float32"),
         ("--mode", problem.mode, "eager"),
+        ("--loss", problem.loss, "mse"),
+        ("--huber-delta", problem.huber_delta, None),
         ("--steps", problem.training.steps, defaults.steps),
         ("--lr", problem.training.learning_rate, defaults.learning_rate),
         ("--display-step", problem.training.display_step, defaults.display_step),
@@ -181,6 +183,8 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         loss_written_out=symbolic.loss.written_out_latex(problem.n),
         model_name=model.name,
         loss_name=problem.loss,
+        parameters=tuple(model.parameters),
+        huber_delta=problem.huber_delta,
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
         mode=problem.mode,
