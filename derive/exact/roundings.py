@@ -63,6 +63,14 @@ def _counts(model: str, loss: str, n: int, dtype: str, depth: int, xla: bool) ->
     }
 
 
+@functools.cache
+def node_roundings(model: str, loss: str, node: str, dtype: str) -> int:
+    """t of one per-sample node's forward value (before the mean: no sum, no n)."""
+    backward = _adjoints(model, loss)
+    forward = _forward_counts(backward, 1, dtype, 0, 0)
+    return forward[backward.symbols[node]]
+
+
 def tape_roundings(
     n: int, dtype: str, order: Order | None, model: str = "linear", loss: str = "mse"
 ) -> Mapping[str, int]:

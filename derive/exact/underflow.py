@@ -239,6 +239,20 @@ def _derive(backward: SymbolicBackward, symbolic: Symbolic) -> Sensitivities:
     return Sensitivities(loss, adjoints)
 
 
+def node_sensitivity(symbolic: Symbolic, node: str, dtype: str) -> sp.Expr:
+    """S of one per-sample node's forward value, in |parameters|, |x_i|, |y_i|."""
+    backward = derive_adjoints(graph_of(symbolic.model, symbolic.loss_definition), symbolic)
+    leaves = {**symbolic.parameters, **DATA}
+    values: dict[str, Spread] = {}
+    for vertex in backward.graph:
+        if vertex.op is None:
+            values[vertex.name] = Spread(leaves[vertex.name], sp.Integer(1))
+        elif not vertex.op.reduces:
+            values[vertex.name] = vertex.op.forward(*(values[n] for n in vertex.inputs))
+    lam = Fraction(SMALLEST_NORMAL[dtype])
+    return values[node].sensitivity.xreplace({LAMBDA: sp.Rational(lam.numerator, lam.denominator)})
+
+
 def update_sensitivity(learning_rate: Fraction) -> Fraction:
     """S of an SGD update theta - eta g: theta and g may each be read as 0 (g's loss
     then multiplied by eta), and the product and the difference may each be flushed."""

@@ -71,6 +71,13 @@ class Loss:
     # The per-sample loss on NumPy arrays of residuals (and delta), for the plots of a
     # loss that is no polynomial in the parameters; None: the plots use the polynomial
     numeric: Callable[[Any, float | None], Any] | None = None
+    # Catalogue keys: the sentence that introduces the loss (section 1), and what the
+    # derivation must add about the loss's kinks (None: it has none)
+    # Values of the residual where outer' jumps (|u| at 0): the tape decides the side on
+    # its rounded residual, derive.exact.kinks makes a check that cannot tell inconclusive
+    kinks: tuple[int, ...] = ()
+    sentence: str = "problem.model_and_loss"
+    derivation_note: str | None = None
 
 
 def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
@@ -157,6 +164,9 @@ LOSSES: Mapping[str, Loss] = {
         curvature="none",
         wrong_derivatives=("r-for-sign", "flip-sign", "drop-mean", "x-for-y"),
         numeric=lambda residual, _delta: abs(residual),
+        kinks=(0,),
+        sentence="problem.model_and_loss_mae",
+        derivation_note="explain.sign_convention",
     ),
 }
 

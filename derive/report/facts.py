@@ -66,6 +66,8 @@ class ProblemFacts:
     loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
     parameters: tuple[str, ...] = ("W", "b")  # the model's parameters, in order
     huber_delta: float | None = None  # Huber's delta as the tape held it (None: no Huber)
+    loss_sentence: str = "problem.model_and_loss"  # catalogue key introducing the loss
+    derivation_note: str | None = None  # catalogue key: what the loss's kinks mean
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla

@@ -185,6 +185,8 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         loss_name=problem.loss,
         parameters=tuple(model.parameters),
         huber_delta=problem.huber_delta,
+        loss_sentence=get_loss(problem.loss).sentence,
+        derivation_note=get_loss(problem.loss).derivation_note,
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
         mode=problem.mode,

@@ -22,6 +22,7 @@ import sympy as sp
 
 from ..common.numbers import latex_number
 from ..exact.check import Check, rounding_bound
+from ..exact.kinks import KinkWatch
 from ..exact.stability import stability
 from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
@@ -66,7 +67,8 @@ def check_training(
         )
         for quantity in quantities
     }
-    checks = StepChecks(problem, quantities, flushes, trace)
+    kinks = KinkWatch(symbolic, problem.x, problem.y, problem.dtype)
+    checks = StepChecks(problem, quantities, flushes, trace, kinks)
     checks.run(on_step)
     tally, last = checks.tally, checks.last
     diverged_at = trace.first_non_finite()

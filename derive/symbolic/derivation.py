@@ -235,7 +235,11 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
     outer_derivative = sp.diff(loss.outer(U), U)
     factor, rest = outer_derivative.as_coeff_Mul()
     # Keep the numeric factor outside the residual: 2 (W x_i + b - y_i), not 2 W x_i + 2 b - ...
-    outer_at_residual = sp.Mul(factor, rest.subs(U, residual), evaluate=False)
+    outer_at_residual = (
+        rest.subs(U, residual)  # no factor to keep apart: sign(r_i), not 1 sign(r_i)
+        if factor == 1
+        else sp.Mul(factor, rest.subs(U, residual), evaluate=False)
+    )
     inner_derivative = sp.diff(residual, symbol)
     model_derivative = sp.diff(prediction, symbol)
 
