@@ -67,6 +67,7 @@ def run_handouts(args: argparse.Namespace) -> int:
     if args.samples is not None and args.samples < 1:
         raise InputError("--samples must be at least 1", args.samples)
     dataset = _dataset(args)
+    loss = _loss(args)
     # Without --seed a seed is drawn (a fixed default would give every class the same
     # sheets) and said, so that the set can be made again.
     class_seed = args.seed if args.seed is not None else draw_seed()
@@ -82,7 +83,7 @@ def run_handouts(args: argparse.Namespace) -> int:
         glyphs = pool.submit(unprintable_characters, roster or [])
         terminal = sys.stdout.isatty()
         bar = ProgressBar(count + 2, terminal and not args.quiet, lines=not args.quiet)
-        handouts = _build(lang, roster, count, class_seed, dataset, samples, say, bar)
+        handouts = _build(lang, roster, count, class_seed, dataset, samples, say, bar, loss)
         handouts = _printable_names(handouts, glyphs.result())
         rendered = render_files(handouts, pool, lambda what: bar.step(what))
         bar.finish()
@@ -148,6 +149,19 @@ def _roster(args: argparse.Namespace) -> list[str] | None:
     return [entry.name for entry in entries]
 
 
+def _loss(args: argparse.Namespace) -> str:
+    """--loss, checked before any work starts (--huber-delta: a sheet's delta is 1)."""
+    from ..models.registry import get_loss
+
+    loss = get_loss(args.loss.strip())
+    if args.huber_delta is not None:
+        raise InputError("--huber-delta is not offered on handouts (a sheet's loss has none)",
+                         args.huber_delta)  # fmt: skip
+    if loss.takes_delta:
+        raise InputError("--loss on handouts: choose mse or mae", args.loss)
+    return loss.name
+
+
 def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The data every sheet shares (--data, --columns, the first --samples rows), or None."""
     from ..problem.datasets import parse_columns, resolve_dataset
@@ -183,12 +197,13 @@ def _printable_names(handouts, unprintable: frozenset[str]):  # type: ignore[no-
     return without_unprintable(handouts, unprintable)
 
 
-def _build(lang, roster, count, class_seed, dataset, samples, say, bar):  # type: ignore[no-untyped-def]
+def _build(lang, roster, count, class_seed, dataset, samples, say, bar, loss):  # type: ignore[no-untyped-def]
     from ..handouts.sheets import build_handouts
 
     say(
         f"derive handouts: {_counted(count, 'sheet')}, class seed {class_seed} "
         f"(--seed {class_seed} makes the same set again), {lang}"
+        + ("" if loss == "mse" else f", loss {loss}")
     )
     return build_handouts(
         count,
@@ -198,4 +213,5 @@ def _build(lang, roster, count, class_seed, dataset, samples, say, bar):  # type
         samples=samples,
         lang=lang,
         progress=lambda done: bar.step("checking", done),
+        loss=loss,
     )

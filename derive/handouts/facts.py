@@ -47,6 +47,10 @@ class Handouts:
     gradients: Mapping[str, str]  # LaTeX of each general-n derivative
     learning_rate: Fraction
     sheets: tuple[Sheet, ...]
+    # The loss's per-sample term with r_i (r_i^2, |r_i|), and its catalogue keys' suffix
+    # ("" for the mean squared error, "_mae" for the mean absolute error)
+    term: str = "r_{i}^{2}"
+    keys: str = ""
 
     @property
     def ok(self) -> bool:

@@ -78,6 +78,7 @@ class Loss:
     kinks: tuple[int, ...] = ()
     sentence: str = "problem.model_and_loss"
     derivation_note: str | None = None
+    handout_keys: str = ""  # suffix of the handouts' catalogue keys that name the loss
 
 
 def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
@@ -167,6 +168,7 @@ LOSSES: Mapping[str, Loss] = {
         kinks=(0,),
         sentence="problem.model_and_loss_mae",
         derivation_note="explain.sign_convention",
+        handout_keys="_mae",
     ),
 }
 
