@@ -150,16 +150,10 @@ def _roster(args: argparse.Namespace) -> list[str] | None:
 
 
 def _loss(args: argparse.Namespace) -> str:
-    """--loss, checked before any work starts (--huber-delta: a sheet's delta is 1)."""
+    """--loss, checked before any work starts."""
     from ..models.registry import get_loss
 
-    loss = get_loss(args.loss.strip())
-    if args.huber_delta is not None:
-        raise InputError("--huber-delta is not offered on handouts (a sheet's loss has none)",
-                         args.huber_delta)  # fmt: skip
-    if loss.takes_delta:
-        raise InputError("--loss on handouts: choose mse or mae", args.loss)
-    return loss.name
+    return get_loss(args.loss.strip()).name
 
 
 def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]

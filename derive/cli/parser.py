@@ -28,8 +28,6 @@ examples:
       show that a derivative without the factor 2 fails the check (exit code 1)
   python -m derive report --data tf-examples --loss mae --seed 7
       the mean absolute error: its derivative is sign(r), TensorFlow's sign(0) = 0
-  python -m derive report --data tf-examples --loss huber --huber-delta 0.5 --seed 7
-      Keras's Huber loss: quadratic within 0.5 of the line, linear beyond
   python -m derive report --no-backward
       leave out section 7, the tape's backward pass node by node
   python -m derive report --data tf-examples --steps 200 --lr 0.02 --display-step 20
@@ -143,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--wrong-derivative",
         metavar="KIND",
         help="demonstration: use a deliberately wrong derivative "
-        "(drop-factor-2, drop-mean, x-for-y; with --loss mae also r-for-sign, flip-sign; "
-        "with --loss huber also r-everywhere, drop-delta) and watch the check fail",
+        "(drop-factor-2, drop-mean, x-for-y; with --loss mae: r-for-sign, flip-sign, "
+        "drop-mean, x-for-y) and watch the check fail",
     )
     setup.add_argument(
         "--no-backward",
@@ -290,24 +288,8 @@ def _add_loss(group: argparse._ActionsContainer) -> None:
         default="mse",
         metavar="LOSS",
         help="mse (default): tf.reduce_mean(tf.square(y_pred - y)); mae: "
-        "tf.reduce_mean(tf.abs(y_pred - y)); huber: tf.keras.losses.Huber(delta)(y, y_pred)",
+        "tf.reduce_mean(tf.abs(y_pred - y))",
     )
-    group.add_argument(
-        "--huber-delta",
-        type=_number_or_text,
-        default=None,
-        metavar="D",
-        help="with --loss huber: where the loss turns from quadratic to linear "
-        "(default 1.0, as Keras)",
-    )
-
-
-def _number_or_text(text: str) -> float | str:
-    """A float, or the text as given, for make_problem to refuse with its own line."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _add_lang(group: argparse._ArgumentGroup) -> None:

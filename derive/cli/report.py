@@ -45,7 +45,6 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         standardize=args.standardize,
         mode=args.mode,
         loss=args.loss,
-        huber_delta=args.huber_delta,
     )
     stem = parse_stem(args.name) if args.name is not None else parse_stem(problem.name)
     if args.wrong_derivative is not None:
@@ -73,7 +72,6 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         + ("; trained on z-scores of x and y" if problem.standardized is not None else "")
         + ("" if problem.mode == "eager" else f"; the tape runs in mode {problem.mode}")
         + ("" if problem.loss == "mse" else f"; loss {problem.loss}")
-        + ("" if problem.huber_delta is None else f", delta = {problem.huber_delta:.8g}")
     )
     if problem.training.steps > 0:
         for line in stability_lines(problem):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from ..common.i18n import Message
 
 if TYPE_CHECKING:
-    from .kinks import Kink
+    from .kink import Kink
 
 # Roundings on the longest chain for one gradient of the mean squared error, beyond
 # the n - 1 additions of the sum: 3 in the residual W*x_i + b - y_i (counted twice

@@ -15,23 +15,21 @@ and its gradient may then differ from the reference by a whole term (2 |x_i| / n
 check is inconclusive, never a pass and never a fail. The loss itself is continuous at
 the kink (|r| is), and its check stays as it is.
 
-A loss lists its kinks (values of the residual) in its registry entry. Huber's loss has
-none there: its derivative is continuous at |r| = delta, and its bound covers either
-branch (see the Huber entry in :mod:`derive.models.registry`).
+A loss lists its kinks (values of the residual) in its registry entry; the mean
+squared error has none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from ..common.i18n import Message
 from ..symbolic.derivation import X_I, Y_I, Symbolic, absolute_form
 from .adjoint_values import exact_value
 from .check import PRECISION_BITS, SMALLEST_NORMAL
+from .kink import Kink
 from .roundings import node_roundings
 from .underflow import node_sensitivity
 
@@ -39,26 +37,6 @@ from .underflow import node_sensitivity
 # this share of M_r + |kink| (a few roundings of 2^-53); it only has to let every sample
 # within the bound through.
 _SCREEN_SLACK = 2.0**-40
-
-
-@dataclass(frozen=True)
-class Kink:
-    """A sample whose exact residual lies within its rounding-error bound of a kink."""
-
-    sample: int  # 1-based
-    residual: Fraction
-    bound: Fraction
-    at: Fraction
-
-    def reason(self, quantity: str) -> Message:
-        return Message.of(
-            "reason.kink",
-            quantity=quantity,
-            sample=self.sample,
-            residual=f"{float(self.residual):.3g}",
-            bound=f"{float(self.bound):.3g}",
-            kink=f"{float(self.at):g}",
-        )
 
 
 class KinkWatch:

@@ -61,16 +61,14 @@ class Loss:
     graph: tuple[Node, ...] = ()
     # What bounds the learning rate (a capability): "hessian", the Hessian of the loss
     # gives 2/lambda_max (a loss twice differentiable in the parameters); "none", no
-    # curvature at all (|r|: piecewise linear); "inside", the Hessian of the samples
-    # inside the quadratic branch, a bound near the current point only
+    # curvature at all (|r|: piecewise linear)
     curvature: str = "hessian"
     # The classic mistakes a learner makes with this loss, by the names of
     # derive.symbolic.derivation.WRONG_FORMULAS: --wrong-derivative offers these
     wrong_derivatives: tuple[str, ...] = ("drop-factor-2", "drop-mean", "x-for-y")
-    takes_delta: bool = False  # a setting --huber-delta gives (Huber's delta)
-    # The per-sample loss on NumPy arrays of residuals (and delta), for the plots of a
-    # loss that is no polynomial in the parameters; None: the plots use the polynomial
-    numeric: Callable[[Any, float | None], Any] | None = None
+    # The per-sample loss on NumPy arrays of residuals, for the plots of a loss that is
+    # no polynomial in the parameters; None: the plots use the polynomial
+    numeric: Callable[[Any], Any] | None = None
     # Catalogue keys: the sentence that introduces the loss (section 1), and what the
     # derivation must add about the loss's kinks (None: it has none)
     # Values of the residual where outer' jumps (|u| at 0): the tape decides the side on
@@ -164,7 +162,7 @@ LOSSES: Mapping[str, Loss] = {
         ),
         curvature="none",
         wrong_derivatives=("r-for-sign", "flip-sign", "drop-mean", "x-for-y"),
-        numeric=lambda residual, _delta: abs(residual),
+        numeric=abs,
         kinks=(0,),
         sentence="problem.model_and_loss_mae",
         derivation_note="explain.sign_convention",

@@ -12,7 +12,6 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,9 +19,6 @@ from ..common.errors import InputError
 from ..common.i18n import Message
 from .standardize import Standardization
 from .standardize import standardize as standardize_data
-
-if TYPE_CHECKING:
-    from ..models.registry import Loss
 
 DTYPES = ("float32", "float64")
 MODES = ("eager", "function", "xla")  # how the tape runs (derive.tape.gradient)
@@ -122,9 +118,6 @@ class Problem:
     # How the tape runs, as the learner's script may: "eager", "function" (tf.function)
     # or "xla" (tf.function(jit_compile=True)).
     mode: str = "eager"
-    # Huber's delta as the tape holds it (Keras makes it a tensor of y_pred's dtype,
-    # float32); None for the losses that have none
-    huber_delta: float | None = None
 
     @property
     def n(self) -> int:
@@ -237,7 +230,6 @@ def make_problem(
     loss: str = "mse",
     standardize: bool = False,
     mode: str = "eager",
-    huber_delta: float | str | None = None,
 ) -> Problem:
     """Validate the inputs and freeze them into a :class:`Problem`; with `standardize`
     the tape sees z-scores of x and y (:mod:`derive.problem.standardize`)."""
@@ -248,7 +240,7 @@ def make_problem(
     if mode not in MODES:
         raise InputError("unknown mode; choose eager, function or xla", mode)
     definition = get_model(model)
-    delta = _loss_setting(get_loss(loss), dtype, huber_delta)
+    get_loss(loss)
     if len(dataset.x) != len(dataset.y):
         raise InputError(
             "x and y have different lengths", f"{len(dataset.x)} x, {len(dataset.y)} y"
@@ -287,27 +279,5 @@ def make_problem(
         training=training,
         standardized=standardized,
         mode=mode,
-        huber_delta=delta,
     )
 
-
-def _loss_setting(loss: Loss, dtype: str, delta: float | str | None) -> float | None:
-    """Huber's delta, checked and rounded to float32 as Keras holds it (None for a loss
-    without one). Keras's Huber computes in float32 whatever the inputs' dtype (it
-    casts y and y_pred), which the op graph here does not follow: float64 is refused."""
-    if not loss.takes_delta:
-        if delta is not None:
-            raise InputError("--huber-delta needs --loss huber", delta)
-        return None
-    if dtype != "float32":
-        raise InputError(
-            "--loss huber computes in float32 (Keras casts to it); --dtype must be float32",
-            dtype,
-        )
-    value = 1.0 if delta is None else delta
-    if isinstance(value, str) or not (math.isfinite(value) and value > 0):
-        raise InputError("--huber-delta must be a finite positive number", value)
-    rounded = float(np.float32(value))
-    if not (math.isfinite(rounded) and rounded >= float(np.finfo(np.float32).tiny)):
-        raise InputError("--huber-delta is beyond float32's normal range", value)
-    return rounded

@@ -71,7 +71,7 @@ def evaluate(polynomial: Polynomial, *values: np.ndarray | float) -> np.ndarray:
 
 def loss_surface(spec: PlotSpec, *parameters: np.ndarray) -> np.ndarray:
     """L over a grid of the parameters: from its polynomial, or, for a loss that is none
-    (|r|, Huber's), as the mean of the loss's per-sample values over the plotted samples
+    (|r|), as the mean of the loss's per-sample values over the plotted samples
     (all of them up to PlotSpec's limit, else an even spread: a picture, not a check)."""
     if spec.loss_polynomial or spec.prediction_polynomial is None:
         return evaluate(spec.loss_polynomial, *parameters)
@@ -80,5 +80,5 @@ def loss_surface(spec: PlotSpec, *parameters: np.ndarray) -> np.ndarray:
     total = np.zeros(np.broadcast(*parameters).shape)
     for x, y in zip(spec.x, spec.y, strict=True):
         residual = evaluate(spec.prediction_polynomial, x, *parameters) - y
-        total = total + per_sample(residual, spec.huber_delta)
+        total = total + per_sample(residual)
     return total / max(len(spec.x), 1)

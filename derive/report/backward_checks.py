@@ -28,7 +28,7 @@ from ..exact.check import (
 )
 from ..exact.expansion import two_sum
 from ..exact.float_bounds import bound_at, gamma_bounds
-from ..exact.kinks import Kink
+from ..exact.kink import Kink
 from ..symbolic.adjoints import (
     Vertex,
 )

@@ -148,7 +148,6 @@ def report_to_dict(
             "model": problem.model,
             "loss": problem.loss,
             "loss_name": problem.loss_name,
-            **({} if problem.huber_delta is None else {"huber_delta": problem.huber_delta}),
             "parameters": list(problem.parameters),
             "standardized": _standardized(problem),
         },

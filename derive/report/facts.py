@@ -65,7 +65,6 @@ class ProblemFacts:
     model_name: str = "linear"  # the model's registered name (catalogue key model.<name>)
     loss_name: str = "mse"  # the loss's registered name (catalogue key loss.<name>)
     parameters: tuple[str, ...] = ("W", "b")  # the model's parameters, in order
-    huber_delta: float | None = None  # Huber's delta as the tape held it (None: no Huber)
     loss_sentence: str = "problem.model_and_loss"  # catalogue key introducing the loss
     derivation_note: str | None = None  # catalogue key: what the loss's kinks mean
     source_message: Message | None = None  # where the samples came from, to be put in words

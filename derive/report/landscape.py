@@ -48,7 +48,6 @@ class Landscape:
             display_step=problem.training.display_step,
             standardized=problem.standardized is not None,
             loss_name=problem.loss,
-            huber_delta=problem.huber_delta,
         )
 
 

@@ -27,6 +27,5 @@ class PlotSpec:
     lang: str = "en"  # the language of titles, labels and legends
     standardized: bool = False  # x and y are z-scores (--standardize): the axes say so
     # A loss that is no polynomial in the parameters (loss_polynomial empty) is drawn
-    # from the samples: the registered loss and its setting
+    # from the samples: the registered loss
     loss_name: str = "mse"
-    huber_delta: float | None = None

@@ -43,8 +43,6 @@ WRONG_FORMULAS = {
     **WRONG_DERIVATIVES,
     "r-for-sign": "the residual r_i is written where sign(r_i) belongs",
     "flip-sign": "the sign is flipped: sign(y_i - y_hat_i) for sign(y_hat_i - y_i)",
-    "r-everywhere": "the quadratic branch's r_i is used beyond delta too",
-    "drop-delta": "the linear branch's factor delta is dropped",
 }
 
 
@@ -347,28 +345,7 @@ def wrong_formula(formula: Formula, kind: str) -> Formula:
         return Formula(formula.coefficient, formula.summand.replace(sp.sign, lambda r: r))
     if kind == "flip-sign":
         return Formula(-formula.coefficient, formula.summand)
-    if kind == "r-everywhere":  # the first (quadratic) branch of every Piecewise
-        return Formula(
-            formula.coefficient,
-            formula.summand.replace(sp.Piecewise, lambda *pairs: pairs[0][0]),
-        )
-    if kind == "drop-delta":  # delta sign(r) on the linear branch becomes sign(r)
-        return Formula(
-            formula.coefficient,
-            formula.summand.replace(
-                sp.Piecewise,
-                lambda *pairs: sp.Piecewise(
-                    pairs[0], *((_without_delta(e), c) for e, c in pairs[1:])
-                ),
-            ),
-        )
     raise InputError("unknown kind of wrong derivative", kind)
-
-
-def _without_delta(expr: sp.Expr) -> sp.Expr:
-    """expr with its numeric factor (Huber's delta, a constant here) set to 1."""
-    factor, rest = expr.as_coeff_Mul()
-    return sp.sign(factor) * rest
 
 
 def evaluate_exact(
