@@ -196,6 +196,7 @@ BAD_HANDOUTS = [
     (["--columns", "a,b"], "--columns needs --data", "a,b"),
     (["--data", "seed", "--columns", "a"], "--columns expects two names", "a"),
     (["--count", "x"], "invalid command line", "invalid int value"),
+    (["--loss", "l1"], "unknown --loss; choose mse or mae", "l1"),
 ]
 
 

@@ -182,4 +182,4 @@ def get_loss(name: str) -> Loss:
     try:
         return LOSSES[name]
     except KeyError:
-        raise InputError("unknown loss", name) from None
+        raise InputError("unknown --loss; choose " + " or ".join(LOSSES), name) from None

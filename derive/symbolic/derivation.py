@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 
+import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
@@ -212,9 +213,18 @@ class Symbolic:
 
         Plain arithmetic works on Fractions (exact) as well as on floats and arrays.
         """
-        plain = expr.subs({X_I: _XS, Y_I: _YS})
+        plain = expr.subs({X_I: _XS, Y_I: _YS}).replace(sp.sign, _SIGN)
         arguments = [*self.parameters.values(), _XS, _YS]
-        return sp.lambdify(arguments, plain, modules=[{}])
+        return sp.lambdify(arguments, plain, modules=[{_SIGN.__name__: _sign}])
+
+
+# SymPy prints sign(a) as math.copysign, a float: sign becomes a call to an exact one
+_SIGN = sp.Function("exact_sign")
+
+
+def _sign(value):  # type: ignore[no-untyped-def]
+    """-1, 0 or 1 as an int (exact with Fractions), elementwise for arrays."""
+    return np.sign(value) if isinstance(value, np.ndarray) else (value > 0) - (value < 0)
 
 
 def _one_over_n() -> sp.Expr:
