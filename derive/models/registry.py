@@ -77,6 +77,7 @@ class Loss:
     sentence: str = "problem.model_and_loss"
     derivation_note: str | None = None
     handout_keys: str = ""  # suffix of the handouts' catalogue keys that name the loss
+    bound_text: str = "checks.bound"  # catalogue key: how k is counted for this loss
 
 
 def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
@@ -167,6 +168,7 @@ LOSSES: Mapping[str, Loss] = {
         sentence="problem.model_and_loss_mae",
         derivation_note="explain.sign_convention",
         handout_keys="_mae",
+        bound_text="checks.bound_mae",
     ),
 }
 

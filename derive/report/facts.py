@@ -67,6 +67,7 @@ class ProblemFacts:
     parameters: tuple[str, ...] = ("W", "b")  # the model's parameters, in order
     loss_sentence: str = "problem.model_and_loss"  # catalogue key introducing the loss
     derivation_note: str | None = None  # catalogue key: what the loss's kinks mean
+    bound_text: str = "checks.bound"  # catalogue key: how k is counted for the loss
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla

@@ -15,6 +15,11 @@ from ..problem.problem import Problem
 from ..symbolic.derivation import X_I, Symbolic
 from .plotspec import PlotSpec
 
+# A loss whose derivative is not affine in the parameters (|r|): no linear system to solve
+NO_CLOSED_FORM = (
+    "The loss's derivatives are not linear in the parameters, so no closed-form optimum "
+    "is computed here; the path and the loss curve show where training went."
+)
 NOT_UNIQUE = (
     "The least-squares solution is not unique here (a single sample, or all x equal): "
     "many lines fit equally well."

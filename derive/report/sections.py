@@ -185,6 +185,7 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         parameters=tuple(model.parameters),
         loss_sentence=get_loss(problem.loss).sentence,
         derivation_note=get_loss(problem.loss).derivation_note,
+        bound_text=get_loss(problem.loss).bound_text,
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
         mode=problem.mode,

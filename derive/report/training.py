@@ -30,7 +30,7 @@ from ..models.registry import get_loss, get_model
 from ..problem.problem import Problem
 from ..symbolic.derivation import Formula, Symbolic, latex
 from ..tape.training import Trace
-from .landscape import NOT_UNIQUE, Landscape, landscape
+from .landscape import NO_CLOSED_FORM, NOT_UNIQUE, Landscape, landscape
 from .training_checks import OPTIMIZER_UNIT_ROUNDOFF, UPDATE_ROUNDINGS, StepChecks
 from .training_facts import Optimum, Series, TrainingFacts, UpdateRule
 
@@ -127,7 +127,13 @@ def check_training(
         optimum=(
             _optimum(ground, names, [Fraction(v) for v in final.values()]) if last >= 0 else None
         ),
-        optimum_note="" if ground.solution is not None else NOT_UNIQUE,
+        optimum_note=(
+            ""
+            if ground.solution is not None
+            else NOT_UNIQUE
+            if get_loss(problem.loss).curvature == "hessian"
+            else NO_CLOSED_FORM
+        ),
         rows=tuple(checks.rows()),
         series=Series(
             steps=tuple(range(end)),
