@@ -291,6 +291,7 @@ def build_report(
     backward: bool = True,
     standardize: bool = False,
     mode: str = "eager",
+    loss: str = "mse",
 ) -> Report:
     """Explain ``tape.gradient(loss, [W, b])`` for a data set; see the README for the fields.
 
@@ -308,5 +309,6 @@ def build_report(
         training=training,
         standardize=standardize,
         mode=mode,
+        loss=loss,
     )
     return explain(problem, wrong_derivative, backward=backward)
