@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from ..common.errors import InputError
 from ..common.i18n import Message
 from ..common.version import __version__
 from ..exact import reference, underflow
@@ -59,6 +60,14 @@ def symbolic_for(problem: Problem) -> Symbolic:
 def formulas_for(symbolic: Symbolic, wrong_derivative: str | None = None) -> dict[str, Formula]:
     """The derived gradient formulas, or deliberately wrong ones for the demonstration."""
     formulas = {name: d.result for name, d in symbolic.derivations.items()}
+    offered = symbolic.loss_definition.wrong_derivatives
+    if wrong_derivative is not None and wrong_derivative not in offered:
+        # r-for-sign on the squared error would change nothing: a "wrong" formula that is right
+        raise InputError(
+            f"unknown kind of wrong derivative for --loss {symbolic.loss_definition.name}; "
+            "choose " + ", ".join(offered),
+            wrong_derivative,
+        )
     if wrong_derivative is not None:
         formulas = {name: wrong_formula(f, wrong_derivative) for name, f in formulas.items()}
     return formulas
