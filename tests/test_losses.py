@@ -356,3 +356,48 @@ def test_the_real_tape_takes_the_other_side_at_the_kink_and_is_not_failed():
     report = explain(problem, None, run, backward=True)
     assert [c.verdict for c in report.checks] == ["pass", "inconclusive", "inconclusive"]
     assert report.ok
+
+
+# --- Beyond the exact limit: error-free expansions ------------------------------------------
+
+
+def test_an_expansion_knows_its_sign_exactly_where_float64_rounds_to_zero():
+    from derive.exact.expansion import Expansion
+
+    # 1 + 2^-60 - 1 is 2^-60 exactly; its float64 sum is 0
+    value = Expansion.of([1.0, 1.0, 2.0]) + Expansion.of([2.0**-60, -(2.0**-60), 0.0]) - 1.0
+    assert list(value.sign().parts[0]) == [1.0, -1.0, 1.0]
+    assert list(Expansion.of([0.0, -3.0]).sign().parts[0]) == [0.0, -1.0]
+    magnitude = abs(value)
+    assert [sum(Fraction(float(p[i])) for p in magnitude.parts) for i in range(3)] == [
+        Fraction(1, 2**60),
+        Fraction(1, 2**60),
+        Fraction(1),
+    ]
+
+
+def test_mae_beyond_the_exact_limit_matches_the_fractions():
+    """n = 2500 takes the error-free float64 path for the references and the magnitudes
+    (M of dL/db is the mean of n ones: 1, not 1/n)."""
+    from derive.exact.reference import EXACT_LIMIT
+
+    rng = np.random.default_rng(5)
+    n = EXACT_LIMIT + 500
+    x = rng.uniform(0, 10, n).round(3)
+    y = (0.3 * x + 1 + rng.normal(0, 0.5, n)).round(3)
+    dataset = Dataset("big", tuple(x), tuple(y), "test: more samples than the exact limit")
+    problem = problem_for("mae", dataset, steps=0)
+    ground = prepare(problem)
+    assert not ground.samples.exact
+    hand = by_hand("mae", x, y, INIT["W"], INIT["b"])
+    for key in ("W", "b"):
+        assert abs(ground.references[key] - hand[key]) <= abs(hand[key]) * Fraction(1, 2**52)
+    assert ground.magnitudes[2] >= 1
+    report = complete_with_emulation(ground)
+    assert [c.verdict for c in report.checks] == ["pass"] * 3
+
+
+def complete_with_emulation(ground):
+    from derive.report.build import complete
+
+    return complete(ground, emulated_tape(ground.problem), None, backward=False)

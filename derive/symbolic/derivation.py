@@ -218,12 +218,13 @@ class Symbolic:
         return sp.lambdify(arguments, plain, modules=[{_SIGN.__name__: _sign}])
 
 
-# SymPy prints sign(a) as math.copysign, a float: sign becomes a call to an exact one
-_SIGN = sp.Function("exact_sign")
+_SIGN = sp.Function("exact_sign")  # lambdify prints sign as math.copysign, a float
 
 
 def _sign(value):  # type: ignore[no-untyped-def]
     """-1, 0 or 1 as an int (exact with Fractions), elementwise for arrays."""
+    if hasattr(value, "sign"):  # an error-free expansion (derive.exact.expansion): exact
+        return value.sign()
     return np.sign(value) if isinstance(value, np.ndarray) else (value > 0) - (value < 0)
 
 
