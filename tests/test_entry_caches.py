@@ -53,7 +53,7 @@ def _registered(monkeypatch, entry: Model):
 
 
 def test_two_entries_under_one_name_never_share_a_derivation(monkeypatch):
-    w, b = sp.Symbol("W"), sp.Symbol("b")
+    w, b = sp.Symbol("W", real=True), sp.Symbol("b", real=True)  # derive's symbols are real
     _, line, line_k = _registered(monkeypatch, LINE)
     problem, square, square_k = _registered(monkeypatch, SQUARE)
 

@@ -200,14 +200,14 @@ def test_a_wrong_formulas_value_is_labelled_as_such(wrong_report, lang):
 
 
 def test_json_says_which_formula_the_gradient_references_come_from(report, wrong_report, schema):
-    from derive.symbolic.derivation import WRONG_DERIVATIVES
+    from derive.symbolic.derivation import WRONG_FORMULAS
 
     assert json.loads(to_json(report))["gradient_formula"] == "derived"
     document = json.loads(to_json(wrong_report))
     jsonschema.validate(document, schema)
     assert document["gradient_formula"] == "drop-factor-2"
     formulas = schema["properties"]["gradient_formula"]["enum"]
-    assert formulas == ["derived", *WRONG_DERIVATIVES]
+    assert formulas == ["derived", *WRONG_FORMULAS]
 
 
 class _Elements(HTMLParser):

@@ -19,7 +19,7 @@ from derive.symbolic.derivation import (
     wrong_formula,
 )
 
-W, B = sp.symbols("W b")
+W, B = sp.symbols("W b", real=True)  # real, as derive's parameters (d|r|/dr = sign r)
 RESIDUAL = W * X_I + B - Y_I
 LOSS = sp.Sum(RESIDUAL**2, (I, 1, N)) / N
 
@@ -47,7 +47,7 @@ def test_every_step_is_verified(symbolic):
 def test_results_are_the_textbook_gradients(symbolic, parameter, expected):
     result = symbolic.derivations[parameter].result
     assert verify_equal(result.expression, expected)
-    assert verify_equal(result.expression, sp.diff(LOSS, sp.Symbol(parameter)))
+    assert verify_equal(result.expression, sp.diff(LOSS, sp.Symbol(parameter, real=True)))
 
 
 def test_a_drifting_step_is_caught():

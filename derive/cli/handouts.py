@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..common.errors import EXIT_CHECK_FAILED, EXIT_OK, InputError
+from ..models.registry import DEFAULT_LOSS
 
 # Printing a sheet's page takes about ten times as long as checking its key against the
 # tape (0.3 s against 0.02 s), and each sheet is printed twice: as a sheet and as a key.
@@ -97,6 +98,7 @@ def run_handouts(args: argparse.Namespace) -> int:
     if jobs < 1:
         raise InputError("--jobs must be at least 1", args.jobs)
     dataset = _dataset(args)
+    loss = _loss(args)
     # Without --seed a seed is drawn (a fixed default would give every class the same
     # sheets) and said, so that the set can be made again.
     class_seed = args.seed if args.seed is not None else draw_seed()
@@ -115,7 +117,9 @@ def run_handouts(args: argparse.Namespace) -> int:
             HandoutProgress.total(count), terminal and not args.quiet, lines=not args.quiet
         )
         progress = HandoutProgress(bar, count)
-        handouts = _build(lang, roster, count, class_seed, dataset, samples, say, progress)
+        handouts = _build(
+            lang, roster, count, class_seed, dataset, samples, say, progress, loss
+        )
         handouts = _printable_names(handouts, glyphs.result())
         rendered = render_files(handouts, pool, progress.printed_part, jobs)
         bar.finish()
@@ -181,6 +185,13 @@ def _roster(args: argparse.Namespace) -> list[str] | None:
     return [entry.name for entry in entries]
 
 
+def _loss(args: argparse.Namespace) -> str:
+    """--loss, checked before any work starts."""
+    from ..models.registry import get_loss
+
+    return get_loss(args.loss.strip()).name
+
+
 def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The data every sheet shares (--data, --columns, the first --samples rows), or None."""
     from ..problem.datasets import parse_columns, resolve_dataset
@@ -216,12 +227,13 @@ def _printable_names(handouts, unprintable: frozenset[str]):  # type: ignore[no-
     return without_unprintable(handouts, unprintable)
 
 
-def _build(lang, roster, count, class_seed, dataset, samples, say, progress):  # type: ignore[no-untyped-def]
+def _build(lang, roster, count, class_seed, dataset, samples, say, progress, loss):  # type: ignore[no-untyped-def]
     from ..handouts.sheets import build_handouts
 
     say(
         f"derive handouts: {_counted(count, 'sheet')}, class seed {class_seed} "
         f"(--seed {class_seed} makes the same set again), {lang}"
+        + ("" if loss == DEFAULT_LOSS else f", loss {loss}")
     )
     return build_handouts(
         count,
@@ -231,4 +243,5 @@ def _build(lang, roster, count, class_seed, dataset, samples, say, progress):  #
         samples=samples,
         lang=lang,
         progress=progress.checked,
+        loss=loss,
     )

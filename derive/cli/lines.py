@@ -87,8 +87,13 @@ def summary_line(report) -> str:  # type: ignore[no-untyped-def]
         return (
             f"no check failed; {_values(count)} {'is' if count == 1 else 'are'} inconclusive: "
             + "; ".join(where)
-            + " (within a bound of at least half the value: a value off by a factor 2 would "
-            "pass as well)"
+            + (
+                " (a residual within its rounding error of a kink, or a bound of at least half "
+                "the value)"
+                if any(c.kink is not None for c in report.checks)
+                else " (within a bound of at least half the value: a value off by a factor 2 "
+                "would pass as well)"
+            )
         )
     return (
         f"OVERFLOW: {_values(count)} left {report.problem.dtype}'s range: "
@@ -102,6 +107,8 @@ def stability_lines(problem) -> list[str]:  # type: ignore[no-untyped-def]
     from ..exact.stability import stability
     from ..report.build import symbolic_for
 
+    if problem.loss_entry.curvature != "hessian":
+        return []  # no Hessian bounds the rate: the report says what does instead
     found = stability(problem, symbolic_for(problem))
     where = " at the initial values" if found.local else ""
     if found.stable_lr is not None and not found.stable:
@@ -148,8 +155,13 @@ def training_lines(training) -> list[str]:  # type: ignore[no-untyped-def]
         first = training.first_inconclusive
         lines.append(
             f"    inconclusive: {_values(training.inconclusive_checks)}, the first "
-            f"{first.check.quantity} at step {first.step}: its bound is "
-            f"{first.check.resolution:.3g} times the value"
+            f"{first.check.quantity} at step {first.step}: "
+            + (
+                f"sample {first.check.kink.sample}'s residual is within its rounding error "
+                "of a kink"
+                if first.check.kink is not None
+                else f"its bound is {first.check.resolution:.3g} times the value"
+            )
         )
     lines.append(f"  after step {training.final_step}: {final}, loss = {training.final_loss:.8g}")
     if training.first_failure is not None:

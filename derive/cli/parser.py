@@ -13,6 +13,7 @@ from ..common.errors import (
     InputError,
     breaks_lines,
 )
+from ..models.registry import DEFAULT_LOSS
 
 EXAMPLES = """\
 examples:
@@ -26,6 +27,8 @@ examples:
   python -m derive report --data points.csv --out handouts --name week3
   python -m derive report --wrong-derivative drop-factor-2
       show that a derivative without the factor 2 fails the check (exit code 1)
+  python -m derive report --data tf-examples --loss mae --seed 7
+      the mean absolute error: its derivative is sign(r), TensorFlow's sign(0) = 0
   python -m derive report --no-backward
       leave out section 7, the tape's backward pass node by node
   python -m derive report --data tf-examples --steps 200 --lr 0.02 --display-step 20
@@ -130,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, help="seed for the random initial values (default: drawn, recorded)"
     )
     setup.add_argument("--dtype", default="float32", help="float32 (default) or float64")
+    _add_loss(setup)
     setup.add_argument(
         "--mode",
         default="eager",
@@ -140,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--wrong-derivative",
         metavar="KIND",
         help="demonstration: use a deliberately wrong derivative "
-        "(drop-factor-2, drop-mean, x-for-y) and watch the check fail",
+        "(drop-factor-2, drop-mean, x-for-y; with --loss mae: r-for-sign, flip-sign, "
+        "drop-mean, x-for-y) and watch the check fail",
     )
     setup.add_argument(
         "--no-backward",
@@ -223,6 +228,8 @@ examples:
       the first three rows of the CSV's columns hours and score on every sheet
   python -m derive handouts --count 200 --jobs 4 > log.txt
       print with four processes; a line in the log each time a tenth is done
+  python -m derive handouts --count 10 --loss mae
+      the mean absolute error: signs of the residuals instead of their doubles
 
 exit codes: 0 every key agrees with the tape, 1 a key does not, 2 bad input, 3 internal error
 """
@@ -271,6 +278,7 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
         default=None,
         help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (default 2)",
     )
+    _add_loss(handouts)
     handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")
     handouts.add_argument(
         "--jobs",
@@ -284,6 +292,16 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
     )
     _add_lang(handouts)
     _add_debug(handouts, default=argparse.SUPPRESS)
+
+
+def _add_loss(group: argparse._ActionsContainer) -> None:
+    group.add_argument(
+        "--loss",
+        default=DEFAULT_LOSS,
+        metavar="LOSS",
+        help="mse (default): tf.reduce_mean(tf.square(y_pred - y)); mae: "
+        "tf.reduce_mean(tf.abs(y_pred - y))",
+    )
 
 
 def _add_lang(group: argparse._ArgumentGroup) -> None:

@@ -14,6 +14,7 @@ from ..common.errors import (
     EXIT_OK,
     InputError,
 )
+from ..models.registry import DEFAULT_LOSS
 from .lines import check_lines, stability_lines, summary_line, training_lines
 from .parser import parse_formats, parse_init, parse_lang, parse_stem
 
@@ -44,14 +45,16 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         training=Training(args.steps, args.lr, args.display_step),
         standardize=args.standardize,
         mode=args.mode,
+        loss=args.loss,
     )
     stem = parse_stem(args.name) if args.name is not None else parse_stem(problem.name)
     if args.wrong_derivative is not None:
-        from ..symbolic.derivation import WRONG_DERIVATIVES
 
-        if args.wrong_derivative not in WRONG_DERIVATIVES:
+        kinds = problem.loss_entry.wrong_derivatives
+        if args.wrong_derivative not in kinds:
             raise InputError(
-                "unknown kind of wrong derivative; choose " + ", ".join(WRONG_DERIVATIVES),
+                f"unknown kind of wrong derivative for --loss {problem.loss}; choose "
+                + ", ".join(kinds),
                 args.wrong_derivative,
             )
     out = Path(args.out)
@@ -68,6 +71,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         + f"; {problem.training.steps} steps, learning rate {problem.training.learning_rate:g}"
         + ("; trained on z-scores of x and y" if problem.standardized is not None else "")
         + ("" if problem.mode == "eager" else f"; the tape runs in mode {problem.mode}")
+        + ("" if problem.loss == DEFAULT_LOSS else f"; loss {problem.loss}")
     )
     if problem.training.steps > 0:
         for line in stability_lines(problem):

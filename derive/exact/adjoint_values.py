@@ -37,6 +37,11 @@ def exact_value(expr: sp.Expr, values: Mapping[sp.Basic, Fraction]) -> Fraction:
         return result
     if isinstance(expr, sp.Pow) and expr.exp.is_Integer:
         return exact_value(expr.base, values) ** int(expr.exp)
+    if isinstance(expr, sp.Abs):
+        return abs(exact_value(expr.args[0], values))
+    if isinstance(expr, sp.sign):  # sign(0) = 0, as TensorFlow's
+        inner = exact_value(expr.args[0], values)
+        return Fraction((inner > 0) - (inner < 0))
     raise NotImplementedError(f"no exact evaluation for {expr!r}")
 
 

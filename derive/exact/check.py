@@ -20,8 +20,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from ..common.i18n import Message
+
+if TYPE_CHECKING:
+    from .kink import Kink
 
 PRECISION_BITS = {"float32": 24, "float64": 53}
 
@@ -165,6 +169,7 @@ class Check:
     # it for the sum the tape forms before dividing by n), and that n
     overflow_magnitude: float = math.nan
     summed: int = 1
+    kink: Kink | None = None  # a sample the tape may put on the other side of a kink
 
     @property
     def inconclusive(self) -> bool:
@@ -204,6 +209,7 @@ def compare(
     bound: Bound,
     dtype: str,
     summed: int = 1,
+    kink: Kink | None = None,
 ) -> Check:
     """Exact difference between the tape and the reference, judged against the bound.
 
@@ -265,7 +271,9 @@ def compare(
     # bound beyond the float range (M or S overflowed float64): any finite tape passes.
     bounded = math.isfinite(bound.gamma)
     within = bounded and (tolerance is None or difference <= tolerance)
-    if not within:
+    if kink is not None:  # the tape may rightly be on the kink's other side: no verdict
+        verdict, within = INCONCLUSIVE, True
+    elif not within:
         verdict = FAIL
     elif tolerance is None or tolerance >= TELLS_APART * size:
         verdict = INCONCLUSIVE
@@ -281,6 +289,7 @@ def compare(
         ),
         verdict=verdict,
         error_um=math.inf if magnitude is None else _ratio(difference, u * magnitude),
+        kink=kink,
         **common,
     )
 
@@ -288,6 +297,8 @@ def compare(
 def verdict_reason(check: Check) -> Message | None:
     """Why a check is inconclusive or an overflow, in words (None for pass and fail)."""
     if check.verdict == INCONCLUSIVE:
+        if check.kink is not None:
+            return check.kink.reason(check.quantity)
         if not math.isfinite(check.resolution) and check.reference == 0:
             return Message.of("reason.inconclusive_zero", quantity=check.quantity)
         return Message.of(

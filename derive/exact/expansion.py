@@ -87,6 +87,23 @@ class Expansion:
 
     __rmul__ = __mul__
 
+    def sign(self) -> Expansion:
+        """Each value's sign, exactly (sign(0) = 0): from the float64 sum of the parts
+        where its error, below k 2^-53 times the sum of their magnitudes, cannot reach
+        0; in rational arithmetic for the few values that close to 0."""
+        parts = np.broadcast_arrays(*self.parts)
+        rounded = np.sum(parts, axis=0)
+        signs = np.sign(rounded)
+        unsure = np.abs(rounded) <= len(parts) * 2.0**-52 * np.sum(np.abs(parts), axis=0)
+        for index in zip(*np.nonzero(np.atleast_1d(unsure)), strict=True):
+            exact = sum((Fraction(float(np.atleast_1d(p)[index])) for p in parts), Fraction(0))
+            np.atleast_1d(signs)[index] = (exact > 0) - (exact < 0)
+        return Expansion.of(signs)
+
+    def __abs__(self) -> Expansion:  # each part times the value's sign: exact
+        signs = self.sign().parts[0]
+        return Expansion(tuple(part * signs for part in self.parts))
+
     def __pow__(self, exponent: int) -> Expansion:
         if not isinstance(exponent, int) or exponent < 1:
             return NotImplemented

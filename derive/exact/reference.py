@@ -132,6 +132,7 @@ def magnitude(
     # Enlarging by that much keeps M an upper bound, which is all a bound needs.
     function = symbolic.sample_function(absolute.summand)
     terms = function(*(float(v) for v in parameters.values()), magnitudes.x, magnitudes.y)
+    terms = np.broadcast_to(terms, magnitudes.x.shape)  # a summand free of the data: n terms
     coefficient = Fraction(str(absolute.coefficient.subs(N, samples.n)))
     approximate = Fraction(float(np.sum(terms)))
     return coefficient * approximate * (1 + Fraction(samples.n + 8, 2**52))

@@ -62,6 +62,14 @@ def _counts(model: Model, loss: Loss, n: int, dtype: str, depth: int, xla: bool)
     }
 
 
+@functools.cache
+def node_roundings(model: Model, loss: Loss, node: str, dtype: str) -> int:
+    """t of one per-sample node's forward value (before the mean: no sum, no n)."""
+    backward = _adjoints(model, loss)
+    forward = _forward_counts(backward, 1, dtype, 0, 0)
+    return forward[backward.symbols[node]]
+
+
 def tape_roundings(
     n: int, dtype: str, order: Order | None, model: Model, loss: Loss
 ) -> Mapping[str, int]:
@@ -163,6 +171,10 @@ def roundings(expr: sp.Expr, known: Mapping[sp.Basic, int], dtype: str) -> int:
     if isinstance(expr, sp.Mul):
         factors = [a for a in expr.args if not power_of_two(a)]
         return sum(roundings(a, known, dtype) for a in factors) + max(len(factors) - 1, 0)
+    if isinstance(expr, sp.Abs):  # exact: only the sign bit changes
+        return roundings(expr.args[0], known, dtype)
+    if isinstance(expr, sp.sign):  # -1, 0 or 1: exact (the side of 0 is exact/kinks.py's)
+        return 0
     if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
         power = int(expr.exp)
         return power * roundings(expr.base, known, dtype) + power - 1

@@ -44,12 +44,15 @@ class Handouts:
     samples: int
     model: str  # LaTeX of y_hat_i
     loss: str  # LaTeX of L for general n
-    term: str  # LaTeX of one sample's term of the loss, in r_i (r_i^2)
+    term: str  # LaTeX of one sample's term of the loss, in r_i (r_i^2, |r_i|)
     model_name: str  # the model's registered name (catalogue key model.<name>)
     model_title: str  # the entry's own title, for a language without that key
     gradients: Mapping[str, str]  # LaTeX of each general-n derivative
     learning_rate: Fraction
     sheets: tuple[Sheet, ...]
+    # The suffix of the loss's catalogue keys for the sheets' words ("" for the mean
+    # squared error, "_mae" for the mean absolute error): from its entry
+    keys: str
 
     @property
     def ok(self) -> bool:

@@ -40,14 +40,9 @@ def build_sheet(
     symbolic: Symbolic, spec: SheetSpec, dataset: Dataset | None, samples: int
 ) -> Sheet:
     data = dataset if dataset is not None else draw_dataset(spec, samples)
-    init = draw_initial(spec, symbolic.model.parameters)
-    problem = make_problem(
-        data,
-        init=init,
-        name=spec.identifier,
-        model=symbolic.model.name,
-        loss=symbolic.loss_definition.name,
-    )
+    model, loss = symbolic.model, symbolic.loss_definition
+    init = _off_the_kinks(symbolic, draw_initial(spec, model.parameters), data)
+    problem = make_problem(data, init=init, name=spec.identifier, model=model.name, loss=loss.name)
     r_i = sp.Symbol("r_{i}")
     shares = {
         name: latex(
@@ -68,6 +63,24 @@ def build_sheet(
             _residual_lines(symbolic, k, init, data) for k in range(1, len(data.x) + 1)
         ),
     )
+
+
+def _off_the_kinks(
+    symbolic: Symbolic, init: dict[str, float], data: Dataset
+) -> dict[str, float]:
+    """The drawn values, with b moved by 0.01 while a printed residual sits exactly on a
+    kink of the loss (r = 0 for |r|): there the tape's branch is decided by rounding,
+    which no hand calculation can follow. Residuals at the printed decimals are
+    multiples of 0.001, so any other one is far from a kink beside float32's rounding."""
+    kinks = [Fraction(k) for k in symbolic.loss_definition.kinks]
+    residual = symbolic.sample_function(symbolic.residual)
+    while kinks and "b" in init:
+        values = [as_decimal(init[name]) for name in symbolic.parameters]
+        pairs = zip(map(as_decimal, data.x), map(as_decimal, data.y), strict=True)
+        if not any(Fraction(residual(*values, x, y)) in kinks for x, y in pairs):
+            break
+        init = {**init, "b": round(init["b"] + 0.01, 2)}
+    return init
 
 
 def _residual_lines(
@@ -133,7 +146,8 @@ def build_handouts(
 
         tape = gradient_at
     sheets = []
-    variant = set_variant(samples, dataset)
+    # Another loss, other keys: its sheets get other identifiers
+    variant = set_variant(samples, dataset) + ("" if loss == DEFAULT_LOSS else f"|loss:{loss}")
     for number, spec in enumerate(specs(class_seed, count, roster, variant), start=1):
         sheet = build_sheet(symbolic, spec, dataset, samples)
         sheet = replace(sheet, checks=check_key(symbolic, sheet, tape(sheet.problem)))
@@ -151,4 +165,5 @@ def build_handouts(
         gradients={name: d.result.latex for name, d in symbolic.derivations.items()},
         learning_rate=LEARNING_RATE,
         sheets=tuple(sheets),
+        keys=symbolic.loss_definition.handout_keys,
     )

@@ -64,6 +64,16 @@ OPS: Mapping[str, Op] = {
         r"\left({0}\right)^{{2}}",
         "the input receives 2 times the input times the upstream adjoint",
     ),
+    "abs": Op(
+        "abs",
+        "Abs",
+        1,
+        # abs() works on Fractions and on SymPy expressions alike (SymPy's Abs, whose
+        # derivative for a real argument is sign, with sign(0) = 0 as TensorFlow's)
+        lambda a: abs(a),
+        r"\left|{0}\right|",
+        "the input receives the upstream adjoint times sign(input), with sign(0) = 0",
+    ),
     "mean": Op(
         "mean",
         "Mean",

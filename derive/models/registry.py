@@ -64,6 +64,25 @@ class Loss:
     tf_loss: Callable[[Any, Any, Any], Any]  # (tf, y_pred, y_true) -> scalar tensor
     # The same computation op by op, from "prediction" and "y" to the scalar loss
     graph: tuple[Node, ...] = ()
+    # What bounds the learning rate (a capability): "hessian", the Hessian of the loss
+    # gives 2/lambda_max (a loss twice differentiable in the parameters); "none", no
+    # curvature at all (|r|: piecewise linear)
+    curvature: str = "hessian"
+    # The classic mistakes a learner makes with this loss, by the names of
+    # derive.symbolic.derivation.WRONG_FORMULAS: --wrong-derivative offers these
+    wrong_derivatives: tuple[str, ...] = ("drop-factor-2", "drop-mean", "x-for-y")
+    # The per-sample loss on NumPy arrays of residuals, for the plots of a loss that is
+    # no polynomial in the parameters; None: the plots use the polynomial
+    numeric: Callable[[Any], Any] | None = None
+    # Catalogue keys: the sentence that introduces the loss (section 1), and what the
+    # derivation must add about the loss's kinks (None: it has none)
+    # Values of the residual where outer' jumps (|u| at 0): the tape decides the side on
+    # its rounded residual, derive.exact.kinks makes a check that cannot tell inconclusive
+    kinks: tuple[int, ...] = ()
+    sentence: str = "problem.model_and_loss"
+    derivation_note: str | None = None
+    handout_keys: str = ""  # suffix of the handouts' catalogue keys that name the loss
+    bound_text: str = "checks.bound"  # catalogue key: how k is counted for this loss
 
 
 def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
@@ -102,6 +121,10 @@ def _tf_mse(tf: Any, y_pred: Any, y_true: Any) -> Any:
     return tf.reduce_mean(tf.square(y_pred - y_true))
 
 
+def _tf_mae(tf: Any, y_pred: Any, y_true: Any) -> Any:
+    return tf.reduce_mean(tf.abs(y_pred - y_true))
+
+
 MODELS: Mapping[str, Model] = {
     "linear": Model(
         name="linear",
@@ -132,6 +155,28 @@ LOSSES: Mapping[str, Loss] = {
             Node("loss", "mean", ("square",), "L", "L"),
         ),
     ),
+    "mae": Loss(
+        name="mae",
+        title="mean absolute error",
+        inner=lambda y_hat, y: y_hat - y,
+        outer=abs,  # SymPy's Abs on the (real) residual; its derivative is sign
+        outer_rule="derivative of the absolute value",
+        outer_rule_formula=r"\frac{d}{du} \left|u\right| = \operatorname{sign}(u)",
+        tf_loss=_tf_mae,
+        graph=(
+            Node("residual", "subtract", ("prediction", "y"), "r_{i}", "r"),
+            Node("abs", "abs", ("residual",), r"\left|r_{i}\right|", "|r|"),
+            Node("loss", "mean", ("abs",), "L", "L"),
+        ),
+        curvature="none",
+        wrong_derivatives=("r-for-sign", "flip-sign", "drop-mean", "x-for-y"),
+        numeric=abs,
+        kinks=(0,),
+        sentence="problem.model_and_loss_mae",
+        derivation_note="explain.sign_convention",
+        handout_keys="_mae",
+        bound_text="checks.bound_mae",
+    ),
 }
 
 
@@ -152,4 +197,4 @@ def get_loss(name: str) -> Loss:
     try:
         return LOSSES[name]
     except KeyError:
-        raise InputError("unknown loss", name) from None
+        raise InputError("unknown --loss; choose " + " or ".join(LOSSES), name) from None

@@ -289,3 +289,4 @@ def make_problem(
         standardized=standardized,
         mode=mode,
     )
+

@@ -21,11 +21,13 @@ _SYMBOLS = {
     r"\right)": ")",
     r"\left[": "[",
     r"\right]": "]",
+    r"\left|": "|",
+    r"\right|": "|",
     r"\quad": "\u2003",
 }
 MINUS = "\u2212"
 _ACCENTS = {r"\hat": "\u0302"}
-_TOKEN = re.compile(r"\\[A-Za-z]+[(\[\])]?|[A-Za-z]|\d+(?:\.\d+)?|[{}_^+\-=()\[\],.]|\s+|.")
+_TOKEN = re.compile(r"\\[A-Za-z]+[(\[\])|]?|[A-Za-z]|\d+(?:\.\d+)?|[{}_^+\-=()\[\],.]|\s+|.")
 
 
 def _group(tokens: list[str], start: int) -> tuple[list[str], int]:
@@ -58,6 +60,10 @@ def _convert(tokens: list[str]) -> str:
             numerator, k = _group(tokens, k + 1)
             denominator, k = _group(tokens, k)
             out.append(f"{_convert(numerator)}/{_convert(denominator)}")
+            continue
+        if token == r"\operatorname":  # a named function, upright: sign
+            body, k = _group(tokens, k + 1)
+            out.append(html.escape("".join(body)))
             continue
         if token in _ACCENTS:
             body, k = _group(tokens, k + 1)

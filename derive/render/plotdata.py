@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..models.registry import get_loss
 from ..report.plotspec import PlotSpec, Polynomial
 
 
@@ -66,3 +67,18 @@ def evaluate(polynomial: Polynomial, *values: np.ndarray | float) -> np.ndarray:
                 term = term * np.asarray(value, dtype=float) ** exponent
         total = total + term
     return total
+
+
+def loss_surface(spec: PlotSpec, *parameters: np.ndarray) -> np.ndarray:
+    """L over a grid of the parameters: from its polynomial, or, for a loss that is none
+    (|r|), as the mean of the loss's per-sample values over the plotted samples
+    (all of them up to PlotSpec's limit, else an even spread: a picture, not a check)."""
+    if spec.loss_polynomial or spec.prediction_polynomial is None:
+        return evaluate(spec.loss_polynomial, *parameters)
+    per_sample = get_loss(spec.loss_name).numeric
+    assert per_sample is not None, "a loss without a polynomial declares its numeric form"
+    total = np.zeros(np.broadcast(*parameters).shape)
+    for x, y in zip(spec.x, spec.y, strict=True):
+        residual = evaluate(spec.prediction_polynomial, x, *parameters) - y
+        total = total + per_sample(residual)
+    return total / max(len(spec.x), 1)

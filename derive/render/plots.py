@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .glyphs import PATH_DATA, short_path
-from .plotdata import PlotData, evaluate
+from .plotdata import PlotData, evaluate, loss_surface
 
 COLORS = {"path": "#b3261e", "start": "#5b6470", "end": "#17703a", "optimum": "#1b1f24"}
 FONT_SIZE = 8.5
@@ -290,7 +290,7 @@ def surface_figure(data: PlotData):  # type: ignore[no-untyped-def]
     path = np.column_stack([np.asarray(data.parameters[n], dtype=float) for n in spec.names])
     (w_low, w_high), (b_low, b_high) = _window(path, data)
     grid_w, grid_b = np.meshgrid(np.linspace(w_low, w_high, 80), np.linspace(b_low, b_high, 60))
-    surface = evaluate(spec.loss_polynomial, grid_w, grid_b)
+    surface = loss_surface(spec, grid_w, grid_b)
     floor = max(float(surface.min()), 1e-12 * max(float(surface.max()), 1e-300))
     surface = np.maximum(surface, floor)
     levels = np.geomspace(floor, float(surface.max()), 13)

@@ -32,6 +32,7 @@ from ..exact.adjoint_values import (
     exact_references,
     fast_references,
 )
+from ..exact.kinks import KinkWatch
 from ..exact.reference import Samples
 from ..exact.roundings import rounding_counts
 from ..symbolic.adjoints import (
@@ -101,6 +102,10 @@ def build_backward(
     flush_sensitivities = underflow.sensitivities(symbolic)
     parameters = [problem.initial.values[name] for name in symbolic.parameters]
     writer = StepWriter(backward, trace, n)
+    # Samples whose residual the tape may put on the other side of a kink (|r| at 0)
+    near_kinks = KinkWatch(symbolic, problem.x, problem.y, problem.dtype).every(
+        [Fraction(v) for v in parameters]
+    )
 
     nodes = []
     verdicts: dict[tuple[int, int, sp.Expr], tuple[np.ndarray, Verdicts]] = {}
@@ -119,6 +124,8 @@ def build_backward(
             # A watched node without an adjoint on the tape fails its check (NaN).
             missing = tape_adjoints is None or len(tape_adjoints) == 0
             sensitivity = flush_sensitivities.adjoints[vertex.name]
+            # only an adjoint that depends on the side the tape takes
+            kinks = near_kinks if backward.leaf_form(adjoint).has(sp.sign) else None
             if isinstance(reference, FloatReference):
                 tape = np.full(n, math.nan) if missing else tape_adjoints
                 # Nodes that pass the same adjoint on have the same verdicts: reuse them.
@@ -132,12 +139,12 @@ def build_backward(
                         float_verdicts(reference, tape, k, problem.dtype, flushes),
                     )
                 check = float_node_check(
-                    vertex, reference, tape, k, problem.dtype, verdicts[key][1]
+                    vertex, reference, tape, k, problem.dtype, verdicts[key][1], kinks
                 )
             else:
                 tape = (math.nan,) * len(reference.values) if missing else tape_adjoints
                 flushes = _exact_flushes(sensitivity, problem, symbolic, len(reference.values))
-                check = node_check(vertex, reference, tape, k, problem.dtype, flushes)
+                check = node_check(vertex, reference, tape, k, problem.dtype, flushes, kinks)
         op, tf_op = (
             _LEAF_OPS[vertex.kind] if vertex.op is None else (vertex.op.name, vertex.op.tf_type)
         )

@@ -28,6 +28,7 @@ from ..exact.check import (
 )
 from ..exact.expansion import two_sum
 from ..exact.float_bounds import bound_at, gamma_bounds
+from ..exact.kink import Kink
 from ..symbolic.adjoints import (
     Vertex,
 )
@@ -68,11 +69,15 @@ def node_check(
     k: int,
     dtype: str,
     flushes: Sequence[Fraction],
+    kinks: Mapping[int, Kink] | None = None,
 ) -> NodeCheck:
     """Every sample's Check, with exact differences (the exact path, and scalars).
 
-    `flushes`: the sensitivity S to numbers flushed to zero, for each value.
+    `flushes`: the sensitivity S to numbers flushed to zero, for each value; `kinks`:
+    the samples near a kink, for an adjoint that depends on the side the tape takes (a
+    scalar's sum depends on every sample).
     """
+    kinks = kinks or {}
     checks = [
         compare(
             _quantity(vertex, index, len(tape) > 1),
@@ -80,6 +85,7 @@ def node_check(
             float(value),
             gamma_bound(k, dtype, magnitude, sensitivity, reference.allowance),
             dtype,
+            kink=kinks.get(index) if len(tape) > 1 else next(iter(kinks.values()), None),
         )
         for index, (exact, magnitude, sensitivity, value) in enumerate(
             zip(reference.values, reference.magnitudes, flushes, tape, strict=True)
@@ -188,9 +194,25 @@ def float_node_check(
     k: int,
     dtype: str,
     verdicts: Verdicts,
+    kinks: Mapping[int, Kink] | None = None,
 ) -> NodeCheck:
-    """Counts from the verdicts; Checks (exact differences) only for the kept samples."""
+    """Counts from the verdicts; Checks (exact differences) only for the kept samples.
+
+    `kinks` as for :func:`node_check`: those samples are inconclusive whatever the tape."""
     n = tape.size
+    kinks = kinks or {}
+    if kinks:
+        near = np.zeros(n, dtype=bool)
+        near[list(kinks)] = True
+        # Counted once: a sample near a kink that was inconclusive already stays one.
+        size = np.abs(reference.high + reference.low)
+        counted = verdicts.ok & (2 * verdicts.tolerances >= size)
+        verdicts = dataclasses.replace(
+            verdicts,
+            ok=verdicts.ok | near,
+            inconclusive=verdicts.inconclusive + int(np.count_nonzero(near & ~counted)),
+            made={},
+        )
 
     def check_at(i: int) -> Check:
         quantity = _quantity(vertex, i, n > 1)
@@ -199,7 +221,9 @@ def float_node_check(
         tolerance = float(verdicts.tolerances[i])
         flushes = float(verdicts.flushes[i])
         bound = bound_at(k, dtype, reference.magnitude(i), flushes, tolerance)
-        made = compare(quantity, reference.at(i), float(tape[i]), bound, dtype)
+        made = compare(
+            quantity, reference.at(i), float(tape[i]), bound, dtype, kink=kinks.get(i)
+        )
         verdicts.made[i] = made
         return made
 

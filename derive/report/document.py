@@ -147,6 +147,8 @@ def report_to_dict(
             "seed": problem.seed,
             "model": problem.model,
             "loss": problem.loss,
+            "loss_name": problem.loss_name,
+            "parameters": list(problem.parameters),
             "standardized": _standardized(problem),
         },
         "rounding": _rounding(report),

@@ -64,6 +64,10 @@ class ProblemFacts:
     data_rows: tuple[DataRow | None, ...]  # None marks elided rows
     model_name: str  # the model's registered name (catalogue key model.<name>)
     loss_name: str  # the loss's registered name (catalogue key loss.<name>)
+    parameters: tuple[str, ...]  # the model's parameters, in order
+    loss_sentence: str  # catalogue key introducing the loss
+    derivation_note: str | None  # catalogue key: what the loss's kinks mean
+    bound_text: str  # catalogue key: how k is counted for the loss
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla

@@ -55,6 +55,7 @@ class Landscape:
             optimum_loss=(None if self.solution is None else float(self.loss.value(self.solution))),
             display_step=problem.training.display_step,
             standardized=problem.standardized is not None,
+            loss_name=problem.loss,
         )
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ..models.registry import DEFAULT_LOSS
+
 Polynomial = Mapping[tuple[int, ...], float]
 
 
@@ -26,3 +28,6 @@ class PlotSpec:
     samples: int = 0  # how many samples the data has; x and y may be a subsample
     lang: str = "en"  # the language of titles, labels and legends
     standardized: bool = False  # x and y are z-scores (--standardize): the axes say so
+    # A loss that is no polynomial in the parameters (loss_polynomial empty) is drawn
+    # from the samples: the registered loss
+    loss_name: str = DEFAULT_LOSS

@@ -11,6 +11,7 @@ import sympy as sp
 
 from ..common.i18n import Message
 from ..exact.reference import Samples, sample_values
+from ..models.registry import DEFAULT_LOSS
 from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training
 from ..symbolic.derivation import (
     Formula,
@@ -148,6 +149,7 @@ def reproduce_command(problem: Problem) -> str:
     for flag, value, default in [
         ("--dtype", problem.dtype, "float32"),
         ("--mode", problem.mode, "eager"),
+        ("--loss", problem.loss, DEFAULT_LOSS),
         ("--steps", problem.training.steps, defaults.steps),
         ("--lr", problem.training.learning_rate, defaults.learning_rate),
         ("--display-step", problem.training.display_step, defaults.display_step),
@@ -180,6 +182,10 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         loss_written_out=symbolic.loss.written_out_latex(problem.n),
         model_name=model.name,
         loss_name=problem.loss,
+        parameters=tuple(model.parameters),
+        loss_sentence=problem.loss_entry.sentence,
+        derivation_note=problem.loss_entry.derivation_note,
+        bound_text=problem.loss_entry.bound_text,
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
         mode=problem.mode,

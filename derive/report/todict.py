@@ -191,6 +191,7 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
         },
         "optimum_note": training.optimum_note or None,
         "stable_lr": _number(stability.stable_lr) if stability else None,
+        "curvature": training.curvature,
         "stability": _stability(training),
         "final_original_units": _maybe_numbers(training.final_original),
         "optimum_original_units": _maybe_numbers(training.optimum_original),

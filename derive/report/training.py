@@ -22,6 +22,7 @@ import sympy as sp
 
 from ..common.numbers import latex_number
 from ..exact.check import Check, rounding_bound
+from ..exact.kinks import KinkWatch
 from ..exact.stability import stability
 from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
@@ -65,7 +66,8 @@ def check_training(
         )
         for quantity in quantities
     }
-    checks = StepChecks(problem, quantities, flushes, trace)
+    kinks = KinkWatch(symbolic, problem.x, problem.y, problem.dtype)
+    checks = StepChecks(problem, quantities, flushes, trace, kinks)
     checks.run(on_step)
     tally, last = checks.tally, checks.last
     diverged_at = trace.first_non_finite()
@@ -144,7 +146,12 @@ def check_training(
             gradients={k: tuple(map(float, trace.gradients[k][:end])) for k in names},
         ),
         plot_spec=ground.plot_spec(problem, names),
-        stability=stability(problem, symbolic),
+        stability=(
+            stability(problem, symbolic)
+            if problem.loss_entry.curvature == "hessian"
+            else None
+        ),
+        curvature=problem.loss_entry.curvature,
         standardized=problem.standardized,
         original_units=problem.model_entry.original_units,
         final_original=final_original,

@@ -116,6 +116,9 @@ class TrainingFacts:
     series: Series
     plot_spec: PlotSpec  # what the plots need besides the series
     stability: Stability | None = None  # the learning-rate bound from the Hessian
+    # what bounds the learning rate instead, when the loss has no Hessian to give it
+    # (the loss entry's curvature: "hessian", "none" or "inside")
+    curvature: str = "hessian"
     standardized: Standardization | None = None  # the tape trained on z-scores
     original_units: OriginalUnits | None = None  # the model's map back from z-scores
     final_original: Mapping[str, float] | None = None  # `final` in the data's own units

@@ -136,7 +136,7 @@ def local_derivative(op: Op, position: int, operands: Sequence[sp.Expr]) -> sp.E
     """d op / d operand[position], by SymPy from the op's forward function (mean: 1/n)."""
     if op.reduces:
         return sp.Pow(N, -1)
-    dummies = sp.symbols(f"a0:{op.arity}")
+    dummies = sp.symbols(f"a0:{op.arity}", real=True)  # real: d|a|/da = sign(a)
     derivative = sp.diff(op.forward(*dummies), dummies[position])
     return derivative.xreplace(dict(zip(dummies, operands, strict=True)))
 
@@ -144,7 +144,7 @@ def local_derivative(op: Op, position: int, operands: Sequence[sp.Expr]) -> sp.E
 def derive_adjoints(graph: Sequence[Vertex], symbolic: Symbolic) -> SymbolicBackward:
     """Reverse mode: dL/dL = 1, then each op passes upstream * local derivative to its inputs."""
     symbols = _leaf_symbols(symbolic) | {
-        v.name: sp.Symbol(f"node_{v.name}") for v in op_vertices(graph)
+        v.name: sp.Symbol(f"node_{v.name}", real=True) for v in op_vertices(graph)
     }
     vertices = {v.name: v for v in graph}
     output = graph[-1].name
@@ -191,7 +191,7 @@ def direct_adjoint(backward: SymbolicBackward, symbolic: Symbolic, name: str) ->
     """dL/d(node_i) without the chain rule: differentiate the loss for the node's value."""
     if name == backward.output:
         return sp.Integer(1)
-    t = sp.Symbol("t")
+    t = sp.Symbol("t", real=True)  # real, as the node it stands for
     graph = backward.graph
     if name in symbolic.parameters:
         expressions = _expressions(graph, symbolic)

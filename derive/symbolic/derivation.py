@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 
+import numpy as np
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
@@ -23,9 +24,10 @@ from ..models.registry import Loss, Model
 # Symbols shared by every derivation.
 N = sp.Symbol("n", integer=True, positive=True)
 I = sp.Symbol("i", integer=True, positive=True)  # noqa: E741 -- the summation index is i
-X = sp.IndexedBase("x")
-Y = sp.IndexedBase("y")
-U = sp.Symbol("u")
+# Real, as every value the tape holds: SymPy then differentiates |u| to sign(u).
+X = sp.IndexedBase("x", real=True)
+Y = sp.IndexedBase("y", real=True)
+U = sp.Symbol("u", real=True)
 X_I, Y_I = X[I], Y[I]
 
 # Plain symbols standing for x_i and y_i, so that a summand can be compiled to a
@@ -36,6 +38,12 @@ WRONG_DERIVATIVES = {
     "drop-factor-2": "the factor 2 from the power rule is dropped",
     "drop-mean": "the factor 1/n from the mean is dropped",
     "x-for-y": "x_i is written where y_i belongs",
+}
+# The mistakes of the other losses (each loss entry names the kinds it offers)
+WRONG_FORMULAS = {
+    **WRONG_DERIVATIVES,
+    "r-for-sign": "the residual r_i is written where sign(r_i) belongs",
+    "flip-sign": "the sign is flipped: sign(y_i - y_hat_i) for sign(y_hat_i - y_i)",
 }
 
 
@@ -205,9 +213,19 @@ class Symbolic:
 
         Plain arithmetic works on Fractions (exact) as well as on floats and arrays.
         """
-        plain = expr.subs({X_I: _XS, Y_I: _YS})
+        plain = expr.subs({X_I: _XS, Y_I: _YS}).replace(sp.sign, _SIGN)
         arguments = [*self.parameters.values(), _XS, _YS]
-        return sp.lambdify(arguments, plain, modules=[{}])
+        return sp.lambdify(arguments, plain, modules=[{_SIGN.__name__: _sign}])
+
+
+_SIGN = sp.Function("exact_sign")  # lambdify prints sign as math.copysign, a float
+
+
+def _sign(value):  # type: ignore[no-untyped-def]
+    """-1, 0 or 1 as an int (exact with Fractions), elementwise for arrays."""
+    if hasattr(value, "sign"):  # an error-free expansion (derive.exact.expansion): exact
+        return value.sign()
+    return np.sign(value) if isinstance(value, np.ndarray) else (value > 0) - (value < 0)
 
 
 def _one_over_n() -> sp.Expr:
@@ -226,7 +244,11 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
     outer_derivative = sp.diff(loss.outer(U), U)
     factor, rest = outer_derivative.as_coeff_Mul()
     # Keep the numeric factor outside the residual: 2 (W x_i + b - y_i), not 2 W x_i + 2 b - ...
-    outer_at_residual = sp.Mul(factor, rest.subs(U, residual), evaluate=False)
+    outer_at_residual = (
+        rest.subs(U, residual)  # no factor to keep apart: sign(r_i), not 1 sign(r_i)
+        if factor == 1
+        else sp.Mul(factor, rest.subs(U, residual), evaluate=False)
+    )
     inner_derivative = sp.diff(residual, symbol)
     model_derivative = sp.diff(prediction, symbol)
 
@@ -303,7 +325,7 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
 @cache
 def build_symbolic(model: Model, loss: Loss) -> Symbolic:
     """The derivations for a model and loss (cached: verifying steps takes about a second)."""
-    parameters = {name: sp.Symbol(name) for name in model.parameters}
+    parameters = {name: sp.Symbol(name, real=True) for name in model.parameters}
     prediction = model.prediction(parameters, X_I)
     residual = loss.inner(prediction, Y_I)
     loss_formula = Formula(coefficient=_one_over_n(), summand=loss.outer(residual))
@@ -330,6 +352,10 @@ def wrong_formula(formula: Formula, kind: str) -> Formula:
         return Formula(formula.coefficient * N, formula.summand)
     if kind == "x-for-y":
         return Formula(formula.coefficient, formula.summand.subs(Y_I, X_I))
+    if kind == "r-for-sign":  # d|r|/dr taken as r, as if |r| were r^2 / 2
+        return Formula(formula.coefficient, formula.summand.replace(sp.sign, lambda r: r))
+    if kind == "flip-sign":
+        return Formula(-formula.coefficient, formula.summand)
     raise InputError("unknown kind of wrong derivative", kind)
 
 
@@ -365,4 +391,10 @@ def absolute_form(expr: sp.Expr) -> sp.Expr:
         return absolute_form(expr.base) ** expr.exp
     if isinstance(expr, (sp.Symbol, sp.Indexed)):
         return expr
+    if isinstance(expr, sp.Abs):  # |fl(a)| errs by no more than fl(a) does
+        return absolute_form(expr.args[0])
+    if isinstance(expr, sp.sign):
+        # |sign| <= 1, exact once the side of 0 is decided; a residual within its own
+        # rounding error of 0 may be decided otherwise by the tape: see exact/kinks.py
+        return sp.Integer(1)
     raise NotImplementedError(f"no rounding-error bound for {expr!r}")

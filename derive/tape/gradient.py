@@ -74,6 +74,7 @@ TF_OPS: Mapping[str, Callable[..., Any]] = {
     "add": lambda tf, a, b: a + b,
     "subtract": lambda tf, a, b: a - b,
     "square": lambda tf, a: tf.square(a),
+    "abs": lambda tf, a: tf.abs(a),
     "mean": lambda tf, a: tf.reduce_mean(a),
 }
 
