@@ -117,9 +117,7 @@ def run_handouts(args: argparse.Namespace) -> int:
             HandoutProgress.total(count), terminal and not args.quiet, lines=not args.quiet
         )
         progress = HandoutProgress(bar, count)
-        handouts = _build(
-            lang, roster, count, class_seed, dataset, samples, say, progress, loss
-        )
+        handouts = _build(lang, roster, count, class_seed, dataset, samples, say, progress, loss)
         handouts = _printable_names(handouts, glyphs.result())
         rendered = render_files(handouts, pool, progress.printed_part, jobs)
         bar.finish()
@@ -189,7 +187,10 @@ def _loss(args: argparse.Namespace) -> str:
     """--loss, checked before any work starts."""
     from ..models.registry import get_loss
 
-    return get_loss(args.loss.strip()).name
+    name = get_loss(args.loss.strip()).name
+    if name == "huber":  # its sheets would need a threshold and two kinds of sample
+        raise InputError("handouts are made for --loss mse or mae; not for", name)
+    return name
 
 
 def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]

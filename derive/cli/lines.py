@@ -104,12 +104,12 @@ def summary_line(report) -> str:  # type: ignore[no-untyped-def]
 
 def stability_lines(problem) -> list[str]:  # type: ignore[no-untyped-def]
     """Before training: a learning rate at or above 2 / lambda_max, or too few steps."""
-    from ..exact.stability import stability
+    from ..exact.stability import rate_bound
     from ..report.build import symbolic_for
 
-    if problem.loss_entry.curvature != "hessian":
+    found = rate_bound(problem, symbolic_for(problem))
+    if found is None:
         return []  # no Hessian bounds the rate: the report says what does instead
-    found = stability(problem, symbolic_for(problem))
     where = " at the initial values" if found.local else ""
     if found.stable_lr is not None and not found.stable:
         return [

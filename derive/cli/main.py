@@ -110,4 +110,3 @@ def _error_line(message: str) -> None:
 
     erase_bar()  # a progress bar on the terminal would swallow the start of the line
     print(f"error: {message}", file=sys.stderr)
-

@@ -29,6 +29,8 @@ examples:
       show that a derivative without the factor 2 fails the check (exit code 1)
   python -m derive report --data tf-examples --loss mae --seed 7
       the mean absolute error: its derivative is sign(r), TensorFlow's sign(0) = 0
+  python -m derive report --data tf-examples --loss huber --huber-delta 0.5 --seed 7
+      tf.keras.losses.Huber(0.5): which samples fall in which branch, and the ops Keras records
   python -m derive report --no-backward
       leave out section 7, the tape's backward pass node by node
   python -m derive report --data tf-examples --steps 200 --lr 0.02 --display-step 20
@@ -135,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--dtype", default="float32", help="float32 (default) or float64")
     _add_loss(setup)
     setup.add_argument(
+        "--huber-delta",
+        type=float,
+        default=None,
+        metavar="D",
+        help="with --loss huber: the threshold delta of tf.keras.losses.Huber(delta) "
+        "(default 1.0, as Keras)",
+    )
+    setup.add_argument(
         "--mode",
         default="eager",
         help="run the tape eagerly (default), in a tf.function (function), "
@@ -144,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--wrong-derivative",
         metavar="KIND",
         help="demonstration: use a deliberately wrong derivative "
-        "(drop-factor-2, drop-mean, x-for-y; with --loss mae: r-for-sign, flip-sign, "
-        "drop-mean, x-for-y) and watch the check fail",
+        "(drop-factor-2, drop-mean, x-for-y; with --loss mae or huber: r-for-sign, "
+        "flip-sign, drop-mean, x-for-y) and watch the check fail",
     )
     setup.add_argument(
         "--no-backward",
@@ -300,7 +310,8 @@ def _add_loss(group: argparse._ActionsContainer) -> None:
         default=DEFAULT_LOSS,
         metavar="LOSS",
         help="mse (default): tf.reduce_mean(tf.square(y_pred - y)); mae: "
-        "tf.reduce_mean(tf.abs(y_pred - y))",
+        "tf.reduce_mean(tf.abs(y_pred - y)); huber (reports only): "
+        "tf.keras.losses.Huber(delta)(y, y_pred)",
     )
 
 

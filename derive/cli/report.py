@@ -21,6 +21,7 @@ from .parser import parse_formats, parse_init, parse_lang, parse_stem
 if TYPE_CHECKING:
     from .background import TrainingJob
 
+
 def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     from ..problem.datasets import parse_columns, parse_number_list, resolve_dataset
     from ..problem.problem import DTYPES, Training, make_problem
@@ -46,10 +47,10 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
         standardize=args.standardize,
         mode=args.mode,
         loss=args.loss,
+        huber_delta=args.huber_delta,
     )
     stem = parse_stem(args.name) if args.name is not None else parse_stem(problem.name)
     if args.wrong_derivative is not None:
-
         kinds = problem.loss_entry.wrong_derivatives
         if args.wrong_derivative not in kinds:
             raise InputError(

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..problem.problem import Problem
     from .reference import Samples
 
+
 def exact_value(expr: sp.Expr, values: Mapping[sp.Basic, Fraction]) -> Fraction:
     """expr in rational arithmetic, with `values` for its symbols."""
     if expr in values:
@@ -42,7 +43,21 @@ def exact_value(expr: sp.Expr, values: Mapping[sp.Basic, Fraction]) -> Fraction:
     if isinstance(expr, sp.sign):  # sign(0) = 0, as TensorFlow's
         inner = exact_value(expr.args[0], values)
         return Fraction((inner > 0) - (inner < 0))
+    if isinstance(expr, sp.Piecewise):  # the first branch whose condition holds, exactly
+        for value, condition in expr.args:
+            if _holds(condition, values):
+                return exact_value(value, values)
+        raise NotImplementedError(f"no branch holds in {expr!r}")
     raise NotImplementedError(f"no exact evaluation for {expr!r}")
+
+
+def _holds(condition: sp.Basic, values: Mapping[sp.Basic, Fraction]) -> bool:
+    """A branch's condition decided in rational arithmetic (a <= b, or True)."""
+    if condition is sp.true:
+        return True
+    if isinstance(condition, sp.LessThan):
+        return exact_value(condition.lhs, values) <= exact_value(condition.rhs, values)
+    raise NotImplementedError(f"no exact decision for {condition!r}")
 
 
 @dataclass(frozen=True)

@@ -387,5 +387,3 @@ def round_up(value: Fraction) -> float:
     """The smallest float64 not below value."""
     rounded = float(value)
     return rounded if Fraction(rounded) >= value else math.nextafter(rounded, math.inf)
-
-

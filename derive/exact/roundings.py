@@ -164,6 +164,10 @@ def roundings(expr: sp.Expr, known: Mapping[sp.Basic, int], dtype: str) -> int:
     """
     if expr in known:
         return known[expr]
+    if isinstance(expr, sp.logic.boolalg.Boolean) and not isinstance(expr, sp.Symbol):
+        return 0  # a comparison's flag (LessEqual): exact
+    if isinstance(expr, sp.Piecewise):  # SelectV2 picks one branch, computed as written
+        return max(roundings(value, known, dtype) for value, _ in expr.args)
     if expr.is_Number:
         return 0 if _representable(expr, dtype) else 1
     if isinstance(expr, sp.Add):
@@ -179,6 +183,14 @@ def roundings(expr: sp.Expr, known: Mapping[sp.Basic, int], dtype: str) -> int:
         power = int(expr.exp)
         return power * roundings(expr.base, known, dtype) + power - 1
     raise NotImplementedError(f"no rounding count for {expr!r}")
+
+
+def _exact_factor(local: sp.Expr) -> bool:
+    """A local derivative that multiplies exactly: a power of two, or a choice between
+    such numbers and 0 (SelectV2's gradient passes the upstream adjoint or a zero)."""
+    if isinstance(local, sp.Piecewise):
+        return all(_exact_factor(value) or value == 0 for value, _ in local.args)
+    return bool(local.is_Number and power_of_two(local))
 
 
 def division_roundings(n: int, dtype: str, reciprocal: bool = False) -> int:
@@ -260,7 +272,7 @@ def rounding_counts(
             local = backward.locals[(consumer.name, name)].subs(N, n)
             if consumer.op.reduces:
                 step = division
-            elif local.is_Number and power_of_two(local):
+            elif _exact_factor(local):
                 step = 0
             else:
                 step = roundings(local, forward, dtype) + 1

@@ -214,3 +214,17 @@ def stability(problem: Problem, symbolic: Symbolic) -> Stability:
         learning_rate=problem.training.learning_rate,
         steps=problem.training.steps,
     )
+
+
+def rate_bound(problem: Problem, symbolic: Symbolic) -> Stability | None:
+    """What bounds the learning rate for the problem's loss (its entry's curvature):
+    its own Hessian ("hessian"); the Hessian of a loss that curves at least as much
+    everywhere ("bounded": Huber's, by 1/2 r^2 on every sample); nothing ("none")."""
+    from ..symbolic.derivation import build_symbolic
+
+    loss = problem.loss_entry
+    if loss.curvature == "hessian":
+        return stability(problem, symbolic)
+    if loss.curvature == "bounded" and loss.curvature_bound is not None:
+        return stability(problem, build_symbolic(problem.model_entry, loss.curvature_bound))
+    return None

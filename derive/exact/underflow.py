@@ -41,7 +41,14 @@ import numpy as np
 import sympy as sp
 
 from ..models.registry import Loss, Model
-from ..symbolic.adjoints import DATA, SymbolicBackward, derive_adjoints, graph_of, op_vertices
+from ..symbolic.adjoints import (
+    DATA,
+    SymbolicBackward,
+    constant_symbols,
+    derive_adjoints,
+    graph_of,
+    op_vertices,
+)
 from ..symbolic.derivation import X_I, Y_I, Formula, N, Symbolic
 from .adjoint_values import exact_value
 from .check import SMALLEST_NORMAL
@@ -107,6 +114,16 @@ class Spread:
 
     __rmul__ = __mul__
 
+    def compared(self) -> Spread:
+        """A comparison's flag (LessEqual): exactly 0 or 1, never flushed."""
+        return Spread(sp.Integer(1), sp.Integer(0))
+
+    def either(self, other: object) -> Spread:
+        """One of two values, chosen per sample (SelectV2): with no side known, both
+        added, which bounds either one."""
+        other = Spread.of(other)
+        return Spread(self.magnitude + other.magnitude, self.sensitivity + other.sensitivity)
+
     def __pow__(self, power: int) -> Spread:
         if int(power) != power or power < 1:
             raise NotImplementedError(f"no underflow bound for a power {power}")
@@ -144,6 +161,9 @@ def _walk(expr: sp.Expr, known: Mapping[sp.Basic, Spread]) -> Spread:
         return functools.reduce(operator.mul, factors) if len(factors) <= 2 else _any_order(factors)
     if isinstance(expr, sp.Pow) and expr.exp.is_Integer and expr.exp > 0:
         return _walk(expr.base, known) ** int(expr.exp)
+    if isinstance(expr, sp.Piecewise):  # SelectV2's choice: either branch
+        branches = [_walk(value, known) for value, _ in expr.args]
+        return functools.reduce(Spread.either, branches)
     if isinstance(expr, sp.sign):
         # -1, 0 or 1, and never flushed; a residual flushed to 0 (sign 0) lies within
         # its own bound of 0, which exact/kinks.py makes inconclusive
@@ -202,12 +222,16 @@ def sensitivities(symbolic: Symbolic) -> Sensitivities:
 
 
 def _derive(backward: SymbolicBackward, symbolic: Symbolic) -> Sensitivities:
-    leaves = {**symbolic.parameters, **DATA}
+    leaves = {**symbolic.parameters, **DATA, **constant_symbols(symbolic.loss_definition)}
     values: dict[str, Spread] = {}
     loss: Sensitivity | None = None
     for vertex in backward.graph:
         if vertex.op is None:
-            values[vertex.name] = Spread(leaves[vertex.name], sp.Integer(1))
+            values[vertex.name] = (
+                Spread.of(leaves[vertex.name])  # a loss's exact constant: never flushed
+                if vertex.kind == "constant"
+                else Spread(leaves[vertex.name], sp.Integer(1))
+            )
         elif vertex.op.reduces:
             if vertex is not backward.graph[-1]:
                 raise NotImplementedError("a mean inside the graph has no underflow bound")
@@ -244,11 +268,15 @@ def _derive(backward: SymbolicBackward, symbolic: Symbolic) -> Sensitivities:
 def node_sensitivity(symbolic: Symbolic, node: str, dtype: str) -> sp.Expr:
     """S of one per-sample node's forward value, in |parameters|, |x_i|, |y_i|."""
     backward = derive_adjoints(graph_of(symbolic.model, symbolic.loss_definition), symbolic)
-    leaves = {**symbolic.parameters, **DATA}
+    leaves = {**symbolic.parameters, **DATA, **constant_symbols(symbolic.loss_definition)}
     values: dict[str, Spread] = {}
     for vertex in backward.graph:
         if vertex.op is None:
-            values[vertex.name] = Spread(leaves[vertex.name], sp.Integer(1))
+            values[vertex.name] = (
+                Spread.of(leaves[vertex.name])  # a loss's exact constant: never flushed
+                if vertex.kind == "constant"
+                else Spread(leaves[vertex.name], sp.Integer(1))
+            )
         elif not vertex.op.reduces:
             values[vertex.name] = vertex.op.forward(*(values[n] for n in vertex.inputs))
     lam = Fraction(SMALLEST_NORMAL[dtype])

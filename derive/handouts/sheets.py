@@ -65,9 +65,7 @@ def build_sheet(
     )
 
 
-def _off_the_kinks(
-    symbolic: Symbolic, init: dict[str, float], data: Dataset
-) -> dict[str, float]:
+def _off_the_kinks(symbolic: Symbolic, init: dict[str, float], data: Dataset) -> dict[str, float]:
     """The drawn values, with b moved by 0.01 while a printed residual sits exactly on a
     kink of the loss (r = 0 for |r|): there the tape's branch is decided by rounding,
     which no hand calculation can follow. Residuals at the printed decimals are

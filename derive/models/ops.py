@@ -18,6 +18,32 @@ from typing import Any
 from ..common.errors import InputError
 
 
+def less_equal(a: Any, b: Any) -> Any:
+    """a <= b element by element: a SymPy relation, a boolean array, or a bool; on the
+    spreads of derive.exact.underflow, their ``compared`` (a flag is exact)."""
+    if hasattr(a, "compared"):
+        return a.compared()
+    return a <= b
+
+
+def select(condition: Any, chosen: Any, other: Any) -> Any:
+    """`chosen` where `condition` holds, else `other`, element by element (SelectV2).
+
+    On SymPy expressions a Piecewise; on the spreads of derive.exact.underflow (which
+    know no sides) their ``either``; on arrays ``np.where``; on exact numbers the branch.
+    """
+    import numpy as np
+    import sympy as sp
+
+    if any(isinstance(v, sp.Basic) for v in (condition, chosen, other)):
+        return sp.Piecewise((chosen, condition), (other, True))
+    if hasattr(chosen, "either"):
+        return chosen.either(other)
+    if isinstance(condition, np.ndarray):
+        return np.where(condition, chosen, other)
+    return chosen if condition else other
+
+
 @dataclass(frozen=True)
 class Op:
     """out = forward(operands), element by element over the samples (unless `reduces`)."""
@@ -29,6 +55,8 @@ class Op:
     notation: str  # LaTeX, with {0}, {1} for the operands' symbols
     rule: str  # the local rule the tape applies, in words
     reduces: bool = False  # a mean over the samples: each element gets 1/n of the upstream
+    # A comparison: its output is a flag, and TensorFlow passes no gradient through it
+    differentiable: bool = True
 
 
 OPS: Mapping[str, Op] = {
@@ -74,6 +102,23 @@ OPS: Mapping[str, Op] = {
         r"\left|{0}\right|",
         "the input receives the upstream adjoint times sign(input), with sign(0) = 0",
     ),
+    "less_equal": Op(
+        "less_equal",
+        "LessEqual",
+        2,
+        less_equal,
+        r"\left[{0} \le {1}\right]",
+        "a comparison: no gradient passes through it",
+        differentiable=False,
+    ),
+    "select": Op(
+        "select",
+        "SelectV2",
+        3,
+        select,
+        r"\begin{{cases}} {1} & \text{{if }} {0} \\ {2} & \text{{otherwise}} \end{{cases}}",
+        "the upstream adjoint goes to the branch the sample's flag chose; the other gets 0",
+    ),
     "mean": Op(
         "mean",
         "Mean",
@@ -90,7 +135,8 @@ OPS: Mapping[str, Op] = {
 class Node:
     """One tensor the tape records: ``name = op(inputs)``.
 
-    `inputs` name earlier nodes, the model's parameters, or the data ``x`` and ``y``.
+    `inputs` name earlier nodes, the model's parameters, the data ``x`` and ``y``, or
+    the loss's constants (Huber's delta and 1/2: scalars the tape does not watch).
     `symbol` is its value for sample i in LaTeX (with ``_{i}``; none for scalars),
     `label` the same in plain text for the graph drawing.
     """

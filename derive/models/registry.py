@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..common.errors import InputError
@@ -83,6 +84,18 @@ class Loss:
     derivation_note: str | None = None
     handout_keys: str = ""  # suffix of the handouts' catalogue keys that name the loss
     bound_text: str = "checks.bound"  # catalogue key: how k is counted for this loss
+    # Scalars the loss's graph uses besides the data (Huber's delta and 1/2), by node name,
+    # as the exact values the tape holds (rounded to its dtype): leaves the tape does not watch
+    constants: tuple[tuple[str, Fraction], ...] = ()
+    # For curvature "bounded": a loss whose Hessian is everywhere at least this one's
+    # (Huber's: r^2 / 2, its quadratic branch), so that its 2/lambda_max is a safe rate
+    curvature_bound: Loss | None = None
+    # Catalogue fields of the loss's own words ({delta} for Huber), as LaTeX
+    words: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def constant_values(self) -> dict[str, Fraction]:
+        return dict(self.constants)
 
 
 def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
@@ -123,6 +136,92 @@ def _tf_mse(tf: Any, y_pred: Any, y_true: Any) -> Any:
 
 def _tf_mae(tf: Any, y_pred: Any, y_true: Any) -> Any:
     return tf.reduce_mean(tf.abs(y_pred - y_true))
+
+
+def _tf_huber(delta: float) -> Callable[[Any, Any, Any], Any]:
+    def loss(tf: Any, y_pred: Any, y_true: Any) -> Any:
+        return tf.keras.losses.Huber(delta)(y_true, y_pred)
+
+    return loss
+
+
+def _half_square(u: sp.Expr) -> sp.Expr:
+    return u**2 / 2
+
+
+@cache
+def huber(delta: Fraction) -> Loss:
+    """The Huber loss with threshold `delta` (the value the tape holds: rounded to its
+    dtype), as ``tf.keras.losses.Huber(delta)`` computes it: 1/2 r^2 where |r| <= delta,
+    delta |r| - 1/2 delta^2 elsewhere. One entry per delta (cached: the stages cache by
+    entry, and two equal deltas must share one)."""
+    half = Fraction(1, 2)
+
+    def outer(u: sp.Expr) -> sp.Expr:
+        import sympy as sp  # here, not above: the tape's process builds entries too
+
+        d = sp.Rational(delta.numerator, delta.denominator)
+        return sp.Piecewise((u**2 / 2, abs(u) <= d), (d * abs(u) - d**2 / 2, True))
+
+    def numeric(residuals: Any) -> Any:
+        import numpy as np
+
+        size = np.abs(residuals)
+        value = float(delta)
+        return np.where(size <= value, residuals**2 / 2, value * size - value**2 / 2)
+
+    return Loss(
+        name="huber",
+        title="Huber loss",
+        inner=lambda y_hat, y: y_hat - y,
+        outer=outer,
+        outer_rule="derivative of the Huber function",
+        outer_rule_formula=(
+            r"\frac{d}{du} h_{\delta}(u) = \begin{cases} u & \left|u\right| \le \delta \\ "
+            r"\delta \operatorname{sign}(u) & \text{otherwise} \end{cases}"
+        ),
+        tf_loss=_tf_huber(float(delta)),
+        # Keras's own ops, in the order it runs them (Sub, Abs, LessEqual, Square, Mul,
+        # Mul, Square, Mul, Sub, SelectV2, Mean): 1/2 delta^2 is computed on the tape too
+        graph=(
+            Node("residual", "subtract", ("prediction", "y"), "r_{i}", "r"),
+            Node("abs", "abs", ("residual",), r"\left|r_{i}\right|", "|r|"),
+            Node("inside", "less_equal", ("abs", "delta"), r"c_{i}", "|r| ≤ δ"),
+            Node("square", "square", ("residual",), "r_{i}^{2}", "r²"),
+            Node("quadratic", "multiply", ("half", "square"), r"q_{i}", "½r²"),
+            Node("scaled", "multiply", ("delta", "abs"), r"s_{i}", "δ|r|"),
+            Node("delta_squared", "square", ("delta",), r"\delta^{2}", "δ²"),
+            Node("offset", "multiply", ("half", "delta_squared"), r"\tfrac{1}{2}\delta^{2}", "½δ²"),
+            Node("linear", "subtract", ("scaled", "offset"), r"l_{i}", "δ|r| − ½δ²"),
+            Node("huber", "select", ("inside", "quadratic", "linear"), r"h_{i}", "h"),
+            Node("loss", "mean", ("huber",), "L", "L"),
+        ),
+        curvature="bounded",
+        wrong_derivatives=("r-for-sign", "flip-sign", "drop-mean", "x-for-y"),
+        numeric=numeric,
+        sentence="problem.model_and_loss_huber",
+        derivation_note="explain.huber_branches",
+        bound_text="checks.bound_huber",
+        constants=(("delta", delta), ("half", half)),
+        curvature_bound=HALF_SQUARE,
+        # delta as the shortest decimal that reads back as the tape's value
+        words=(("delta", repr(float(delta))),),
+    )
+
+
+# The quadratic branch of the Huber loss on every sample: not offered on the command
+# line, but its Hessian bounds the Huber loss's everywhere (see Loss.curvature_bound)
+HALF_SQUARE = Loss(
+    name="half-square",
+    title="half the mean squared error",
+    inner=lambda y_hat, y: y_hat - y,
+    outer=_half_square,
+    outer_rule="power rule",
+    outer_rule_formula=r"\frac{d}{du} \frac{u^{2}}{2} = u",
+    tf_loss=lambda tf, y_pred, y_true: tf.reduce_mean(tf.square(y_pred - y_true)) / 2,
+)
+
+DEFAULT_HUBER_DELTA = Fraction(1)  # as tf.keras.losses.Huber
 
 
 MODELS: Mapping[str, Model] = {
@@ -193,8 +292,14 @@ def get_model(name: str) -> Model:
         raise InputError("unknown model", name) from None
 
 
-def get_loss(name: str) -> Loss:
+LOSS_NAMES = (*LOSSES, "huber")  # huber: one entry per delta, made by huber()
+
+
+def get_loss(name: str, huber_delta: Fraction | None = None) -> Loss:
+    """The loss entry by name; Huber's for `huber_delta` (default 1, as Keras)."""
+    if name == "huber":
+        return huber(DEFAULT_HUBER_DELTA if huber_delta is None else huber_delta)
     try:
         return LOSSES[name]
     except KeyError:
-        raise InputError("unknown --loss; choose " + " or ".join(LOSSES), name) from None
+        raise InputError("unknown --loss; choose " + ", ".join(LOSS_NAMES), name) from None

@@ -17,7 +17,15 @@ import numpy as np
 
 from ..common.errors import InputError
 from ..common.i18n import Message
-from ..models.registry import DEFAULT_LOSS, DEFAULT_MODEL, Loss, Model, get_loss, get_model
+from ..models.registry import (
+    DEFAULT_HUBER_DELTA,
+    DEFAULT_LOSS,
+    DEFAULT_MODEL,
+    Loss,
+    Model,
+    get_loss,
+    get_model,
+)
 from .standardize import Standardization
 from .standardize import standardize as standardize_data
 
@@ -119,6 +127,8 @@ class Problem:
     # How the tape runs, as the learner's script may: "eager", "function" (tf.function)
     # or "xla" (tf.function(jit_compile=True)).
     mode: str = "eager"
+    # Huber's threshold as the tape holds it (Keras casts it to the dtype); None otherwise
+    huber_delta: float | None = None
 
     @property
     def n(self) -> int:
@@ -132,7 +142,8 @@ class Problem:
 
     @property
     def loss_entry(self) -> Loss:
-        return get_loss(self.loss)
+        delta = None if self.huber_delta is None else Fraction(self.huber_delta)
+        return get_loss(self.loss, delta)
 
     def exact(self, values: Sequence[float]) -> list[Fraction]:
         """The dtype-rounded values as exact rationals (every float is one)."""
@@ -241,6 +252,7 @@ def make_problem(
     loss: str = DEFAULT_LOSS,
     standardize: bool = False,
     mode: str = "eager",
+    huber_delta: float | None = None,
 ) -> Problem:
     """Validate the inputs and freeze them into a :class:`Problem`; with `standardize`
     the tape sees z-scores of x and y (:mod:`derive.problem.standardize`)."""
@@ -250,6 +262,7 @@ def make_problem(
         raise InputError("unknown mode; choose eager, function or xla", mode)
     definition = get_model(model)
     get_loss(loss)
+    delta = _huber_delta(loss, huber_delta, dtype)
     if len(dataset.x) != len(dataset.y):
         raise InputError(
             "x and y have different lengths", f"{len(dataset.x)} x, {len(dataset.y)} y"
@@ -288,5 +301,22 @@ def make_problem(
         training=training,
         standardized=standardized,
         mode=mode,
+        huber_delta=delta,
     )
 
+
+def _huber_delta(loss: str, delta: float | None, dtype: str) -> float | None:
+    """Huber's threshold rounded to the dtype, as Keras casts it; refused for other losses
+    (a silently ignored flag would let a learner think it changed something)."""
+    if loss != "huber":
+        if delta is not None:
+            raise InputError("--huber-delta needs --loss huber", delta)
+        return None
+    if delta is None:
+        return float(DEFAULT_HUBER_DELTA)
+    if not math.isfinite(delta) or delta <= 0:
+        raise InputError("--huber-delta must be a positive number", delta)
+    (rounded,) = round_to_dtype([delta], dtype, "--huber-delta", ("delta",))
+    if rounded <= 0:
+        raise InputError(f"--huber-delta is 0 in {dtype}", delta)
+    return rounded

@@ -36,11 +36,7 @@ GLYPH_MODE: ContextVar[str] = ContextVar("derive_glyph_mode", default="paths")
 
 def _formula(latex: str, label: str | None, display: bool) -> Markup:
     mode = GLYPH_MODE.get()
-    return Markup(
-        latex_to_svg(
-            latex, label, display=display, shared=mode == "shared"
-        )
-    )
+    return Markup(latex_to_svg(latex, label, display=display, shared=mode == "shared"))
 
 
 # pass_context keeps Jinja from rendering a formula of constant LaTeX once, when it

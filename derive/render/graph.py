@@ -48,8 +48,8 @@ INK = "#1b1f24"
 MUTED = "#5b6470"
 ADJOINT = "#1f5fa8"
 SANS = "DejaVu Sans, Noto Sans CJK KR"  # Hangul from the CJK font (the PDF embeds it)
-FILL = {"parameter": "#eaf2fb", "data": "#f1f2f4", "op": "#ffffff"}
-BAND = {"parameter": "#cfe0f3", "data": "#dfe2e6", "op": "#e6e9ed"}
+FILL = {"parameter": "#eaf2fb", "data": "#f1f2f4", "constant": "#f1f2f4", "op": "#ffffff"}
+BAND = {"parameter": "#cfe0f3", "data": "#dfe2e6", "constant": "#dfe2e6", "op": "#e6e9ed"}
 
 
 def _number(value: float) -> str:

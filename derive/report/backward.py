@@ -66,7 +66,11 @@ if TYPE_CHECKING:
     from ..tape.order import Order
 
 
-_LEAF_OPS = {"parameter": ("variable", "tf.Variable"), "data": ("constant", "tf.constant")}
+_LEAF_OPS = {
+    "parameter": ("variable", "tf.Variable"),
+    "data": ("constant", "tf.constant"),
+    "constant": ("constant", "tf.constant"),  # a loss's scalar (Huber's delta, 1/2)
+}
 
 
 def build_backward(
@@ -328,7 +332,12 @@ def stand_in_backward(problem: Problem, symbolic: Symbolic) -> BackwardTrace:
     dtype = np.dtype(problem.dtype).type
     x, y = np.asarray(problem.x, dtype=dtype), np.asarray(problem.y, dtype=dtype)
     parameters = [dtype(problem.initial.values[name]) for name in symbolic.parameters]
-    leaves = {**dict(zip(symbolic.parameters, parameters, strict=True)), "x": x, "y": y}
+    leaves = {
+        **dict(zip(symbolic.parameters, parameters, strict=True)),
+        **{name: dtype(value) for name, value in problem.loss_entry.constants},
+        "x": x,
+        "y": y,
+    }
     # The tape overflows where the data are too large for the dtype; so does this
     # replay, silently, as the tape does (the report says so; NumPy need not).
     with np.errstate(over="ignore", invalid="ignore"):

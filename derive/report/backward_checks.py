@@ -182,9 +182,7 @@ def float_verdicts(
         threshold = math.inf
     signs = np.isnan(tape) | (np.sign(tape) == np.sign(reference.high)) | (reference.high == 0)
     overflowed = int(np.count_nonzero(~finite & ~unbounded & signs & (reach >= threshold)))
-    return Verdicts(
-        tolerances, np.broadcast_to(flushes, (n,)), ok, worst, inconclusive, overflowed
-    )
+    return Verdicts(tolerances, np.broadcast_to(flushes, (n,)), ok, worst, inconclusive, overflowed)
 
 
 def float_node_check(
@@ -221,9 +219,7 @@ def float_node_check(
         tolerance = float(verdicts.tolerances[i])
         flushes = float(verdicts.flushes[i])
         bound = bound_at(k, dtype, reference.magnitude(i), flushes, tolerance)
-        made = compare(
-            quantity, reference.at(i), float(tape[i]), bound, dtype, kink=kinks.get(i)
-        )
+        made = compare(quantity, reference.at(i), float(tape[i]), bound, dtype, kink=kinks.get(i))
         verdicts.made[i] = made
         return made
 

@@ -23,6 +23,7 @@ from .backward_facts import (
 if TYPE_CHECKING:
     from ..tape.backward import BackwardTrace
 
+
 class _Printer(ReportLatexPrinter):
     """LaTeX with node symbols printed by their names, or as numbers."""
 

@@ -66,8 +66,7 @@ def landscape(problem: Problem, symbolic: Symbolic) -> Landscape:
         loss=Evaluator(symbolic, symbolic.loss, data),
         solution=affine_solution(gradients),
         affine=all(
-            g.polynomial is not None and all(sum(e) <= 1 for e in g.polynomial)
-            for g in gradients
+            g.polynomial is not None and all(sum(e) <= 1 for e in g.polynomial) for g in gradients
         ),
         prediction_polynomial=_prediction_polynomial(symbolic),
     )

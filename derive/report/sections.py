@@ -11,7 +11,7 @@ import sympy as sp
 
 from ..common.i18n import Message
 from ..exact.reference import Samples, sample_values
-from ..models.registry import DEFAULT_LOSS
+from ..models.registry import DEFAULT_HUBER_DELTA, DEFAULT_LOSS
 from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training
 from ..symbolic.derivation import (
     Formula,
@@ -19,6 +19,7 @@ from ..symbolic.derivation import (
     Symbolic,
     latex,
     verify_equal,
+    verify_terms_equal,
 )
 from .facts import (
     DataRow,
@@ -53,11 +54,16 @@ def derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ..
     # very long written-out sums costs time (SymPy) and adds no insight.
     written_loss = symbolic.loss.written_out(n) if n <= WRITTEN_OUT_CHECK_LIMIT else None
     facts = []
+    by_terms = symbolic.loss.summand.has(sp.Piecewise)
     for name, derivation in symbolic.derivations.items():
-        concrete_ok = written_loss is None or verify_equal(
-            derivation.result.written_out(n),
-            written_loss.diff(derivation.symbol),
-        )
+        if written_loss is None:
+            concrete_ok = True
+        elif by_terms:
+            concrete_ok = verify_terms_equal(derivation.result, symbolic.loss, n, derivation.symbol)
+        else:
+            concrete_ok = verify_equal(
+                derivation.result.written_out(n), written_loss.diff(derivation.symbol)
+            )
         facts.append(
             GradientDerivation(
                 parameter=name,
@@ -150,11 +156,12 @@ def reproduce_command(problem: Problem) -> str:
         ("--dtype", problem.dtype, "float32"),
         ("--mode", problem.mode, "eager"),
         ("--loss", problem.loss, DEFAULT_LOSS),
+        ("--huber-delta", problem.huber_delta, float(DEFAULT_HUBER_DELTA)),
         ("--steps", problem.training.steps, defaults.steps),
         ("--lr", problem.training.learning_rate, defaults.learning_rate),
         ("--display-step", problem.training.display_step, defaults.display_step),
     ]:
-        if value != default:
+        if value is not None and value != default:
             parts += [flag, str(value)]
     if problem.standardized is not None:
         parts.append("--standardize")
@@ -186,6 +193,7 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         loss_sentence=problem.loss_entry.sentence,
         derivation_note=problem.loss_entry.derivation_note,
         bound_text=problem.loss_entry.bound_text,
+        loss_words=dict(problem.loss_entry.words),
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
         mode=problem.mode,

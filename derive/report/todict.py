@@ -216,5 +216,3 @@ def training_to_dict(training: TrainingFacts) -> dict[str, Any]:
 
 
 SAMPLE_ARRAYS = ("x", "y", "x_given", "y_given")  # the problem's fields that grow with n
-
-

@@ -23,7 +23,7 @@ import sympy as sp
 from ..common.numbers import latex_number
 from ..exact.check import Check, rounding_bound
 from ..exact.kinks import KinkWatch
-from ..exact.stability import stability
+from ..exact.stability import rate_bound
 from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
 from ..problem.problem import Problem
@@ -132,11 +132,7 @@ def check_training(
             _optimum(ground, names, [Fraction(v) for v in final.values()]) if last >= 0 else None
         ),
         optimum_note=(
-            ""
-            if ground.solution is not None
-            else NOT_UNIQUE
-            if ground.affine
-            else NO_CLOSED_FORM
+            "" if ground.solution is not None else NOT_UNIQUE if ground.affine else NO_CLOSED_FORM
         ),
         rows=tuple(checks.rows()),
         series=Series(
@@ -146,11 +142,7 @@ def check_training(
             gradients={k: tuple(map(float, trace.gradients[k][:end])) for k in names},
         ),
         plot_spec=ground.plot_spec(problem, names),
-        stability=(
-            stability(problem, symbolic)
-            if problem.loss_entry.curvature == "hessian"
-            else None
-        ),
+        stability=rate_bound(problem, symbolic),
         curvature=problem.loss_entry.curvature,
         standardized=problem.standardized,
         original_units=problem.model_entry.original_units,

@@ -24,6 +24,9 @@ from ..models.registry import Loss, Model
 from .derivation import X_I, Y_I, I, N, Symbolic
 
 DATA = {"x": X_I, "y": Y_I}  # the data leaves: constants the tape does not watch
+# How a loss's scalar constants are written (their values are the loss entry's)
+_CONSTANT_SYMBOLS = {"delta": r"\delta", "half": r"\tfrac{1}{2}"}
+_CONSTANT_LABELS = {"delta": "δ", "half": "½"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -35,7 +38,7 @@ class Vertex:
     """A node of the graph: a parameter, a data vector, or an op applied to earlier nodes."""
 
     name: str
-    kind: str  # "parameter", "data" or "op"
+    kind: str  # "parameter", "data", "constant" or "op"
     op: Op | None
     inputs: tuple[str, ...]
     symbol: str  # LaTeX of its value at sample i (`_{i}`), or of the scalar
@@ -56,13 +59,25 @@ def graph_of(model: Model, loss: Loss) -> tuple[Vertex, ...]:
         vertices[name] = Vertex(name, "parameter", None, (), name, name, False)
     for name in DATA:
         vertices[name] = Vertex(name, "data", None, (), f"{name}_{{i}}", name, True, False)
+    for name, value in loss.constants:
+        vertices[name] = Vertex(
+            name,
+            "constant",
+            None,
+            (),
+            _CONSTANT_SYMBOLS.get(name, name),
+            _CONSTANT_LABELS.get(name, str(value)),
+            False,
+            False,
+        )
     for node in nodes:
         op = get_op(node.op)
         missing = [name for name in node.inputs if name not in vertices]
         if missing or len(node.inputs) != op.arity or node.name in vertices:
             raise InputError("malformed op graph at node", node.name)
         per_sample = not op.reduces and any(vertices[n].per_sample for n in node.inputs)
-        watched = any(vertices[n].watched for n in node.inputs)
+        # a comparison's flag carries no gradient: nothing flows back through it
+        watched = op.differentiable and any(vertices[n].watched for n in node.inputs)
         vertices[node.name] = Vertex(
             node.name, "op", op, node.inputs, node.symbol, node.label, per_sample, watched
         )
@@ -105,8 +120,13 @@ class SymbolicBackward:
         return self.graph[-1].name
 
 
+def constant_symbols(loss: Loss) -> dict[str, sp.Expr]:
+    """The loss's constants as exact SymPy numbers, by node name."""
+    return {name: sp.Rational(v.numerator, v.denominator) for name, v in loss.constants}
+
+
 def _leaf_symbols(symbolic: Symbolic) -> dict[str, sp.Expr]:
-    return {**symbolic.parameters, **DATA}
+    return {**symbolic.parameters, **DATA, **constant_symbols(symbolic.loss_definition)}
 
 
 def _expressions(

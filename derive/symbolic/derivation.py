@@ -108,7 +108,24 @@ def verify_equal(a: sp.Expr, b: sp.Expr) -> bool:
             lambda node: isinstance(node, (sp.Derivative, sp.Subs)), lambda node: node.doit()
         )
 
-    return bool(sp.simplify(sp.expand(evaluated(a) - evaluated(b))) == 0)
+    difference = sp.expand(evaluated(a) - evaluated(b))
+    if difference.has(sp.Piecewise):
+        # One Piecewise for the whole difference: 0 when every branch is 0, whatever
+        # the conditions (simplify on branches is fast; on the unfolded sum it is not)
+        folded = sp.piecewise_fold(difference)
+        if isinstance(folded, sp.Piecewise):
+            return all(sp.simplify(sp.expand(value)) == 0 for value, _ in folded.args)
+    return bool(sp.simplify(difference) == 0)
+
+
+def verify_terms_equal(a: Formula, b: Formula, n: int, symbol: sp.Symbol) -> bool:
+    """d/d(symbol) of b, written out for this n, equals a written out, shown term by term:
+    sample k's term of a equals the derivative of sample k's term of b (their sums are
+    then equal). For a Piecewise summand, whose written-out sum SymPy simplifies slowly."""
+    left, right = a.coefficient.subs(N, n), b.coefficient.subs(N, n)
+    return all(
+        verify_equal(left * a.term(k), (right * b.term(k)).diff(symbol)) for k in range(1, n + 1)
+    )
 
 
 @dataclass(frozen=True)
@@ -393,6 +410,10 @@ def absolute_form(expr: sp.Expr) -> sp.Expr:
         return expr
     if isinstance(expr, sp.Abs):  # |fl(a)| errs by no more than fl(a) does
         return absolute_form(expr.args[0])
+    if isinstance(expr, sp.Piecewise):
+        # The tape may take the other branch than the exact value near the boundary:
+        # the sum of both branches' magnitudes bounds whichever it takes
+        return sp.Add(*[absolute_form(value) for value, _ in expr.args])
     if isinstance(expr, sp.sign):
         # |sign| <= 1, exact once the side of 0 is decided; a residual within its own
         # rounding error of 0 may be decided otherwise by the tape: see exact/kinks.py

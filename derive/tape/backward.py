@@ -12,7 +12,7 @@ import numpy as np
 
 from ..models.ops import Node
 from ..problem.problem import Problem
-from .gradient import run_nodes, tf_variables
+from .gradient import constant_tensors, run_nodes, tf_variables
 from .tensorflow import tensorflow
 
 # Graph bookkeeping, not arithmetic: left out when listing the ops TensorFlow records.
@@ -74,7 +74,12 @@ def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
     tf = tensorflow()
     variables = tf_variables(problem, problem.initial.values)
     data = _data(problem)
-    tensors: dict[str, Any] = {**variables, "x": tf.constant(data[0]), "y": tf.constant(data[1])}
+    tensors: dict[str, Any] = {
+        **variables,
+        **constant_tensors(problem),
+        "x": tf.constant(data[0]),
+        "y": tf.constant(data[1]),
+    }
     # The ops run one at a time, so that every intermediate tensor is kept and can be
     # asked for its adjoint.
     with tf.GradientTape(persistent=True) as tape:

@@ -75,8 +75,19 @@ TF_OPS: Mapping[str, Callable[..., Any]] = {
     "subtract": lambda tf, a, b: a - b,
     "square": lambda tf, a: tf.square(a),
     "abs": lambda tf, a: tf.abs(a),
+    "less_equal": lambda tf, a, b: a <= b,
+    "select": lambda tf, c, a, b: tf.where(c, a, b),
     "mean": lambda tf, a: tf.reduce_mean(a),
 }
+
+
+def constant_tensors(problem: Problem) -> dict[str, Any]:
+    """The loss's scalar constants (Huber's delta and 1/2) as tensors of the tape's dtype."""
+    tf = tensorflow()
+    return {
+        name: tf.constant(float(value), dtype=problem.dtype)
+        for name, value in problem.loss_entry.constants
+    }
 
 
 def run_nodes(tf: Any, nodes: Sequence[Node], tensors: Mapping[str, Any]) -> dict[str, Any]:
@@ -94,7 +105,8 @@ def squares(problem: Problem, variables: Mapping[str, Any], x: Any, y: Any) -> A
     nodes = (*problem.model_entry.graph, *problem.loss_entry.graph)
     mean = next(node for node in nodes if OPS[node.op].reduces)
     upstream = nodes[: nodes.index(mean)]
-    return run_nodes(tf, upstream, {**variables, "x": x, "y": y})[mean.inputs[0]]
+    leaves = {**variables, **constant_tensors(problem), "x": x, "y": y}
+    return run_nodes(tf, upstream, leaves)[mean.inputs[0]]
 
 
 def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> TapeResult:
@@ -123,5 +135,3 @@ def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> 
         tensorflow_version=tf.__version__,
         order=tape_order(problem, squares(problem, variables, x, y)),
     )
-
-

@@ -159,9 +159,7 @@ def tf_cpu_sum(values: np.ndarray, threads: int) -> float:
         size = n // blocks
         count = n // size
         shards = [_tree(values, i * size, size, packet) for i in range(count)]
-        total = (
-            _tree(values, count * size, n - count * size, packet) if count * size < n else zero
-        )
+        total = _tree(values, count * size, n - count * size, packet) if count * size < n else zero
         for shard in shards:
             total = total + shard
     return float(total)
