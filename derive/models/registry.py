@@ -149,6 +149,9 @@ def _half_square(u: sp.Expr) -> sp.Expr:
     return u**2 / 2
 
 
+HALF_DELTA_SQUARED = r"\frac{\delta^{2}}{2}"
+
+
 @cache
 def huber(delta: Fraction) -> Loss:
     """The Huber loss with threshold `delta` (the value the tape holds: rounded to its
@@ -191,7 +194,7 @@ def huber(delta: Fraction) -> Loss:
             Node("quadratic", "multiply", ("half", "square"), r"q_{i}", "½r²"),
             Node("scaled", "multiply", ("delta", "abs"), r"s_{i}", "δ|r|"),
             Node("delta_squared", "square", ("delta",), r"\delta^{2}", "δ²"),
-            Node("offset", "multiply", ("half", "delta_squared"), r"\tfrac{1}{2}\delta^{2}", "½δ²"),
+            Node("offset", "multiply", ("half", "delta_squared"), HALF_DELTA_SQUARED, "½δ²"),
             Node("linear", "subtract", ("scaled", "offset"), r"l_{i}", "δ|r| − ½δ²"),
             Node("huber", "select", ("inside", "quadratic", "linear"), r"h_{i}", "h"),
             Node("loss", "mean", ("huber",), "L", "L"),
