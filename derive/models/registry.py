@@ -195,7 +195,7 @@ def huber(delta: Fraction) -> Loss:
             Node("scaled", "multiply", ("delta", "abs"), r"s_{i}", "δ|r|"),
             Node("delta_squared", "square", ("delta",), r"\delta^{2}", "δ²"),
             Node("offset", "multiply", ("half", "delta_squared"), HALF_DELTA_SQUARED, "½δ²"),
-            Node("linear", "subtract", ("scaled", "offset"), r"l_{i}", "δ|r| − ½δ²"),
+            Node("linear", "subtract", ("scaled", "offset"), r"l_{i}", "δ|r| - ½δ²"),
             Node("huber", "select", ("inside", "quadratic", "linear"), r"h_{i}", "h"),
             Node("loss", "mean", ("huber",), "L", "L"),
         ),
