@@ -104,6 +104,8 @@ def environment() -> jinja2.Environment:
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph
     env.filters["code"] = _code
+    # Jinja's capitalize lowers the rest too ("Derivative of the huber function")
+    env.filters["first_upper"] = lambda text: text[:1].upper() + text[1:]
     env.filters["hmath"] = _html_math
     env.filters["css_counter"] = _css_counter
     env.globals["t"] = translator(DEFAULT)  # a render call passes the language it wants

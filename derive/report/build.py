@@ -68,6 +68,27 @@ def formulas_for(symbolic: Symbolic, wrong_derivative: str | None = None) -> dic
     return formulas
 
 
+def _refuse_harmless(
+    symbolic: Symbolic,
+    wrong_derivative: str,
+    references: Mapping[str, Fraction],
+    parameters: Mapping[str, Fraction],
+    samples: Samples,
+) -> None:
+    """A wrong derivative that gives the right values here would pass its check, and the
+    demonstration would show nothing (Huber's r for delta sign(r) when every sample lies
+    in the quadratic branch): refused, with what to change."""
+    right = formulas_for(symbolic)
+    if all(
+        reference.value(symbolic, right[name], parameters, samples) == references[name]
+        for name in right
+    ):
+        raise InputError(
+            "--wrong-derivative changes no value here, so no check can catch it; try other --init",
+            wrong_derivative,
+        )
+
+
 @dataclass(frozen=True)
 class Groundwork:
     """Everything of a report that needs no tape: derived, substituted, referenced."""
@@ -131,6 +152,8 @@ def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork
                 problem, symbolic, underflow.sensitivities(symbolic).of_quantity(key)
             )
         )
+    if wrong_derivative is not None:
+        _refuse_harmless(symbolic, wrong_derivative, references, parameters, samples)
     ground = Groundwork(
         problem=problem,
         wrong_derivative=wrong_derivative,
