@@ -66,7 +66,7 @@ BAD_INPUTS = [
     (["--seed", "x"], "invalid command line", "invalid int value"),
     (["--name", "a/b"], "--name must be a file name", "a/b"),
     (["--wrong-derivative", "typo"], "unknown kind of wrong derivative", "typo"),
-    (["--loss", "huber"], "unknown --loss; choose mse or mae", "huber"),
+    (["--loss", "hinge"], "unknown --loss; choose mse, mae, huber", "hinge"),
     (["--loss", "MAE"], "unknown --loss; choose mse or mae", "MAE"),
     (["--wrong-derivative", "r-for-sign"], "wrong derivative for --loss mse", "r-for-sign"),
     (["--loss", "mae", "--wrong-derivative", "drop-factor-2"], "for --loss mae", "drop-factor-2"),
@@ -361,7 +361,6 @@ def test_ragged_rows_are_not_misread(tmp_path):
 
 
 # --- Signals, targets and the program's name ---------------------------------------------
-
 
 
 def _signalled(pause: str, signum: int, arguments: list[str], *, emulated: bool):

@@ -94,8 +94,7 @@ def imports(name: str) -> tuple[str, ...]:
             else:
                 found.append(target)
     return tuple(
-        module if module.split(".")[0] == "derive" else module.split(".")[0]
-        for module in found
+        module if module.split(".")[0] == "derive" else module.split(".")[0] for module in found
     )
 
 

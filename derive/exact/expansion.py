@@ -56,7 +56,9 @@ class Expansion:
             return other
         if isinstance(other, (int, float)) and not isinstance(other, bool):
             return Expansion.of(float(other))
-        return NotImplemented  # type: ignore[return-value]
+        if isinstance(other, Fraction) and Fraction(float(other)) == other:
+            return Expansion.of(float(other))  # a formula's dyadic constant, such as 1/2
+        raise TypeError(f"no exact expansion of {other!r}")
 
     def __add__(self, other: object) -> Expansion:
         other = self._coerce(other)

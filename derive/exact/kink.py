@@ -17,10 +17,11 @@ class Kink:
     residual: Fraction
     bound: Fraction
     at: Fraction
+    switch: bool = False  # a branch switch (Huber's +-delta), not a kink of the loss
 
     def reason(self, quantity: str) -> Message:
         return Message.of(
-            "reason.kink",
+            "reason.switch" if self.switch else "reason.kink",
             quantity=quantity,
             sample=self.sample,
             residual=f"{float(self.residual):.3g}",

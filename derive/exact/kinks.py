@@ -43,10 +43,19 @@ class KinkWatch:
     """For one data set: the first sample near a kink, at any parameter values."""
 
     def __init__(
-        self, symbolic: Symbolic, x: Sequence[float], y: Sequence[float], dtype: str
+        self,
+        symbolic: Symbolic,
+        x: Sequence[float],
+        y: Sequence[float],
+        dtype: str,
+        switches: bool = False,
     ) -> None:
+        """`switches`: watch the loss's branch switches too (for the adjoints of the
+        branches' nodes, which jump there; the gradients do not)."""
         loss = symbolic.loss_definition
         self.kinks = tuple(Fraction(k) for k in loss.kinks)
+        self.switches = tuple(Fraction(k) for k in loss.switches) if switches else ()
+        self.kinks = self.kinks + self.switches
         if not self.kinks:
             return
         node = loss.graph[0].name  # the residual u_i = inner(y_hat_i, y_i)
@@ -103,5 +112,5 @@ class KinkWatch:
             self.sensitivity, absolute
         )
         if abs(residual - kink) <= bound:
-            return Kink(index + 1, residual, bound, kink)
+            return Kink(index + 1, residual, bound, kink, switch=kink in self.switches)
         return None

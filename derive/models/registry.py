@@ -80,6 +80,10 @@ class Loss:
     # Values of the residual where outer' jumps (|u| at 0): the tape decides the side on
     # its rounded residual, derive.exact.kinks makes a check that cannot tell inconclusive
     kinks: tuple[int, ...] = ()
+    # Values of the residual where a branch switches (SelectV2) while outer' stays
+    # continuous (Huber's +-delta): the gradients do not jump there, but the adjoints of
+    # the branches' own nodes do, and the backward section watches them as it does kinks
+    switches: tuple[Fraction, ...] = ()
     sentence: str = "problem.model_and_loss"
     derivation_note: str | None = None
     handout_keys: str = ""  # suffix of the handouts' catalogue keys that name the loss
@@ -206,6 +210,7 @@ def huber(delta: Fraction) -> Loss:
         derivation_note="explain.huber_branches",
         bound_text="checks.bound_huber",
         constants=(("delta", delta), ("half", half)),
+        switches=(delta, -delta),
         curvature_bound=HALF_SQUARE,
         # delta as the shortest decimal that reads back as the tape's value
         words=(("delta", repr(float(delta))),),

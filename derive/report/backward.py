@@ -107,7 +107,7 @@ def build_backward(
     parameters = [problem.initial.values[name] for name in symbolic.parameters]
     writer = StepWriter(backward, trace, n)
     # Samples whose residual the tape may put on the other side of a kink (|r| at 0)
-    near_kinks = KinkWatch(symbolic, problem.x, problem.y, problem.dtype).every(
+    near_kinks = KinkWatch(symbolic, problem.x, problem.y, problem.dtype, switches=True).every(
         [Fraction(v) for v in parameters]
     )
 
@@ -129,7 +129,9 @@ def build_backward(
             missing = tape_adjoints is None or len(tape_adjoints) == 0
             sensitivity = flush_sensitivities.adjoints[vertex.name]
             # only an adjoint that depends on the side the tape takes
-            kinks = near_kinks if backward.leaf_form(adjoint).has(sp.sign) else None
+            # (or on the branch SelectV2 takes)
+            leaves = backward.leaf_form(adjoint)
+            kinks = near_kinks if leaves.has(sp.sign) or leaves.has(sp.Piecewise) else None
             if isinstance(reference, FloatReference):
                 tape = np.full(n, math.nan) if missing else tape_adjoints
                 # Nodes that pass the same adjoint on have the same verdicts: reuse them.

@@ -148,6 +148,7 @@ def report_to_dict(
             "model": problem.model,
             "loss": problem.loss,
             "loss_name": problem.loss_name,
+            "huber_delta": problem.huber_delta,
             "parameters": list(problem.parameters),
             "standardized": _standardized(problem),
         },

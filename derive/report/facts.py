@@ -68,7 +68,8 @@ class ProblemFacts:
     loss_sentence: str  # catalogue key introducing the loss
     derivation_note: str | None  # catalogue key: what the loss's kinks mean
     bound_text: str  # catalogue key: how k is counted for the loss
-    loss_words: Mapping[str, str]  # LaTeX of the loss's own values by name (Huber's delta)
+    loss_words: Mapping[str, str]  # the loss's own values by name, as text (Huber's delta)
+    huber_delta: float | None  # Huber's threshold as the tape holds it; None for other losses
     source_message: Message | None = None  # where the samples came from, to be put in words
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla

@@ -194,6 +194,7 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         derivation_note=problem.loss_entry.derivation_note,
         bound_text=problem.loss_entry.bound_text,
         loss_words=dict(problem.loss_entry.words),
+        huber_delta=problem.huber_delta,
         source_message=_source_message(problem.dataset),
         standardized=problem.standardized,
         mode=problem.mode,

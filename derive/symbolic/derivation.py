@@ -14,6 +14,7 @@ from functools import cache
 
 import numpy as np
 import sympy as sp
+from sympy.printing.lambdarepr import LambdaPrinter
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
@@ -231,11 +232,86 @@ class Symbolic:
         Plain arithmetic works on Fractions (exact) as well as on floats and arrays.
         """
         plain = expr.subs({X_I: _XS, Y_I: _YS}).replace(sp.sign, _SIGN)
+        plain = plain.replace(lambda e: isinstance(e, sp.Piecewise), _as_where)
         arguments = [*self.parameters.values(), _XS, _YS]
-        return sp.lambdify(arguments, plain, modules=[{_SIGN.__name__: _sign}])
+        namespace = {_SIGN.__name__: _sign, _WHERE.__name__: _where, "exact_rational": _Rational}
+        printer = _ExactPrinter(
+            {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
+        )
+        return sp.lambdify(arguments, plain, modules=[namespace], printer=printer)
 
 
 _SIGN = sp.Function("exact_sign")  # lambdify prints sign as math.copysign, a float
+_WHERE = sp.Function("exact_where")  # and a Piecewise as Python's "if", which arrays refuse
+
+
+def _as_where(piecewise: sp.Piecewise) -> sp.Expr:
+    """Piecewise((a, lhs <= rhs), (b, True)) -> exact_where(rhs - lhs, a, b)."""
+    (chosen, condition), (other, otherwise) = piecewise.args
+    if not isinstance(condition, sp.LessThan) or otherwise is not sp.true:
+        raise NotImplementedError(f"no evaluation for {piecewise!r}")
+    return _WHERE(condition.rhs - condition.lhs, chosen, other)
+
+
+def _where(margin, chosen, other):  # type: ignore[no-untyped-def]
+    """`chosen` where margin >= 0, else `other`, element by element. On error-free
+    expansions the side is decided exactly (Expansion.sign) and the choice is a product
+    with 0 or 1, exact too."""
+    from ..exact.expansion import Expansion
+
+    if isinstance(margin, Expansion):
+        inside = (margin.sign().parts[0] >= 0).astype(np.float64)
+        chosen, other = Expansion.of(0.0) + chosen, Expansion.of(0.0) + other
+        return Expansion(
+            tuple(part * inside for part in chosen.parts)
+            + tuple(part * (1 - inside) for part in other.parts)
+        )
+    if isinstance(margin, np.ndarray):
+        return np.where(margin >= 0, chosen, other)
+    return chosen if margin >= 0 else other
+
+
+class _Rational(Fraction):
+    """A formula's rational constant (Huber's 1/2, delta^2 / 2): exact with Fractions, and
+    its float with arrays and expansions (exact: the constants of a loss entry have a
+    power of two below, and few digits above)."""
+
+    __array_ufunc__ = None  # an array on the left defers to the methods below
+
+    def _float_with(self, other: object) -> bool:
+        return not isinstance(other, (int, Fraction))
+
+    def __add__(self, other):  # type: ignore[no-untyped-def, override]
+        return float(self) + other if self._float_with(other) else Fraction(self) + other
+
+    def __radd__(self, other):  # type: ignore[no-untyped-def, override]
+        return other + float(self) if self._float_with(other) else other + Fraction(self)
+
+    def __sub__(self, other):  # type: ignore[no-untyped-def, override]
+        return float(self) - other if self._float_with(other) else Fraction(self) - other
+
+    def __rsub__(self, other):  # type: ignore[no-untyped-def, override]
+        return other - float(self) if self._float_with(other) else other - Fraction(self)
+
+    def __mul__(self, other):  # type: ignore[no-untyped-def, override]
+        return float(self) * other if self._float_with(other) else Fraction(self) * other
+
+    def __rmul__(self, other):  # type: ignore[no-untyped-def, override]
+        return other * float(self) if self._float_with(other) else other * Fraction(self)
+
+    def __neg__(self):  # type: ignore[no-untyped-def, override]
+        return _Rational(-Fraction(self))
+
+
+class _ExactPrinter(LambdaPrinter):
+    """Rationals as exact constants (Python's 1/2 is a float, and a float makes a Fraction
+    computation a float one)."""
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        return f"exact_rational({expr.p}, {expr.q})"
+
+    def _print_Half(self, expr: sp.Rational) -> str:
+        return self._print_Rational(expr)
 
 
 def _sign(value):  # type: ignore[no-untyped-def]
