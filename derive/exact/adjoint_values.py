@@ -51,6 +51,19 @@ def exact_value(expr: sp.Expr, values: Mapping[sp.Basic, Fraction]) -> Fraction:
     raise NotImplementedError(f"no exact evaluation for {expr!r}")
 
 
+def chosen_branches(expr: sp.Expr, values: Mapping[sp.Basic, Fraction]) -> sp.Expr:
+    """expr with every Piecewise replaced by the branch that holds at `values` (decided
+    exactly): what one sample's term is, written with symbols."""
+
+    def chosen(piecewise: sp.Piecewise) -> sp.Expr:
+        for value, condition in piecewise.args:
+            if _holds(condition, values):
+                return value
+        raise NotImplementedError(f"no branch holds in {piecewise!r}")
+
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), chosen)
+
+
 def _holds(condition: sp.Basic, values: Mapping[sp.Basic, Fraction]) -> bool:
     """A branch's condition decided in rational arithmetic (a <= b, or True)."""
     if condition is sp.true:

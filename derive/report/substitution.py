@@ -14,6 +14,7 @@ from fractions import Fraction
 import sympy as sp
 
 from ..common.numbers import latex_number
+from ..exact.adjoint_values import chosen_branches
 from ..exact.reference import Samples, sample_values
 from ..symbolic.derivation import (
     Formula,
@@ -107,9 +108,19 @@ def substitute(
         numbers[X[k]], numbers[Y[k]] = samples.fractions(k - 1)
         return numbers
 
+    def term_of(k: int) -> sp.Expr:
+        """Sample k's term, with the branch it falls in (Huber's) chosen exactly."""
+        term = formula.term(k)
+        return chosen_branches(term, inputs(k)) if term.has(sp.Piecewise) else term
+
+    def printed(k: int, printer: ReportLatexPrinter) -> str:
+        term = term_of(k)
+        text = printer.doprint(term)
+        return rf"\left({text}\right)" if isinstance(term, sp.Add) else text
+
     def with_residual(k: int) -> str:
         placeholder = sp.Symbol(f"r_{k}")
-        term = formula.term(k).xreplace({symbolic.residual.subs(I, k): placeholder})
+        term = term_of(k).xreplace({symbolic.residual.subs(I, k): placeholder})
         if term == placeholder:
             return ""
         numbers = inputs(k)
@@ -124,8 +135,8 @@ def substitute(
     terms = tuple(
         Term(
             k=k,
-            symbols=formula.term_latex(k),
-            with_numbers=formula.term_latex(k, NumberPrinter(inputs(k))),
+            symbols=printed(k, ReportLatexPrinter({"long_frac_ratio": 1})),
+            with_numbers=printed(k, NumberPrinter(inputs(k))),
             with_residual=with_residual(k),
             value=latex_number(term_values[k], keep_zeros=True),
         )

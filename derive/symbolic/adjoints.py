@@ -22,6 +22,7 @@ from ..common.errors import InputError
 from ..models.ops import Op, get_op
 from ..models.registry import Loss, Model
 from .derivation import X_I, Y_I, I, N, Symbolic
+from .derivation import is_zero as proved_zero
 
 DATA = {"x": X_I, "y": Y_I}  # the data leaves: constants the tape does not watch
 # How a loss's scalar constants are written (their values are the loss entry's)
@@ -203,8 +204,8 @@ def derive_adjoints(graph: Sequence[Vertex], symbolic: Symbolic) -> SymbolicBack
 
 
 def is_zero(expr: sp.Expr) -> bool:
-    """SymPy proves expr == 0."""
-    return sp.simplify(sp.expand(expr)) == 0
+    """SymPy proves expr == 0 (branch by branch where there are branches)."""
+    return proved_zero(expr)
 
 
 def direct_adjoint(backward: SymbolicBackward, symbolic: Symbolic, name: str) -> sp.Expr:

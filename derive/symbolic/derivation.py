@@ -7,6 +7,7 @@ Every step is an expression SymPy can evaluate; each one is checked equal to
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -63,6 +64,74 @@ class ReportLatexPrinter(LatexPrinter):
             )
         return super()._print_Mul(expr)
 
+    def _compact(self, expr: sp.Basic) -> bool:
+        """A Piecewise printed as one function call or bracket (no cases)."""
+        if not isinstance(expr, sp.Piecewise):
+            return False
+        if _flag(expr) is not None:
+            return True
+        named = _huber_form(expr) if I not in expr.free_symbols else None
+        return named is not None and named[2] == 1
+
+    def _needs_mul_brackets(self, expr: sp.Expr, first: bool = False, last: bool = False) -> bool:
+        return not self._compact(expr) and super()._needs_mul_brackets(expr, first, last)
+
+    def parenthesize(
+        self, item: sp.Basic, level: int, is_neg: bool = False, strict: bool = False
+    ) -> str:
+        if self._compact(item):
+            return self._print(item)
+        return super().parenthesize(item, level, is_neg, strict)
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # A branch flag (SelectV2's choice) as an Iverson bracket: [c] is 1 where c holds
+        flag = _flag(expr)
+        if flag is not None:
+            condition, holds = flag
+            inner = self._print(condition)
+            return rf"\left[{inner}\right]" if holds else rf"\left[\lnot {inner}\right]"
+        # Huber's function and its derivative of one written-out sample (the general
+        # formula, with i, defines them by cases): h_delta(u), h'_delta(u) q
+        named = _huber_form(expr) if I not in expr.free_symbols else None
+        if named is not None:
+            name, argument, factor = named
+            call = rf"{name}\left({self._print(argument)}\right)"
+            if factor == 1:
+                return call
+            return call + " " + self.parenthesize(factor, PRECEDENCE["Mul"])
+        return super()._print_Piecewise(expr)
+
+
+def _flag(expr: sp.Piecewise) -> tuple[sp.Basic, bool] | None:
+    """Piecewise((1, c), (0, True)) -> (c, True); with 0 and 1 swapped -> (c, False)."""
+    if len(expr.args) != 2 or expr.args[1].cond is not sp.true:
+        return None
+    (first, condition), (second, _) = expr.args
+    if (first, second) == (1, 0):
+        return condition, True
+    if (first, second) == (0, 1):
+        return condition, False
+    return None
+
+
+def _huber_form(expr: sp.Piecewise) -> tuple[str, sp.Expr, sp.Expr] | None:
+    """(name, u, q) when expr is h(u) or h'(u) q for the Huber threshold delta."""
+    if len(expr.args) != 2 or expr.args[1].cond is not sp.true:
+        return None
+    (inside, condition), (outside, _) = expr.args
+    if not (isinstance(condition, sp.LessThan) and isinstance(condition.lhs, sp.Abs)):
+        return None
+    u, delta = condition.lhs.args[0], condition.rhs
+    if (
+        sp.expand(inside - u**2 / 2) == 0
+        and sp.expand(outside - (delta * abs(u) - delta**2 / 2)) == 0
+    ):
+        return r"h_{\delta}", u, sp.Integer(1)
+    factor = sp.cancel(inside / u)
+    if sp.expand(outside - delta * sp.sign(u) * factor) == 0:
+        return r"h'_{\delta}", u, factor
+    return None
+
 
 def latex(expr: sp.Basic) -> str:
     """LaTeX as shown in the report."""
@@ -109,14 +178,18 @@ def verify_equal(a: sp.Expr, b: sp.Expr) -> bool:
             lambda node: isinstance(node, (sp.Derivative, sp.Subs)), lambda node: node.doit()
         )
 
-    difference = sp.expand(evaluated(a) - evaluated(b))
-    if difference.has(sp.Piecewise):
-        # One Piecewise for the whole difference: 0 when every branch is 0, whatever
-        # the conditions (simplify on branches is fast; on the unfolded sum it is not)
-        folded = sp.piecewise_fold(difference)
+    return is_zero(sp.expand(evaluated(a) - evaluated(b)))
+
+
+def is_zero(expr: sp.Expr) -> bool:
+    """SymPy proves expr == 0. With branches (Piecewise), folded into one Piecewise that
+    is 0 when every branch is 0, whatever the conditions: simplify is fast on the
+    branches and slow on the unfolded expression."""
+    if expr.has(sp.Piecewise):
+        folded = sp.piecewise_fold(sp.expand(expr))
         if isinstance(folded, sp.Piecewise):
             return all(sp.simplify(sp.expand(value)) == 0 for value, _ in folded.args)
-    return bool(sp.simplify(difference) == 0)
+    return bool(sp.simplify(sp.expand(expr)) == 0)
 
 
 def verify_terms_equal(a: Formula, b: Formula, n: int, symbol: sp.Symbol) -> bool:
@@ -230,15 +303,20 @@ class Symbolic:
         """Compile expr(parameters, x_i, y_i) to plain Python arithmetic.
 
         Plain arithmetic works on Fractions (exact) as well as on floats and arrays.
+        Compiled once per expression (training checks ask again at every step).
         """
-        plain = expr.subs({X_I: _XS, Y_I: _YS}).replace(sp.sign, _SIGN)
-        plain = plain.replace(lambda e: isinstance(e, sp.Piecewise), _as_where)
-        arguments = [*self.parameters.values(), _XS, _YS]
-        namespace = {_SIGN.__name__: _sign, _WHERE.__name__: _where, "exact_rational": _Rational}
-        printer = _ExactPrinter(
-            {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
-        )
-        return sp.lambdify(arguments, plain, modules=[namespace], printer=printer)
+        return _compiled(tuple(self.parameters.values()), expr)
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(parameters: tuple[sp.Symbol, ...], expr: sp.Expr) -> Callable[..., object]:
+    plain = expr.subs({X_I: _XS, Y_I: _YS}).replace(sp.sign, _SIGN)
+    plain = plain.replace(lambda e: isinstance(e, sp.Piecewise), _as_where)
+    namespace = {_SIGN.__name__: _sign, _WHERE.__name__: _where, "exact_rational": _Rational}
+    printer = _ExactPrinter(
+        {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
+    )
+    return sp.lambdify([*parameters, _XS, _YS], plain, modules=[namespace], printer=printer)
 
 
 _SIGN = sp.Function("exact_sign")  # lambdify prints sign as math.copysign, a float
