@@ -43,6 +43,9 @@ GAP_X = 24.0
 GAP_Y = 30.0
 MARGIN = 4.0
 LEGEND = 22.0
+# Ops per band: a longer graph (Huber's thirteen) wraps onto further bands, each with its
+# own leaves above and below, so that its boxes keep the size of a short one's
+OPS_PER_BAND = 6
 
 INK = "#1b1f24"
 MUTED = "#5b6470"
@@ -137,6 +140,7 @@ class _Placed:
     y: float
     width: float
     height: float
+    band: int = 0
 
     @property
     def top(self) -> tuple[float, float]:
@@ -163,40 +167,52 @@ def layout(
     boxes = {node.name: _box(node, t) for node in facts.nodes}
     width = max(_box_width(box, t) for box in boxes.values())
     ops = [node.name for node in facts.nodes if node.kind == "op"]
-    column = {name: k for k, name in enumerate(ops)}
+    band = {name: k // OPS_PER_BAND for k, name in enumerate(ops)}
+    column = {name: k % OPS_PER_BAND for k, name in enumerate(ops)}
     # Leaves go above (parameters) or below (data) the first op that uses them; a
     # taken place moves them one column to the right.
-    taken: set[tuple[int, str]] = set()
+    taken: set[tuple[int, int, str]] = set()
     rows: dict[str, str] = {name: "middle" for name in ops}
     for node in facts.nodes:
         if node.kind == "op":
             continue
         row = "top" if node.kind == "parameter" else "bottom"
-        first = min((column[op.name] for op in facts.nodes if node.name in op.inputs), default=0)
-        while (first, row) in taken:
+        users = [op.name for op in facts.nodes if node.name in op.inputs]
+        first_user = min(users, key=ops.index) if users else ops[0]
+        where, first = band[first_user], column[first_user]
+        while (where, first, row) in taken:
             first += 1
-        taken.add((first, row))
-        column[node.name] = first
-        rows[node.name] = row
+        taken.add((where, first, row))
+        band[node.name], column[node.name], rows[node.name] = where, first, row
+    bands = max(band.values()) + 1
     heights = {
-        row: max((boxes[n].height for n in boxes if rows[n] == row), default=0.0)
+        (b, row): max(
+            (boxes[n].height for n in boxes if rows[n] == row and band[n] == b), default=0.0
+        )
+        for b in range(bands)
         for row in ("top", "middle", "bottom")
     }
-    tops = {"top": MARGIN}
-    tops["middle"] = tops["top"] + heights["top"] + (GAP_Y if heights["top"] else 0)
-    tops["bottom"] = tops["middle"] + heights["middle"] + GAP_Y
+    tops: dict[tuple[int, str], float] = {}
+    y = MARGIN
+    for b in range(bands):
+        tops[(b, "top")] = y
+        y += heights[(b, "top")] + (GAP_Y if heights[(b, "top")] else 0)
+        tops[(b, "middle")] = y
+        y += heights[(b, "middle")] + GAP_Y
+        tops[(b, "bottom")] = y
+        y += heights[(b, "bottom")] + (GAP_Y if b < bands - 1 else 0)
     placed = {}
     for name, box in boxes.items():
-        height = heights["middle"] if rows[name] == "middle" else box.height
-        y = tops[rows[name]]
-        if rows[name] == "bottom":
-            y = tops["bottom"]
-        elif rows[name] == "top":
-            y = tops["top"] + heights["top"] - box.height
-        placed[name] = _Placed(box, MARGIN + column[name] * (width + GAP_X), y, width, height)
+        key = (band[name], rows[name])
+        height = heights[key] if rows[name] == "middle" else box.height
+        y = tops[key]
+        if rows[name] == "top":
+            y = tops[key] + heights[key] - box.height
+        x = MARGIN + column[name] * (width + GAP_X)
+        placed[name] = _Placed(box, x, y, width, height, band[name])
     columns = max(column.values()) + 1
     total_width = 2 * MARGIN + columns * width + (columns - 1) * GAP_X
-    total_height = tops["bottom"] + heights["bottom"] + LEGEND
+    total_height = tops[(bands - 1, "bottom")] + heights[(bands - 1, "bottom")] + LEGEND
     return placed, total_width, total_height
 
 
@@ -276,6 +292,16 @@ def _arrow(start: tuple[float, float], end: tuple[float, float]) -> str:
 
 
 def _edge(source: _Placed, target: _Placed) -> str:
+    if source.band != target.band:
+        # Down the gap right of the source, along the gap above the target's band, down
+        # into the target: no box is crossed
+        (x1, y1), (x2, y2) = source.right, target.top
+        aside, above = x1 + GAP_X / 2, y2 - GAP_Y / 2
+        return (
+            f'<path d="M{x1:.1f},{y1:.1f} H{aside:.1f} V{above:.1f} H{x2:.1f} V{y2:.1f}" '
+            f'fill="none" stroke="{INK}" stroke-width="1.1" '
+            'marker-end="url(#derive-graph-arrow)"/>'
+        )
     if source.y + source.height <= target.y:  # from above
         return _arrow(source.bottom, target.top)
     if source.y >= target.y + target.height:  # from below

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
 import sympy as sp
 
 from ..common.numbers import latex_number
@@ -103,6 +104,12 @@ class StepWriter:
         values = () if values is None else values
         return float(values[k - 1 if len(values) > 1 else 0])
 
+    def contribution(self, local: sp.Expr, consumer: str, k: int) -> float:
+        """local * upstream at sample k, as the tape multiplies them (in its dtype)."""
+        dtype = np.asarray(self.trace.values[consumer]).dtype.type
+        factor = dtype(float(local.xreplace(self.numbers(k))))
+        return float(factor * dtype(self.adjoint(consumer, k)))
+
     def sum_lines(self, consumer: Vertex, name: str, lhs: str) -> tuple[str, ...]:
         """lhs term_1 + term_2 + ... + term_n = total, with the tape's numbers.
 
@@ -152,7 +159,11 @@ class StepWriter:
             )
             lines = self.sum_lines(consumer, name, f"{partial_of(target.symbol)} =")
             return Propagation(name, True, True, rule, lines)
-        rule = f"{partial_of(target.symbol)} = " + product(self.latex(local), upstream)
+        # A node several ops read (Huber's r: Square and Abs) gets one contribution from
+        # each; the tape adds them (AddN), so each line shows its own part, "+=".
+        shared = sum(1 for (_, input_name) in self.backward.locals if input_name == name) > 1
+        assign = r"\mathrel{+}=" if shared else "="
+        rule = f"{partial_of(target.symbol)} {assign} " + product(self.latex(local), upstream)
         if not target.per_sample and not consumer.per_sample:
             ks: list[int | None] = [1]
         else:
@@ -168,9 +179,10 @@ class StepWriter:
             )
             # A product the tape rounded is "approx" its result; a pass-through is exact.
             equals = "=" if local in (1, -1) else r"\approx"
+            value = self.contribution(local, consumer.name, k) if shared else self.adjoint(name, k)
             return (
-                f"{partial_of(_at(target.symbol, k))} = {middle}"
-                f" {equals} {latex_number(self.adjoint(name, k))}"
+                f"{partial_of(_at(target.symbol, k))} {assign} {middle}"
+                f" {equals} {latex_number(value)}"
             )
 
         lines = tuple(None if k is None else line(k) for k in ks)
