@@ -386,6 +386,7 @@ def test_the_huber_report_renders(lang, words):
         (["--loss", "huber", "--huber-delta", "-1"], "--huber-delta must be a positive number"),
         (["--loss", "huber", "--huber-delta", "1e-50"], "--huber-delta is 0 in float32"),
         (["--loss", "huber", "--huber-delta", "inf"], "--huber-delta must be a positive number"),
+        (["--loss", "huber", "--dtype", "float64"], "--loss huber computes in float32"),
     ],
 )
 def test_bad_huber_input_is_one_line_and_exit_2(arguments, message, tmp_path, capsys):

@@ -312,6 +312,10 @@ def _huber_delta(loss: str, delta: float | None, dtype: str) -> float | None:
         if delta is not None:
             raise InputError("--huber-delta needs --loss huber", delta)
         return None
+    if dtype != "float32":
+        # Keras's Huber casts y and y_pred to its own dtype (floatx, float32): a float64
+        # tape would compute it in float32 and the replay would not be the script's
+        raise InputError("--loss huber computes in float32 (Keras casts to it); not with", dtype)
     if delta is None:
         return float(DEFAULT_HUBER_DELTA)
     if not math.isfinite(delta) or delta <= 0:
