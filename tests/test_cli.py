@@ -67,7 +67,7 @@ BAD_INPUTS = [
     (["--name", "a/b"], "--name must be a file name", "a/b"),
     (["--wrong-derivative", "typo"], "unknown kind of wrong derivative", "typo"),
     (["--loss", "hinge"], "unknown --loss; choose mse, mae, huber", "hinge"),
-    (["--loss", "MAE"], "unknown --loss; choose mse or mae", "MAE"),
+    (["--loss", "MAE"], "unknown --loss; choose mse, mae, huber", "MAE"),
     (["--wrong-derivative", "r-for-sign"], "wrong derivative for --loss mse", "r-for-sign"),
     (["--loss", "mae", "--wrong-derivative", "drop-factor-2"], "for --loss mae", "drop-factor-2"),
     (["--columns", "x"], "--columns expects two names", "x"),

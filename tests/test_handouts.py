@@ -224,7 +224,7 @@ BAD_HANDOUTS = [
     (["--count", "x"], "invalid command line", "invalid int value"),
     (["--jobs", "0"], "--jobs must be at least 1", "0"),
     (["--jobs", "two"], "invalid command line", "invalid int value"),
-    (["--loss", "l1"], "unknown --loss; choose mse or mae", "l1"),
+    (["--loss", "l1"], "unknown --loss; choose mse, mae, huber", "l1"),
 ]
 
 

@@ -7,34 +7,22 @@ Every step is an expression SymPy can evaluate; each one is checked equal to
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 
-import numpy as np
 import sympy as sp
-from sympy.printing.lambdarepr import LambdaPrinter
-from sympy.printing.latex import LatexPrinter
-from sympy.printing.precedence import PRECEDENCE
 
 from ..common.errors import InputError
 from ..common.i18n import Message
 from ..models.registry import Loss, Model
+from .compiled import compiled
+from .printing import ReportLatexPrinter, latex
+from .symbols import X_I, XS, Y_I, YS, I, N, U, X, Y
 
-# Symbols shared by every derivation.
-N = sp.Symbol("n", integer=True, positive=True)
-I = sp.Symbol("i", integer=True, positive=True)  # noqa: E741 -- the summation index is i
-# Real, as every value the tape holds: SymPy then differentiates |u| to sign(u).
-X = sp.IndexedBase("x", real=True)
-Y = sp.IndexedBase("y", real=True)
-U = sp.Symbol("u", real=True)
-X_I, Y_I = X[I], Y[I]
-
-# Plain symbols standing for x_i and y_i, so that a summand can be compiled to a
-# function of one sample.
-_XS, _YS = sp.symbols("x_s y_s")
+# Re-exported: the rest of derive imports the symbols and the printer from here
+__all__ = ["X_I", "Y_I", "I", "N", "ReportLatexPrinter", "U", "X", "Y", "latex"]
 
 WRONG_DERIVATIVES = {
     "drop-factor-2": "the factor 2 from the power rule is dropped",
@@ -47,95 +35,6 @@ WRONG_FORMULAS = {
     "r-for-sign": "the residual r_i is written where sign(r_i) belongs",
     "flip-sign": "the sign is flipped: sign(y_i - y_hat_i) for sign(y_hat_i - y_i)",
 }
-
-
-class ReportLatexPrinter(LatexPrinter):
-    """SymPy's LaTeX, with 1/n in front of sums and chain-rule products kept in order."""
-
-    def _print_Mul(self, expr: sp.Mul) -> str:
-        # SymPy sorts factors for printing; in a chain-rule step the outer derivative
-        # must come first, as written in the rule.
-        if any(isinstance(arg, sp.Subs) for arg in expr.args):
-            return " ".join(
-                self._print(arg)
-                if isinstance(arg, (sp.Subs, sp.Derivative))
-                else self.parenthesize(arg, PRECEDENCE["Mul"])
-                for arg in expr.args
-            )
-        return super()._print_Mul(expr)
-
-    def _compact(self, expr: sp.Basic) -> bool:
-        """A Piecewise printed as one function call or bracket (no cases)."""
-        if not isinstance(expr, sp.Piecewise):
-            return False
-        if _flag(expr) is not None:
-            return True
-        named = _huber_form(expr) if I not in expr.free_symbols else None
-        return named is not None and named[2] == 1
-
-    def _needs_mul_brackets(self, expr: sp.Expr, first: bool = False, last: bool = False) -> bool:
-        return not self._compact(expr) and super()._needs_mul_brackets(expr, first, last)
-
-    def parenthesize(
-        self, item: sp.Basic, level: int, is_neg: bool = False, strict: bool = False
-    ) -> str:
-        if self._compact(item):
-            return self._print(item)
-        return super().parenthesize(item, level, is_neg, strict)
-
-    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
-        # A branch flag (SelectV2's choice) as an Iverson bracket: [c] is 1 where c holds
-        flag = _flag(expr)
-        if flag is not None:
-            condition, holds = flag
-            inner = self._print(condition)
-            return rf"\left[{inner}\right]" if holds else rf"\left[\lnot {inner}\right]"
-        # Huber's function and its derivative of one written-out sample (the general
-        # formula, with i, defines them by cases): h_delta(u), h'_delta(u) q
-        named = _huber_form(expr) if I not in expr.free_symbols else None
-        if named is not None:
-            name, argument, factor = named
-            call = rf"{name}\left({self._print(argument)}\right)"
-            if factor == 1:
-                return call
-            return call + " " + self.parenthesize(factor, PRECEDENCE["Mul"])
-        return super()._print_Piecewise(expr)
-
-
-def _flag(expr: sp.Piecewise) -> tuple[sp.Basic, bool] | None:
-    """Piecewise((1, c), (0, True)) -> (c, True); with 0 and 1 swapped -> (c, False)."""
-    if len(expr.args) != 2 or expr.args[1].cond is not sp.true:
-        return None
-    (first, condition), (second, _) = expr.args
-    if (first, second) == (1, 0):
-        return condition, True
-    if (first, second) == (0, 1):
-        return condition, False
-    return None
-
-
-def _huber_form(expr: sp.Piecewise) -> tuple[str, sp.Expr, sp.Expr] | None:
-    """(name, u, q) when expr is h(u) or h'(u) q for the Huber threshold delta."""
-    if len(expr.args) != 2 or expr.args[1].cond is not sp.true:
-        return None
-    (inside, condition), (outside, _) = expr.args
-    if not (isinstance(condition, sp.LessThan) and isinstance(condition.lhs, sp.Abs)):
-        return None
-    u, delta = condition.lhs.args[0], condition.rhs
-    if (
-        sp.expand(inside - u**2 / 2) == 0
-        and sp.expand(outside - (delta * abs(u) - delta**2 / 2)) == 0
-    ):
-        return r"h_{\delta}", u, sp.Integer(1)
-    factor = sp.cancel(inside / u)
-    if sp.expand(outside - delta * sp.sign(u) * factor) == 0:
-        return r"h'_{\delta}", u, factor
-    return None
-
-
-def latex(expr: sp.Basic) -> str:
-    """LaTeX as shown in the report."""
-    return ReportLatexPrinter({"long_frac_ratio": 1}).doprint(expr)
 
 
 def _evaluate_derivatives(expr: sp.Expr) -> sp.Expr:
@@ -251,7 +150,7 @@ class Formula:
         """The coefficient at this n, unsimplified: 2/2 stays 2/2, so n is visible."""
         return latex(self.coefficient.subs(N, sp.Symbol(str(n), positive=True)))
 
-    def term_latex(self, k: int, printer: LatexPrinter | None = None) -> str:
+    def term_latex(self, k: int, printer: ReportLatexPrinter | None = None) -> str:
         term = self.term(k)
         text = (printer or ReportLatexPrinter({"long_frac_ratio": 1})).doprint(term)
         return rf"\left({text}\right)" if isinstance(term, sp.Add) else text
@@ -305,98 +204,8 @@ class Symbolic:
         Plain arithmetic works on Fractions (exact) as well as on floats and arrays.
         Compiled once per expression (training checks ask again at every step).
         """
-        return _compiled(tuple(self.parameters.values()), expr)
-
-
-@functools.lru_cache(maxsize=512)
-def _compiled(parameters: tuple[sp.Symbol, ...], expr: sp.Expr) -> Callable[..., object]:
-    plain = expr.subs({X_I: _XS, Y_I: _YS}).replace(sp.sign, _SIGN)
-    plain = plain.replace(lambda e: isinstance(e, sp.Piecewise), _as_where)
-    namespace = {_SIGN.__name__: _sign, _WHERE.__name__: _where, "exact_rational": _Rational}
-    printer = _ExactPrinter(
-        {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
-    )
-    return sp.lambdify([*parameters, _XS, _YS], plain, modules=[namespace], printer=printer)
-
-
-_SIGN = sp.Function("exact_sign")  # lambdify prints sign as math.copysign, a float
-_WHERE = sp.Function("exact_where")  # and a Piecewise as Python's "if", which arrays refuse
-
-
-def _as_where(piecewise: sp.Piecewise) -> sp.Expr:
-    """Piecewise((a, lhs <= rhs), (b, True)) -> exact_where(rhs - lhs, a, b)."""
-    (chosen, condition), (other, otherwise) = piecewise.args
-    if not isinstance(condition, sp.LessThan) or otherwise is not sp.true:
-        raise NotImplementedError(f"no evaluation for {piecewise!r}")
-    return _WHERE(condition.rhs - condition.lhs, chosen, other)
-
-
-def _where(margin, chosen, other):  # type: ignore[no-untyped-def]
-    """`chosen` where margin >= 0, else `other`, element by element. On error-free
-    expansions the side is decided exactly (Expansion.sign) and the choice is a product
-    with 0 or 1, exact too."""
-    from ..exact.expansion import Expansion
-
-    if isinstance(margin, Expansion):
-        inside = (margin.sign().parts[0] >= 0).astype(np.float64)
-        chosen, other = Expansion.of(0.0) + chosen, Expansion.of(0.0) + other
-        return Expansion(
-            tuple(part * inside for part in chosen.parts)
-            + tuple(part * (1 - inside) for part in other.parts)
-        )
-    if isinstance(margin, np.ndarray):
-        return np.where(margin >= 0, chosen, other)
-    return chosen if margin >= 0 else other
-
-
-class _Rational(Fraction):
-    """A formula's rational constant (Huber's 1/2, delta^2 / 2): exact with Fractions, and
-    its float with arrays and expansions (exact: the constants of a loss entry have a
-    power of two below, and few digits above)."""
-
-    __array_ufunc__ = None  # an array on the left defers to the methods below
-
-    def _float_with(self, other: object) -> bool:
-        return not isinstance(other, (int, Fraction))
-
-    def __add__(self, other):  # type: ignore[no-untyped-def, override]
-        return float(self) + other if self._float_with(other) else Fraction(self) + other
-
-    def __radd__(self, other):  # type: ignore[no-untyped-def, override]
-        return other + float(self) if self._float_with(other) else other + Fraction(self)
-
-    def __sub__(self, other):  # type: ignore[no-untyped-def, override]
-        return float(self) - other if self._float_with(other) else Fraction(self) - other
-
-    def __rsub__(self, other):  # type: ignore[no-untyped-def, override]
-        return other - float(self) if self._float_with(other) else other - Fraction(self)
-
-    def __mul__(self, other):  # type: ignore[no-untyped-def, override]
-        return float(self) * other if self._float_with(other) else Fraction(self) * other
-
-    def __rmul__(self, other):  # type: ignore[no-untyped-def, override]
-        return other * float(self) if self._float_with(other) else other * Fraction(self)
-
-    def __neg__(self):  # type: ignore[no-untyped-def, override]
-        return _Rational(-Fraction(self))
-
-
-class _ExactPrinter(LambdaPrinter):
-    """Rationals as exact constants (Python's 1/2 is a float, and a float makes a Fraction
-    computation a float one)."""
-
-    def _print_Rational(self, expr: sp.Rational) -> str:
-        return f"exact_rational({expr.p}, {expr.q})"
-
-    def _print_Half(self, expr: sp.Rational) -> str:
-        return self._print_Rational(expr)
-
-
-def _sign(value):  # type: ignore[no-untyped-def]
-    """-1, 0 or 1 as an int (exact with Fractions), elementwise for arrays."""
-    if hasattr(value, "sign"):  # an error-free expansion (derive.exact.expansion): exact
-        return value.sign()
-    return np.sign(value) if isinstance(value, np.ndarray) else (value > 0) - (value < 0)
+        plain = expr.subs({X_I: XS, Y_I: YS})
+        return compiled((*self.parameters.values(), XS, YS), plain)
 
 
 def _one_over_n() -> sp.Expr:

@@ -1,0 +1,99 @@
+"""LaTeX as the report shows it: SymPy's, with the chain rule's order kept and branches
+(Piecewise) named where cases would be long."""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from .symbols import I
+
+
+class ReportLatexPrinter(LatexPrinter):
+    """SymPy's LaTeX, with 1/n in front of sums and chain-rule products kept in order."""
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # SymPy sorts factors for printing; in a chain-rule step the outer derivative
+        # must come first, as written in the rule.
+        if any(isinstance(arg, sp.Subs) for arg in expr.args):
+            return " ".join(
+                self._print(arg)
+                if isinstance(arg, (sp.Subs, sp.Derivative))
+                else self.parenthesize(arg, PRECEDENCE["Mul"])
+                for arg in expr.args
+            )
+        return super()._print_Mul(expr)
+
+    def _compact(self, expr: sp.Basic) -> bool:
+        """A Piecewise printed as one function call or bracket (no cases)."""
+        if not isinstance(expr, sp.Piecewise):
+            return False
+        if _flag(expr) is not None:
+            return True
+        named = _huber_form(expr) if I not in expr.free_symbols else None
+        return named is not None and named[2] == 1
+
+    def _needs_mul_brackets(self, expr: sp.Expr, first: bool = False, last: bool = False) -> bool:
+        return not self._compact(expr) and super()._needs_mul_brackets(expr, first, last)
+
+    def parenthesize(
+        self, item: sp.Basic, level: int, is_neg: bool = False, strict: bool = False
+    ) -> str:
+        if self._compact(item):
+            return self._print(item)
+        return super().parenthesize(item, level, is_neg, strict)
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # A branch flag (SelectV2's choice) as an Iverson bracket: [c] is 1 where c holds
+        flag = _flag(expr)
+        if flag is not None:
+            condition, holds = flag
+            inner = self._print(condition)
+            return rf"\left[{inner}\right]" if holds else rf"\left[\lnot {inner}\right]"
+        # Huber's function and its derivative of one written-out sample (the general
+        # formula, with i, defines them by cases): h_delta(u), h'_delta(u) q
+        named = _huber_form(expr) if I not in expr.free_symbols else None
+        if named is not None:
+            name, argument, factor = named
+            call = rf"{name}\left({self._print(argument)}\right)"
+            if factor == 1:
+                return call
+            return call + " " + self.parenthesize(factor, PRECEDENCE["Mul"])
+        return super()._print_Piecewise(expr)
+
+
+def _flag(expr: sp.Piecewise) -> tuple[sp.Basic, bool] | None:
+    """Piecewise((1, c), (0, True)) -> (c, True); with 0 and 1 swapped -> (c, False)."""
+    if len(expr.args) != 2 or expr.args[1].cond is not sp.true:
+        return None
+    (first, condition), (second, _) = expr.args
+    if (first, second) == (1, 0):
+        return condition, True
+    if (first, second) == (0, 1):
+        return condition, False
+    return None
+
+
+def _huber_form(expr: sp.Piecewise) -> tuple[str, sp.Expr, sp.Expr] | None:
+    """(name, u, q) when expr is h(u) or h'(u) q for the Huber threshold delta."""
+    if len(expr.args) != 2 or expr.args[1].cond is not sp.true:
+        return None
+    (inside, condition), (outside, _) = expr.args
+    if not (isinstance(condition, sp.LessThan) and isinstance(condition.lhs, sp.Abs)):
+        return None
+    u, delta = condition.lhs.args[0], condition.rhs
+    if (
+        sp.expand(inside - u**2 / 2) == 0
+        and sp.expand(outside - (delta * abs(u) - delta**2 / 2)) == 0
+    ):
+        return r"h_{\delta}", u, sp.Integer(1)
+    factor = sp.cancel(inside / u)
+    if sp.expand(outside - delta * sp.sign(u) * factor) == 0:
+        return r"h'_{\delta}", u, factor
+    return None
+
+
+def latex(expr: sp.Basic) -> str:
+    """LaTeX as shown in the report."""
+    return ReportLatexPrinter({"long_frac_ratio": 1}).doprint(expr)
