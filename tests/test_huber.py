@@ -398,11 +398,37 @@ def test_bad_huber_input_is_one_line_and_exit_2(arguments, message, tmp_path, ca
     assert not list(tmp_path.iterdir())
 
 
-def test_handouts_refuse_huber_in_one_line(tmp_path, capsys):
-    from derive.cli.main import main
+def as_fraction(value: float) -> Fraction:
+    return Fraction(repr(float(value)))
 
-    assert main(["handouts", "--loss", "huber", "--out", str(tmp_path)]) == 2
-    assert "not for (huber)" in capsys.readouterr().err
+
+def test_huber_handouts_are_checked_against_the_tape_and_fit_a_page():
+    """Each sheet's hand work follows the branch of its printed residual: h(r) and
+    h'(r) x, h'(r) by hand here; the keys agree with the tape; one page a sheet."""
+    from derive.handouts.files import document_html
+    from derive.handouts.sheets import build_handouts
+    from derive.render.pdf import to_pdf_pages
+
+    handouts = build_handouts(6, class_seed=11, tape=emulated_tape, loss="huber")
+    assert handouts.ok
+    seen = set()
+    for sheet in handouts.sheets:
+        assert sheet.problem.loss == "huber" and sheet.problem.huber_delta == 1.0
+        assert all(k.ok for k in sheet.checks)
+        w, b = (as_fraction(sheet.init_given[name]) for name in ("W", "b"))
+        for work in sheet.hand.samples:
+            r = w * as_fraction(work.x) + b - as_fraction(work.y)
+            inside = abs(r) <= 1
+            seen.add(inside)
+            slope = r if inside else Fraction((r > 0) - (r < 0))
+            assert work.square == (r * r / 2 if inside else abs(r) - Fraction(1, 2))
+            assert work.shares == {"W": slope * as_fraction(work.x), "b": slope}
+    assert seen == {True, False}  # both branches occur on these sheets
+    html = document_html(handouts, True)
+    assert "h<sub>δ</sub>" in html and "|r<sub>i</sub>| ≤ δ" in html
+    for filled in (True, False):
+        _, pages = to_pdf_pages(document_html(handouts, filled))
+        assert len(pages) == len(handouts.sheets)
 
 
 # --- The real tape -------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from ..common.errors import InputError
 from ..models.registry import DEFAULT_LOSS, DEFAULT_MODEL, get_loss, get_model
 from ..problem.problem import Dataset, Problem, draw_seed, make_problem
 from ..report.substitution import NumberPrinter
-from ..symbolic.derivation import I, N, Symbolic, X, Y, build_symbolic, latex
+from ..symbolic.derivation import Formula, I, N, Symbolic, X, Y, build_symbolic, latex
 from ..tape.gradient import TapeResult
 from .draw import draw_dataset, draw_initial, set_variant, specs
 from .facts import (
@@ -151,16 +151,24 @@ def build_handouts(
         sheet = replace(sheet, checks=check_key(symbolic, sheet, tape(sheet.problem)))
         sheets.append(sheet)
         progress(number)
+    # A loss with branches (Huber) is written in r_i, so that h and h' name the cases
+    # the intro defines: written in W, b, x_i, y_i each formula is a tall table of cases
+    def shown(formula: Formula) -> str:
+        if not formula.summand.has(sp.Piecewise):
+            return formula.latex
+        r_i = sp.Symbol("r_{i}")
+        return replace(formula, summand=formula.summand.xreplace({symbolic.residual: r_i})).latex
+
     return Handouts(
         class_seed=class_seed,
         lang=lang,
         samples=samples,
         model=latex(symbolic.prediction),
-        loss=symbolic.loss.latex,
+        loss=shown(symbolic.loss),
         term=latex(symbolic.loss_definition.outer(sp.Symbol("r_{i}"))),
         model_name=symbolic.model.name,
         model_title=symbolic.model.title,
-        gradients={name: d.result.latex for name, d in symbolic.derivations.items()},
+        gradients={name: shown(d.result) for name, d in symbolic.derivations.items()},
         learning_rate=LEARNING_RATE,
         sheets=tuple(sheets),
         keys=symbolic.loss_definition.handout_keys,

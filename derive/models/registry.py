@@ -207,6 +207,7 @@ def huber(delta: Fraction) -> Loss:
         wrong_derivatives=("r-for-sign", "flip-sign", "drop-mean", "x-for-y"),
         numeric=numeric,
         sentence="problem.model_and_loss_huber",
+        handout_keys="_huber",
         derivation_note="explain.huber_branches",
         bound_text="checks.bound_huber",
         constants=(("delta", delta), ("half", half)),

@@ -15,6 +15,7 @@ from functools import lru_cache
 _SYMBOLS = {
     r"\cdot": " · ",
     r"\eta": "η",
+    r"\delta": "δ",
     r"\partial": "∂",
     r"\sum": "Σ",
     r"\left(": "(",

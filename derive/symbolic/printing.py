@@ -31,7 +31,7 @@ class ReportLatexPrinter(LatexPrinter):
             return False
         if _flag(expr) is not None:
             return True
-        named = _huber_form(expr) if I not in expr.free_symbols else None
+        named = _named(expr)
         return named is not None and named[2] == 1
 
     def _needs_mul_brackets(self, expr: sp.Expr, first: bool = False, last: bool = False) -> bool:
@@ -53,7 +53,7 @@ class ReportLatexPrinter(LatexPrinter):
             return rf"\left[{inner}\right]" if holds else rf"\left[\lnot {inner}\right]"
         # Huber's function and its derivative of one written-out sample (the general
         # formula, with i, defines them by cases): h_delta(u), h'_delta(u) q
-        named = _huber_form(expr) if I not in expr.free_symbols else None
+        named = _named(expr)
         if named is not None:
             name, argument, factor = named
             call = rf"{name}\left({self._print(argument)}\right)"
@@ -73,6 +73,14 @@ def _flag(expr: sp.Piecewise) -> tuple[sp.Basic, bool] | None:
     if (first, second) == (0, 1):
         return condition, False
     return None
+
+
+def _named(expr: sp.Piecewise) -> tuple[str, sp.Expr, sp.Expr] | None:
+    """Huber's h or h' of one sample (a condition without the index i: the formula for
+    general i, which defines them, keeps its cases)."""
+    if I in expr.args[0].cond.free_symbols:
+        return None
+    return _huber_form(expr)
 
 
 def _huber_form(expr: sp.Piecewise) -> tuple[str, sp.Expr, sp.Expr] | None:
