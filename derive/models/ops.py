@@ -116,7 +116,7 @@ OPS: Mapping[str, Op] = {
         "SelectV2",
         3,
         select,
-        r"\begin{{cases}} {1} & \text{{if}}\; {0} \\ {2} & \text{{otherwise}} \end{{cases}}",
+        r"\begin{{cases}} {1} & {0} \\ {2} & \lnot {0} \end{{cases}}",
         "the upstream adjoint goes to the branch the sample's flag chose; the other gets 0",
     ),
     "mean": Op(

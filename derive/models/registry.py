@@ -185,7 +185,7 @@ def huber(delta: Fraction) -> Loss:
         outer_rule="derivative of the Huber function",
         outer_rule_formula=(
             r"\frac{d}{du} h_{\delta}(u) = \begin{cases} u & \left|u\right| \le \delta \\ "
-            r"\delta \operatorname{sign}(u) & \text{otherwise} \end{cases}"
+            r"\delta \operatorname{sign}(u) & \left|u\right| > \delta \end{cases}"
         ),
         tf_loss=_tf_huber(float(delta)),
         # Keras's own ops, in the order it runs them (Sub, Abs, LessEqual, Square, Mul,

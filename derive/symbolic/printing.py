@@ -60,6 +60,16 @@ class ReportLatexPrinter(LatexPrinter):
             if factor == 1:
                 return call
             return call + " " + self.parenthesize(factor, PRECEDENCE["Mul"])
+        # Cases without words ("for", "otherwise" would stay English in every language):
+        # the second branch's condition is the first one's negation, written out
+        if len(expr.args) == 2 and expr.args[1].cond is sp.true:
+            (first, condition), (second, _) = expr.args
+            rows = (
+                (first, condition),
+                (second, sp.Not(condition)),
+            )
+            body = r" \\ ".join(f"{self._print(v)} & {self._print(c)}" for v, c in rows)
+            return rf"\begin{{cases}} {body} \end{{cases}}"
         return super()._print_Piecewise(expr)
 
 
