@@ -151,6 +151,7 @@ def build_handouts(
         sheet = replace(sheet, checks=check_key(symbolic, sheet, tape(sheet.problem)))
         sheets.append(sheet)
         progress(number)
+
     # A loss with branches (Huber) is written in r_i, so that h and h' name the cases
     # the intro defines: written in W, b, x_i, y_i each formula is a tall table of cases
     def shown(formula: Formula) -> str:
