@@ -211,6 +211,7 @@ def _forward_counts(
     """Roundings of each node's forward value: a leaf none, an op what its formula gives
     from its inputs' counts, the mean `depth` (the sum) + `division` more."""
     forward: dict[sp.Basic, int] = {}
+    kinds = {v.name: v.kind for v in backward.graph}
     for vertex in backward.graph:
         symbol = backward.symbols[vertex.name]
         if vertex.op is None:
@@ -224,7 +225,13 @@ def _forward_counts(
                 d: forward[backward.symbols[name]]
                 for d, name in zip(dummies, vertex.inputs, strict=True)
             }
-            forward[symbol] = roundings(vertex.op.forward(*dummies), known, dtype)
+            # A loss's constant enters as its value (its leaf symbol is that number), so
+            # that a product with 1/2 counts as exact
+            operands = [
+                backward.symbols[name] if kinds[name] == "constant" else d
+                for d, name in zip(dummies, vertex.inputs, strict=True)
+            ]
+            forward[symbol] = roundings(vertex.op.forward(*operands), known, dtype)
     return forward
 
 

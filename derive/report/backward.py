@@ -120,7 +120,10 @@ def build_backward(
         if vertex.name in backward.adjoints:
             adjoint = backward.adjoints[vertex.name]
             term = writer.latex(adjoint)
-            expected = rf"\sum_{{i=1}}^{{n}} {term}" if vertex.name in backward.broadcast else term
+            summed = rf"\left({term}\right)" if isinstance(adjoint, sp.Add) else term
+            expected = (
+                rf"\sum_{{i=1}}^{{n}} {summed}" if vertex.name in backward.broadcast else term
+            )
             direct = direct_adjoint(backward, symbolic, vertex.name)
             verified = is_zero(backward.leaf_form(adjoint) - direct)
             reference = references[vertex.name]
@@ -170,6 +173,7 @@ def build_backward(
                 expected=expected,
                 expected_verified=verified,
                 check=check,
+                flag=vertex.op is not None and not vertex.op.differentiable,
             )
         )
 
@@ -277,8 +281,14 @@ def _broadcast_sum(
     term = backward.adjoints[name]
     via = partial_of(consumer.symbol)
     step = via if local == 1 else rf"{writer.latex(local)} \cdot {via}"
-    # Each term with its chain-rule factor, n written as the number: 2 r_1 / 2.
-    parts = [r"\cdots" if k is None else writer.latex(term, k, str(n)) for k in _shown_terms(n, 4)]
+
+    def bracketed(text: str) -> str:  # a sum as one term of a sum
+        return rf"\left({text}\right)" if isinstance(term, sp.Add) else text
+
+    # Each term with its chain-rule factor, n written as the number: 2 r_1 / 2. Long
+    # terms (Huber's two branches) show the first and the last only, to fit the page.
+    shown = _shown_terms(n, 2 if len(writer.latex(term)) > 40 else 4)
+    parts = [r"\cdots" if k is None else bracketed(writer.latex(term, k, str(n))) for k in shown]
     total = writer.adjoint(name, 1)
     meets = is_zero(backward.leaf_form(term) - formula.coefficient * formula.summand)
     return BroadcastSum(
@@ -286,7 +296,7 @@ def _broadcast_sum(
         via=consumer.name,
         general=(
             f"{partial_of(symbol)} = \\sum_{{i=1}}^{{n}} {step} = "
-            f"\\sum_{{i=1}}^{{n}} {writer.latex(term)}"
+            f"\\sum_{{i=1}}^{{n}} {bracketed(writer.latex(term))}"
         ),
         written_out=f"{partial_of(symbol)} = " + " + ".join(parts),
         with_numbers=writer.sum_lines(consumer, name, "="),

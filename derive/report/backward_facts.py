@@ -65,7 +65,7 @@ class NodeFacts:
     """One node: what it is, its value and adjoint on the tape, and the expected adjoint."""
 
     name: str
-    kind: str  # "parameter", "data", "op"
+    kind: str  # "parameter", "data", "constant", "op"
     op: str  # "variable", "constant", or the op's name
     tf_op: str  # what TensorFlow records: tf.Variable, tf.constant, Mul, ...
     inputs: tuple[str, ...]
@@ -78,6 +78,7 @@ class NodeFacts:
     expected: str | None  # LaTeX of dL/d(node) by the chain rule
     expected_verified: bool  # equals differentiating L directly (SymPy)
     check: NodeCheck | None
+    flag: bool = False  # a comparison's output (LessEqual): no gradient passes through it
 
     @property
     def ok(self) -> bool:
@@ -93,6 +94,8 @@ class Propagation:
     broadcast: bool  # a scalar used by every sample: the adjoints are summed
     rule: str  # LaTeX, general i
     lines: tuple[str | None, ...]  # LaTeX with the tape's numbers, per shown sample; None: elided
+    # A node several ops read: the tape's AddN of their contributions, per shown sample
+    totals: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -186,4 +186,21 @@ class StepWriter:
             )
 
         lines = tuple(None if k is None else line(k) for k in ks)
-        return Propagation(name, True, False, rule, lines)
+        readers = [c for c in self.backward.graph if (c.name, name) in self.backward.locals]
+        if not shared or consumer.name != readers[0].name:
+            return Propagation(name, True, False, rule, lines)
+
+        # The last contribution the tape computes: then AddN adds them all up
+        def total(k: int) -> str:
+            parts = [
+                self.contribution(self.backward.locals[(c.name, name)], c.name, k)
+                for c in reversed(readers)
+            ]
+            added = " + ".join(_signed(p) for p in parts)
+            return (
+                f"{partial_of(_at(target.symbol, k))} = {added}"
+                f" \\approx {latex_number(self.adjoint(name, k))}"
+            )
+
+        totals = tuple(None if k is None else total(k) for k in ks)
+        return Propagation(name, True, False, rule, lines, totals)

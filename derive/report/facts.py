@@ -96,6 +96,7 @@ class SampleRow:
 
 @dataclass(frozen=True)
 class SampleTable:
+    loss_term_header: str  # LaTeX of the loss's per-sample term: r_i^2, |r_i|, h_delta(r_i)
     share_headers: Mapping[str, str]  # LaTeX, e.g. 2 r_i x_i
     rows: tuple[SampleRow | None, ...]  # None marks elided rows
     elided: int

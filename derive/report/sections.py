@@ -126,6 +126,7 @@ def sample_table(
         for k in indices
     )
     return SampleTable(
+        loss_term_header=latex(symbolic.loss.summand.xreplace({symbolic.residual: r_i})),
         share_headers=headers,
         rows=rows,
         elided=elided,
