@@ -45,7 +45,7 @@ MARGIN = 4.0
 LEGEND = 22.0
 # Ops per band: a longer graph (Huber's thirteen) wraps onto further bands, each with its
 # own leaves above and below, so that its boxes keep the size of a short one's
-OPS_PER_BAND = 6
+OPS_PER_BAND = 5
 
 INK = "#1b1f24"
 MUTED = "#5b6470"
@@ -141,6 +141,8 @@ class _Placed:
     width: float
     height: float
     band: int = 0
+    column: int = 0
+    row: str = "middle"
 
     @property
     def top(self) -> tuple[float, float]:
@@ -209,7 +211,7 @@ def layout(
         if rows[name] == "top":
             y = tops[key] + heights[key] - box.height
         x = MARGIN + column[name] * (width + GAP_X)
-        placed[name] = _Placed(box, x, y, width, height, band[name])
+        placed[name] = _Placed(box, x, y, width, height, band[name], column[name], rows[name])
     columns = max(column.values()) + 1
     total_width = 2 * MARGIN + columns * width + (columns - 1) * GAP_X
     total_height = tops[(bands - 1, "bottom")] + heights[(bands - 1, "bottom")] + LEGEND
@@ -291,7 +293,18 @@ def _arrow(start: tuple[float, float], end: tuple[float, float]) -> str:
     )
 
 
-def _edge(source: _Placed, target: _Placed) -> str:
+def _edge(source: _Placed, target: _Placed, lane: int = 0) -> str:
+    """An arrow from source to target; `lane` separates the detours that share a gap."""
+    skips = target.column - source.column > 1
+    if source.band == target.band and source.row == target.row == "middle" and skips:
+        # Past the boxes between them: along the gap under the row, in its own lane
+        (x1, y1), (x2, y2) = source.bottom, target.bottom
+        below = y1 + 7 + 6 * (lane % 3)
+        return (
+            f'<path d="M{x1 + source.width / 4:.1f},{y1:.1f} V{below:.1f} '
+            f'H{x2 - target.width / 4:.1f} V{y2:.1f}" fill="none" stroke="{INK}" '
+            'stroke-width="1.1" marker-end="url(#derive-graph-arrow)"/>'
+        )
     if source.band != target.band:
         # Down the gap right of the source, along the gap above the target's band, down
         # into the target: no box is crossed
@@ -322,9 +335,13 @@ def draw(facts: BackwardFacts, t: Translator | None = None) -> str:
         'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
         f'<path d="M0,0 L10,5 L0,10 z" fill="{INK}"/></marker></defs>',
     ]
+    lanes = 0
     for node in facts.nodes:
         for name in node.inputs:
-            parts.append(_edge(placed[name], placed[node.name]))
+            source, target = placed[name], placed[node.name]
+            parts.append(_edge(source, target, lanes))
+            if source.band == target.band and target.column - source.column > 1:
+                lanes += 1
     for node in facts.nodes:
         parts.extend(_draw_box(placed[node.name], t))
     legend_y = height - 7
