@@ -118,7 +118,7 @@ def stability_lines(problem) -> list[str]:  # type: ignore[no-untyped-def]
             f"{found.lambda_max:.3g}, the largest eigenvalue of the loss's Hessian): "
             f"training will diverge; {_remedy(found, problem.standardized is not None)}"
         ]
-    if found.too_few_steps:
+    if found.too_few_steps and problem.loss_entry.curvature == "hessian":
         return [
             f"  note: the slowest direction needs about {found.steps_needed:.2g} steps at "
             f"learning rate {found.learning_rate:g} to shrink its error by "
