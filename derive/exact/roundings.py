@@ -185,11 +185,11 @@ def roundings(expr: sp.Expr, known: Mapping[sp.Basic, int], dtype: str) -> int:
     raise NotImplementedError(f"no rounding count for {expr!r}")
 
 
-def _exact_factor(local: sp.Expr) -> bool:
+def exact_factor(local: sp.Expr) -> bool:
     """A local derivative that multiplies exactly: a power of two, or a choice between
     such numbers and 0 (SelectV2's gradient passes the upstream adjoint or a zero)."""
     if isinstance(local, sp.Piecewise):
-        return all(_exact_factor(value) or value == 0 for value, _ in local.args)
+        return all(exact_factor(value) or value == 0 for value, _ in local.args)
     return bool(local.is_Number and power_of_two(local))
 
 
@@ -279,7 +279,7 @@ def rounding_counts(
             local = backward.locals[(consumer.name, name)].subs(N, n)
             if consumer.op.reduces:
                 step = division
-            elif _exact_factor(local):
+            elif exact_factor(local):
                 step = 0
             else:
                 step = roundings(local, forward, dtype) + 1

@@ -10,6 +10,7 @@ import numpy as np
 import sympy as sp
 
 from ..common.numbers import latex_number
+from ..exact.roundings import exact_factor
 from ..symbolic.adjoints import (
     SymbolicBackward,
     Vertex,
@@ -177,8 +178,10 @@ class StepWriter:
                 if local in (1, -1)
                 else product(self.with_numbers(local, k), _signed(self.adjoint(consumer.name, k)))
             )
-            # A product the tape rounded is "approx" its result; a pass-through is exact.
-            equals = "=" if local in (1, -1) else r"\approx"
+            # A product the tape rounded is "approx" its result; a pass-through, a product
+            # with a power of two or with a flag, and one with a zero adjoint are exact.
+            exact = exact_factor(local.subs(N, self.n)) or self.adjoint(consumer.name, k) == 0
+            equals = "=" if local in (1, -1) or exact else r"\approx"
             value = self.contribution(local, consumer.name, k) if shared else self.adjoint(name, k)
             return (
                 f"{partial_of(_at(target.symbol, k))} {assign} {middle}"
