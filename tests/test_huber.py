@@ -458,3 +458,43 @@ def test_the_real_tape_is_keras_huber_and_takes_the_branch_of_its_rounded_residu
     assert tape.gradients["b"] == pytest.approx(float((1 + _f32(1 / 3)) / 2), rel=1e-6)
     exact = by_hand(ACROSS.x, ACROSS.y, ACROSS_INIT["W"], 0.0, 1.0)
     assert abs(Fraction(tape.gradients["W"]) - exact["W"]) < Fraction(1, 10**6)
+
+
+# --- Found by trying to break the bound: what a correct tape does at the range's edges ---
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize(
+    ("arguments", "code", "verdicts"),
+    [
+        # delta |r| overflows on the way, though L itself fits: overflow, not fail
+        (
+            ["--huber-delta", "1e19", "--init", "W=0,b=3.5e19"],
+            1,
+            {"overflow", "pass", "inconclusive"},
+        ),
+        # |r| ~ 2e38: the branch not taken gives 0 * inf = NaN in Square's gradient
+        (["--huber-delta", "1", "--init", "W=0,b=2e38"], 1, {"overflow", "inconclusive"}),
+        # fl(1/n) delta is flushed to zero at |r|'s node: allowed for, not failed
+        (["--huber-delta", "2e-38", "--init", "W=0,b=1"], 0, {"inconclusive", "pass"}),
+    ],
+)
+def test_the_range_edges_are_overflow_or_allowed_never_fail(arguments, code, verdicts, tmp_path):
+    from derive.cli.main import main
+
+    command = ["report", "--loss", "huber", "--x", "1", "--y", "0", "--steps", "0"]
+    assert main([*command, *arguments, "--format", "json", "--out", str(tmp_path)]) == code
+    (written,) = tmp_path.glob("*.json")
+    document = json.loads(written.read_text())
+    initial = document["initial"]
+    checks = [initial["loss"], *initial["gradients"].values()]
+    assert {c["verdict"] for c in checks} <= verdicts
+    assert document["verdict"] != "fail"
+    assert '"verdict": "fail"' not in json.dumps(document["backward"])
+
+
+def test_a_delta_whose_square_overflows_is_refused(tmp_path, capsys):
+    from derive.cli.main import main
+
+    assert main(["report", "--loss", "huber", "--huber-delta", "2e19", "--out", str(tmp_path)]) == 2
+    assert "delta squared overflows float32" in capsys.readouterr().err

@@ -250,7 +250,11 @@ def compare(
         "summed": summed,
     }
     if not math.isfinite(tape):
-        reach = summed * (size + (tolerance if tolerance is not None else 0))
+        # Besides the value itself, a step on the way may leave the range: each is at
+        # most M (the computation on absolute values), or twice it before a product
+        # with 1/2 (Huber's r^2); below that no correct tape overflows anywhere
+        on_the_way = 2 * magnitude if magnitude is not None else 0
+        reach = summed * (max(size, on_the_way) + (tolerance if tolerance is not None else 0))
         sign_ok = math.isnan(tape) or reference == 0 or (tape > 0) == (reference > 0)
         overflow = tolerance is not None and sign_ok and reach >= overflow_threshold(dtype)
         return Check(

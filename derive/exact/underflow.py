@@ -103,7 +103,10 @@ class Spread:
         other = Spread.of(other)
         # A product of two constants (the mean's 1 times 1/n) is no number near lambda
         # for any n a report can hold: it is rounded, never flushed.
-        flush = 0 if self.constant and other.constant else 1
+        # (Not so for a tiny constant of a loss, such as Huber's delta times 1/n.)
+        both = self.constant and other.constant
+        at_least_one_over_n = both and (self.magnitude * other.magnitude).subs(N, 1) >= 1
+        flush = 0 if at_least_one_over_n else 1
         return Spread(
             self.magnitude * other.magnitude,
             self.sensitivity * other.magnitude

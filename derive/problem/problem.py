@@ -321,6 +321,11 @@ def _huber_delta(loss: str, delta: float | None, dtype: str) -> float | None:
     if not math.isfinite(delta) or delta <= 0:
         raise InputError("--huber-delta must be a positive number", delta)
     (rounded,) = round_to_dtype([delta], dtype, "--huber-delta", ("delta",))
+    with np.errstate(over="ignore"):
+        squared = np.float32(rounded) * np.float32(rounded)
+    if not math.isfinite(float(squared)):
+        # Keras computes 1/2 delta^2 for every sample: beyond sqrt(max) it is infinite
+        raise InputError("--huber-delta is too large: delta squared overflows float32", delta)
     if rounded <= 0:
         raise InputError(f"--huber-delta is 0 in {dtype}", delta)
     return rounded

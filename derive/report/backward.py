@@ -198,8 +198,8 @@ def build_backward(
 
     replayed = tuple(v.op.tf_type for v in op_vertices(graph) if v.op is not None)
     output = graph[-1].name
-    replay_matches = _first(trace.values[output]) == script.loss and all(
-        _first(trace.adjoints.get(name)) == value for name, value in script.gradients.items()
+    replay_matches = _same(_first(trace.values[output]), script.loss) and all(
+        _same(_first(trace.adjoints.get(name)), value) for name, value in script.gradients.items()
     )
     rows, elided = table_rows(n)
     return BackwardFacts(
@@ -243,6 +243,13 @@ def _method(dtype: str, exact: bool, sums: Sequence[str]) -> Message:
     return Message.of(
         "method.backward_error_free", dtype=dtype, allowance=allowance, sums=", ".join(sums)
     )
+
+
+def _same(replayed: float | None, scripted: float) -> bool:
+    """The same number, a NaN included (NaN == NaN is false)."""
+    if replayed is None:
+        return False
+    return replayed == scripted or (math.isnan(replayed) and math.isnan(scripted))
 
 
 def _first(values: Values | None) -> float | None:
