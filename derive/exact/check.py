@@ -221,7 +221,8 @@ def compare(
       correct computation may leave the dtype's range: the exact value, or the sum of
       `summed` terms the tape forms before dividing by `summed` (the mean: pass n for
       the loss), plus its rounding-error bound (the tolerance, times `summed` for the
-      sum), reaches the smallest magnitude that rounds to infinity. The computed sum
+      sum), reaches the smallest magnitude that rounds to infinity; so may a step on
+      the way, each at most M, or 2M before a product with 1/2. The computed sum
       lies within summed * tolerance of the exact one (the tolerance bounds the error of
       the whole mean, the sum's included), so below that threshold no correct tape
       overflows and an inf is a failure. Not ok: the value is lost.
