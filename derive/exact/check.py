@@ -222,7 +222,7 @@ def compare(
       `summed` terms the tape forms before dividing by `summed` (the mean: pass n for
       the loss), plus its rounding-error bound (the tolerance, times `summed` for the
       sum), reaches the smallest magnitude that rounds to infinity; so may a step on
-      the way, each at most M, or 2M before a product with 1/2. The computed sum
+      the way, each at most M (2M for a NaN: before a product with 1/2). The computed sum
       lies within summed * tolerance of the exact one (the tolerance bounds the error of
       the whole mean, the sum's included), so below that threshold no correct tape
       overflows and an inf is a failure. Not ok: the value is lost.
@@ -252,9 +252,11 @@ def compare(
     }
     if not math.isfinite(tape):
         # Besides the value itself, a step on the way may leave the range: each is at
-        # most M (the computation on absolute values), or twice it before a product
-        # with 1/2 (Huber's r^2); below that no correct tape overflows anywhere
-        on_the_way = 2 * magnitude if magnitude is not None else 0
+        # most M (the computation on absolute values). A NaN (0 * inf, inf - inf) comes
+        # from such a step, which may be twice M before a product with 1/2 (Huber's 2r
+        # in Square's gradient); below that no correct tape overflows anywhere
+        factor = 2 if math.isnan(tape) else 1
+        on_the_way = factor * magnitude if magnitude is not None else 0
         reach = summed * (max(size, on_the_way) + (tolerance if tolerance is not None else 0))
         sign_ok = math.isnan(tape) or reference == 0 or (tape > 0) == (reference > 0)
         overflow = tolerance is not None and sign_ok and reach >= overflow_threshold(dtype)
