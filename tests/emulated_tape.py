@@ -17,16 +17,25 @@ from derive.models.ops import OPS
 from derive.problem.problem import Problem
 from derive.tape.backward import BackwardTrace
 from derive.tape.gradient import TapeResult
+from derive.tape.training import Trace
 
 # What TensorFlow's gradient function of each op hands its inputs, from the upstream
 # adjoint g and the op's inputs (tensorflow/python/ops/math_grad.py): Mul g * other,
-# AddV2 g, Sub g and -g, Square g * (2 a) (``grad * (x * 2)``). A scalar used by
-# every sample (W, b) receives the sum of its per-sample shares (``reduce_sum``).
+# AddV2 g, Sub g and -g, Square g * (2 a) (``grad * (x * 2)``), Abs g * sign(a),
+# SelectV2 g to the branch chosen and 0 to the other (LessEqual: none, its flag is not
+# watched). A scalar used by every sample (W, b) receives the sum of its per-sample
+# shares (``reduce_sum``).
 _GRADIENTS: Mapping[str, Callable[..., tuple[np.ndarray, ...]]] = {
     "multiply": lambda g, a, b: (g * b, g * a),
     "add": lambda g, a, b: (g, g),
     "subtract": lambda g, a, b: (g, -g),
     "square": lambda g, a: (g * (a * a.dtype.type(2)),),
+    "abs": lambda g, a: (g * np.sign(a),),
+    "select": lambda g, c, a, b: (
+        np.zeros_like(g),
+        np.where(c != 0, g, np.zeros_like(g)),
+        np.where(c != 0, np.zeros_like(g), g),
+    ),
 }
 
 
@@ -43,6 +52,7 @@ def emulated_backward(
     parameters = problem.initial.values if parameters is None else parameters
     values: dict[str, np.ndarray] = {
         **{k: np.atleast_1d(dtype(v)) for k, v in parameters.items()},
+        **{k: np.atleast_1d(dtype(v)) for k, v in problem.loss_entry.constants},
         "x": np.asarray(problem.x, dtype=dtype),
         "y": np.asarray(problem.y, dtype=dtype),
     }
@@ -53,10 +63,11 @@ def emulated_backward(
             values[node.name] = np.atleast_1d(np.mean(operands[0], dtype=dtype))
         else:
             values[node.name] = np.asarray(op.forward(*operands), dtype=dtype)
-    # Only what depends on a parameter is watched: data alone (x, y, x^2) has no adjoint.
+    # Only what depends on a parameter is watched: data alone (x, y, x^2) has no adjoint,
+    # and neither has a comparison's flag.
     watched = set(parameters)
     for node in nodes:
-        if watched & set(node.inputs):
+        if watched & set(node.inputs) and OPS[node.op].differentiable:
             watched.add(node.name)
     shares: dict[str, list[np.ndarray]] = {nodes[-1].name: [np.atleast_1d(dtype(1))]}
     adjoints: dict[str, np.ndarray | None] = {}
@@ -100,6 +111,34 @@ def emulated_tape(problem: Problem) -> TapeResult:
         loss=float(trace.values[problem.loss_entry.graph[-1].name][0]),
         gradients={name: float(trace.adjoints[name][0]) for name in problem.initial.values},
         tensorflow_version="emulated",
+    )
+
+
+def emulated_trace(problem: Problem) -> Trace:
+    """Full-batch SGD on the emulated tape, as Keras's SGD updates: v - fl(eta g), with
+    the learning rate held in float32."""
+    dtype = np.dtype(problem.dtype).type
+    eta = dtype(np.float32(problem.training.learning_rate))
+    names = list(problem.initial.values)
+    current = {name: dtype(problem.initial.values[name]) for name in names}
+    losses, values, gradients = [], {n: [] for n in names}, {n: [] for n in names}
+    first = None
+    for _ in range(problem.training.steps + 1):
+        step = emulated_backward(problem, current)
+        first = first or step
+        losses.append(step.values[problem.loss_entry.graph[-1].name][0])
+        for name in names:
+            values[name].append(current[name])
+            gradients[name].append(step.adjoints[name][0])
+        current = {name: current[name] - eta * gradients[name][-1] for name in names}
+    return Trace(
+        parameters={name: np.array(values[name], dtype=dtype) for name in names},
+        loss=np.array(losses, dtype=dtype),
+        gradients={name: np.array(gradients[name], dtype=dtype) for name in names},
+        learning_rate_held=float(np.float32(problem.training.learning_rate)),
+        engine="float32 emulation (tests)",
+        tensorflow_version="emulated",
+        backward=first,
     )
 
 

@@ -24,9 +24,7 @@ from derive.models.registry import get_loss
 from derive.problem.problem import BUILTIN_DATASETS, Dataset, Training, make_problem
 from derive.report.build import explain, prepare
 from derive.symbolic.derivation import X_I, I, N, build_symbolic, verify_equal
-from derive.tape.backward import BackwardTrace
-from derive.tape.gradient import TapeResult
-from derive.tape.training import Trace
+from tests.emulated_tape import emulated_tape, emulated_trace
 
 INIT = {"W": 0.2, "b": 0.7}
 STEPS = 5
@@ -63,122 +61,6 @@ def problem_for(data: Dataset | str = "tf-examples", init=INIT, steps=STEPS, del
     dataset = BUILTIN_DATASETS[data] if isinstance(data, str) else data
     return make_problem(
         dataset, init=init, loss="huber", huber_delta=delta, training=Training(steps, 0.01, 1)
-    )
-
-
-# --- A float32 emulation of Keras's Huber, op by op ----------------------------------------
-
-
-def _step(problem, w, b) -> BackwardTrace:
-    """Forward as Keras runs it: Mul, AddV2, Sub, Abs, LessEqual, Square, Mul(1/2), Mul(delta),
-    Square(delta), Mul(1/2), Sub, SelectV2, Mean. Backward as TensorFlow's gradient
-    functions: Mean gives 1/n; SelectV2 passes it to the chosen branch and 0 to the other;
-    Mul by 1/2, then Square's g 2r; Mul by delta, then Abs's g sign(r); AddN of the two."""
-    x, y = np.asarray(problem.x, dtype=f32), np.asarray(problem.y, dtype=f32)
-    delta, half = f32(problem.huber_delta), f32(0.5)
-    wx = w * x
-    prediction = wx + b
-    residual = prediction - y
-    size = np.abs(residual)
-    inside = size <= delta
-    square = np.square(residual)
-    quadratic = half * square
-    scaled = delta * size
-    delta_squared = np.atleast_1d(delta * delta)
-    offset = half * delta_squared
-    linear = scaled - offset
-    huber = np.where(inside, quadratic, linear)
-    loss = np.mean(huber, dtype=f32)
-    d_huber = np.full(x.shape, f32(1) / f32(problem.n), dtype=f32)
-    zero = np.zeros_like(d_huber)
-    d_quadratic = np.where(inside, d_huber, zero)
-    d_linear = np.where(inside, zero, d_huber)
-    d_square = half * d_quadratic
-    d_size = delta * d_linear
-    d_residual = d_square * (residual * f32(2)) + d_size * np.sign(residual)
-    return BackwardTrace(
-        values={
-            "W": np.atleast_1d(w),
-            "b": np.atleast_1d(b),
-            "x": x,
-            "y": y,
-            "delta": np.atleast_1d(delta),
-            "half": np.atleast_1d(half),
-            "Wx": wx,
-            "prediction": prediction,
-            "residual": residual,
-            "abs": size,
-            "inside": inside.astype(f32),
-            "square": square,
-            "quadratic": quadratic,
-            "scaled": scaled,
-            "delta_squared": delta_squared,
-            "offset": offset,
-            "linear": linear,
-            "huber": huber,
-            "loss": np.atleast_1d(loss),
-        },
-        adjoints={
-            "W": np.atleast_1d(np.sum(d_residual * x, dtype=f32)),
-            "b": np.atleast_1d(np.sum(d_residual, dtype=f32)),
-            **dict.fromkeys(("x", "y", "delta", "half", "inside", "delta_squared", "offset")),
-            "Wx": d_residual,
-            "prediction": d_residual,
-            "residual": d_residual,
-            "abs": d_size,
-            "square": d_square,
-            "quadratic": d_quadratic,
-            "scaled": d_linear,
-            "linear": d_linear,
-            "huber": d_huber,
-            "loss": np.atleast_1d(f32(1)),
-        },
-        recorded_ops=(
-            "Mul",
-            "AddV2",
-            "Sub",
-            "Abs",
-            "LessEqual",
-            "Square",
-            "Mul",
-            "Mul",
-            "Square",
-            "Mul",
-            "Sub",
-            "SelectV2",
-            "Mean",
-        ),
-    )
-
-
-def emulated_trace(problem) -> Trace:
-    eta = f32(problem.training.learning_rate)
-    w, b = f32(problem.initial.values["W"]), f32(problem.initial.values["b"])
-    rows, first = [], None
-    for _ in range(problem.training.steps + 1):
-        step = _step(problem, w, b)
-        first = first or step
-        g_w, g_b = step.adjoints["W"][0], step.adjoints["b"][0]
-        rows.append((step.values["loss"][0], g_w, g_b, w, b))
-        w, b = w - eta * g_w, b - eta * g_b
-    table = np.array(rows, dtype=f32)
-    return Trace(
-        parameters={"W": table[:, 3], "b": table[:, 4]},
-        loss=table[:, 0],
-        gradients={"W": table[:, 1], "b": table[:, 2]},
-        learning_rate_held=float(eta),
-        engine="float32 emulation (tests)",
-        tensorflow_version="emulated",
-        backward=first,
-    )
-
-
-def emulated_tape(problem) -> TapeResult:
-    step = _step(problem, f32(problem.initial.values["W"]), f32(problem.initial.values["b"]))
-    return TapeResult(
-        loss=float(step.values["loss"][0]),
-        gradients={name: float(step.adjoints[name][0]) for name in ("W", "b")},
-        tensorflow_version="emulated",
     )
 
 

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-import numpy as np
 import pytest
 
 from derive.models import registry
@@ -26,8 +25,7 @@ from derive.models.ops import Node
 from derive.models.registry import Model
 from derive.problem.problem import BUILTIN_DATASETS, Training, make_problem
 from derive.report.build import explain
-from derive.tape.training import Trace
-from tests.emulated_tape import emulated_backward, emulated_tape
+from tests.emulated_tape import emulated_tape, emulated_trace
 
 INIT = {"W": 0.2, "b": 0.7}
 STEPS = 6
@@ -67,30 +65,6 @@ def toy_problem(data: str = "seed", steps: int = STEPS):
     )
 
 
-def emulated_toy_trace(problem) -> Trace:
-    """Full-batch SGD on the emulated tape, as Keras's SGD updates: v - fl(eta g)."""
-    dtype = np.dtype(problem.dtype).type
-    eta = dtype(np.float32(problem.training.learning_rate))
-    w, b = dtype(problem.initial.values["W"]), dtype(problem.initial.values["b"])
-    rows, first = [], None
-    for _ in range(problem.training.steps + 1):
-        step = emulated_backward(problem, {"W": w, "b": b})
-        first = first or step
-        g_w, g_b = step.adjoints["W"][0], step.adjoints["b"][0]
-        rows.append((step.values["loss"][0], g_w, g_b, w, b))
-        w, b = w - eta * g_w, b - eta * g_b
-    table = np.array(rows, dtype=dtype)
-    return Trace(
-        parameters={"W": table[:, 3], "b": table[:, 4]},
-        loss=table[:, 0],
-        gradients={"W": table[:, 1], "b": table[:, 2]},
-        learning_rate_held=float(np.float32(problem.training.learning_rate)),
-        engine="float32 emulation of the toy model (tests)",
-        tensorflow_version="emulated",
-        backward=first,
-    )
-
-
 def assert_complete_and_checked(report) -> None:
     assert report.problem.model_name == TOY.name
     # The derivation: every step of every gradient verified by SymPy.
@@ -113,7 +87,7 @@ def assert_complete_and_checked(report) -> None:
 @pytest.mark.parametrize("data", ["seed", "single"])
 def test_a_registered_toy_model_gets_a_complete_checked_report(toy, data):
     problem = toy_problem(data)
-    report = explain(problem, None, emulated_toy_trace(problem), backward=True)
+    report = explain(problem, None, emulated_trace(problem), backward=True)
     assert_complete_and_checked(report)
 
 
@@ -127,7 +101,7 @@ def test_the_toy_report_renders_to_html_and_valid_json(toy):
     from derive.render.outputs import to_html
 
     problem = toy_problem()
-    report = explain(problem, None, emulated_toy_trace(problem), backward=True)
+    report = explain(problem, None, emulated_trace(problem), backward=True)
     html = to_html(report)
     assert TOY.title.capitalize() in html
     document = json.loads(to_json(report))
@@ -139,7 +113,7 @@ def test_the_toy_report_renders_to_html_and_valid_json(toy):
 @pytest.mark.parametrize("wrong", ["drop-factor-2", "drop-mean", "x-for-y"])
 def test_a_wrong_derivative_of_the_toy_model_is_flagged(toy, wrong):
     problem = toy_problem()
-    report = explain(problem, wrong, emulated_toy_trace(problem), backward=True)
+    report = explain(problem, wrong, emulated_trace(problem), backward=True)
     assert not report.ok
     assert not all(check.ok for check in report.checks[1:])
 
