@@ -6,10 +6,22 @@ import os
 
 import pytest
 
+from derive.problem.problem import Dataset
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 # The learner's case from the reference script: one sample and its random initial values.
 SINGLE_INIT = {"W": 0.21318328, "b": 0.78609025}
+
+
+def init_for(dataset: Dataset) -> dict[str, float]:
+    """SINGLE_INIT for one feature; for k features W_1 ... W_k from the same few values."""
+    if dataset.k == 1:
+        return dict(SINGLE_INIT)
+    weights = (0.21318328, -0.3, 0.125, 0.5, -0.0625)
+    return {**{f"W_{j + 1}": weights[j % 5] for j in range(dataset.k)}, "b": 0.78609025}
+
+
 SINGLE_INIT_FLAG = ["--init", ",".join(f"{name}={value}" for name, value in SINGLE_INIT.items())]
 
 

@@ -31,12 +31,23 @@ _GRADIENTS: Mapping[str, Callable[..., tuple[np.ndarray, ...]]] = {
     "subtract": lambda g, a, b: (g, -g),
     "square": lambda g, a: (g * (a * a.dtype.type(2)),),
     "abs": lambda g, a: (g * np.sign(a),),
+    # MatMul(X, W): X^T g for the kernel, one row W_j each (the columns of X get shares
+    # too, never used: X is data)
+    "matmul": lambda g, *operands: _matmul_gradient(g, operands),
     "select": lambda g, c, a, b: (
         np.zeros_like(g),
         np.where(c != 0, g, np.zeros_like(g)),
         np.where(c != 0, np.zeros_like(g), g),
     ),
 }
+
+
+def _matmul_gradient(g: np.ndarray, operands: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    half = len(operands) // 2
+    columns, weights = operands[:half], operands[half:]
+    to_columns = tuple(g * w for w in weights)
+    to_weights = tuple(np.atleast_1d(np.sum(g * c, dtype=g.dtype)) for c in columns)
+    return (*to_columns, *to_weights)
 
 
 def emulated_backward(
@@ -53,7 +64,10 @@ def emulated_backward(
     values: dict[str, np.ndarray] = {
         **{k: np.atleast_1d(dtype(v)) for k, v in parameters.items()},
         **{k: np.atleast_1d(dtype(v)) for k, v in problem.loss_entry.constants},
-        "x": np.asarray(problem.x, dtype=dtype),
+        **{
+            name: np.asarray(column, dtype=dtype)
+            for name, column in zip(problem.model_entry.data, problem.columns, strict=True)
+        },
         "y": np.asarray(problem.y, dtype=dtype),
     }
     for node in nodes:

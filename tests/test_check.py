@@ -13,7 +13,7 @@ from derive.exact.float_bounds import bound_at, gamma_bounds
 from derive.problem.problem import BUILTIN_DATASETS, make_problem
 from derive.report.build import explain
 from derive.symbolic.derivation import WRONG_DERIVATIVES
-from tests.conftest import SINGLE_INIT
+from tests.conftest import init_for
 from tests.emulated_tape import emulated_tape
 
 
@@ -57,7 +57,7 @@ def test_compare_flags_a_difference_beyond_the_bound():
 
 @pytest.mark.parametrize("data", sorted(BUILTIN_DATASETS))
 def test_float32_computation_passes(data):
-    problem = make_problem(BUILTIN_DATASETS[data], init=SINGLE_INIT)
+    problem = make_problem(BUILTIN_DATASETS[data], init=init_for(BUILTIN_DATASETS[data]))
     report = explain(problem, tape=emulated_tape, backward=False)
     assert report.ok, [c for c in report.checks if not c.ok]
     # Agreement is far tighter than the bound in practice.
@@ -67,7 +67,7 @@ def test_float32_computation_passes(data):
 @pytest.mark.parametrize("data", sorted(BUILTIN_DATASETS))
 @pytest.mark.parametrize("kind", sorted(WRONG_DERIVATIVES))
 def test_wrong_derivatives_are_flagged(data, kind):
-    problem = make_problem(BUILTIN_DATASETS[data], init=SINGLE_INIT)
+    problem = make_problem(BUILTIN_DATASETS[data], init=init_for(BUILTIN_DATASETS[data]))
     if kind == "drop-mean" and problem.n == 1:
         # With one sample 1/n = 1: the mistake changes nothing, and a demonstration that
         # cannot fail is refused rather than shown passing

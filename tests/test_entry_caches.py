@@ -30,7 +30,7 @@ SQUARE = Model(
     name="twin",
     title="W x squared plus b",
     parameters=("W", "b"),
-    prediction=lambda p, x: p["W"] * x**2 + p["b"],
+    prediction=lambda p, x: p["W"] * x[0] ** 2 + p["b"],
     tf_prediction=lambda tf, p, x: p["W"] * tf.square(x) + p["b"],
     graph=(
         Node("x2", "square", ("x",), r"x_{i}^{2}", "x²"),
@@ -94,7 +94,7 @@ def test_the_note_without_an_optimum_says_why_for_any_model(monkeypatch):
     assert flat.solution is None and flat.affine
     # The same under W^2 x + b, whose derivatives are not linear in W: no closed form.
     # (The landscape reads the SymPy prediction alone; the line's graph is left as is.)
-    curved = dataclasses.replace(LINE, prediction=lambda p, x: p["W"] ** 2 * x + p["b"])
+    curved = dataclasses.replace(LINE, prediction=lambda p, x: p["W"] ** 2 * x[0] + p["b"])
     problem, symbolic, _ = _registered(monkeypatch, curved)
     assert landscape(problem, symbolic).solution is None
     assert not landscape(problem, symbolic).affine

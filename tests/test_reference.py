@@ -16,7 +16,7 @@ float32s = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infin
 
 
 def _exact(symbolic, formula, parameters, samples) -> Fraction:
-    exact_samples = Samples(samples.x, samples.y)
+    exact_samples = Samples.of(samples.x, samples.y)
     object.__setattr__(exact_samples, "exact", True)  # force the rational path
     return reference.value(symbolic, formula, parameters, exact_samples)
 
@@ -44,7 +44,7 @@ def test_fast_path_is_within_2_to_the_minus_52(symbolic, data, w, b):
 
 
 def _magnitude_exact(symbolic, formula, parameters, samples):
-    exact_samples = Samples(samples.x, samples.y)
+    exact_samples = Samples.of(samples.x, samples.y)
     object.__setattr__(exact_samples, "exact", True)
     return reference.magnitude(symbolic, formula, parameters, exact_samples)
 

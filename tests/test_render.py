@@ -20,13 +20,15 @@ from derive.render.notebook import to_notebook_html as report_html_in_jupyter
 from derive.render.outputs import to_html
 from derive.render.pdf import make_fetcher, to_pdf
 from derive.report.build import explain
-from tests.conftest import SINGLE_INIT
+from tests.conftest import SINGLE_INIT, init_for
 from tests.emulated_tape import emulated_tape
 
 
 @pytest.fixture(scope="module", params=sorted(BUILTIN_DATASETS))
 def report(request):
-    problem = make_problem(BUILTIN_DATASETS[request.param], init=SINGLE_INIT)
+    problem = make_problem(
+        BUILTIN_DATASETS[request.param], init=init_for(BUILTIN_DATASETS[request.param])
+    )
     return explain(problem, tape=emulated_tape, backward=False)
 
 

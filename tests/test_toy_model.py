@@ -39,7 +39,7 @@ TOY = Model(
     name="toy-square",
     title="toy model W x squared plus b",
     parameters=("W", "b"),
-    prediction=lambda p, x: p["W"] * x**2 + p["b"],
+    prediction=lambda p, x: p["W"] * x[0] ** 2 + p["b"],
     tf_prediction=_tf_square_model,
     graph=(
         Node("x2", "square", ("x",), r"x_{i}^{2}", "x²"),

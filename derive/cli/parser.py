@@ -120,10 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
         "a CSV file with a header (, ; or tab separated), or - for CSV on standard input; "
         "not together with --x and --y",
     )
-    data.add_argument("--x", metavar="X1,X2,...", help="inline x values (with --y)")
+    data.add_argument(
+        "--x",
+        action="append",
+        metavar="X1,X2,...",
+        help="inline x values (with --y); repeat once per feature for several features",
+    )
     data.add_argument("--y", metavar="Y1,Y2,...", help="inline y values (with --x)")
     data.add_argument(
-        "--columns", default="x,y", metavar="COLX,COLY", help="CSV columns to use (default x,y)"
+        "--columns",
+        default="x,y",
+        metavar="COLX,...,COLY",
+        help="CSV columns to use: the features, then y (default x,y; x1,x2,y for two features)",
     )
     setup = report.add_argument_group("initial values and arithmetic")
     setup.add_argument(

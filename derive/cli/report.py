@@ -22,6 +22,17 @@ if TYPE_CHECKING:
     from .background import TrainingJob
 
 
+def _inline_features(given: list[str] | None) -> list[tuple[float, ...]] | None:
+    """--x, once per feature: each its own column of values."""
+    from ..problem.datasets import parse_number_list
+
+    if given is None:
+        return None
+    if len(given) == 1:
+        return [parse_number_list(given[0], "--x")]
+    return [parse_number_list(text, f"--x (feature {j})") for j, text in enumerate(given, start=1)]
+
+
 def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     from ..problem.datasets import parse_columns, parse_number_list, resolve_dataset
     from ..problem.problem import DTYPES, Training, make_problem
@@ -34,7 +45,7 @@ def run_report(args: argparse.Namespace, job: TrainingJob) -> int:
     if args.dtype not in DTYPES:
         raise InputError("unknown dtype; choose " + " or ".join(DTYPES), args.dtype)
     columns = parse_columns(args.columns)
-    x = parse_number_list(args.x, "--x") if args.x is not None else None
+    x = _inline_features(args.x)
     y = parse_number_list(args.y, "--y") if args.y is not None else None
     dataset = resolve_dataset(args.data, x, y, columns)  # type: ignore[arg-type]
     init = parse_init(args.init) if args.init is not None else None

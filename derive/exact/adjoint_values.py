@@ -13,7 +13,7 @@ import numpy as np
 import sympy as sp
 
 from ..symbolic.adjoints import SymbolicBackward
-from ..symbolic.derivation import X_I, Y_I, N, Symbolic, absolute_form
+from ..symbolic.derivation import Y_I, N, Symbolic, absolute_form
 from .expansion import MAX_PAIR_PARTS, Expansion, divided, double_double
 from .reference import exact_sum
 from .roundings import power_of_two, roundings
@@ -85,15 +85,23 @@ class Reference:
     allowance: Fraction = Fraction(0)
 
 
+def sample_data(problem: Problem, symbolic: Symbolic) -> list[dict[sp.Expr, Fraction]]:
+    """Each sample's data leaves (its features and y) as exact values, by symbol."""
+    columns = [problem.exact(column) for column in problem.columns]
+    return [
+        {**dict(zip(symbolic.features, row, strict=True)), Y_I: y}
+        for row, y in zip(zip(*columns, strict=True), problem.exact(problem.y), strict=True)
+    ]
+
+
 def exact_references(
     backward: SymbolicBackward,
     problem: Problem,
     symbolic: Symbolic,
 ) -> dict[str, Reference]:
     """The symbolic adjoints evaluated exactly at the dtype values the tape used."""
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
     parameters = {symbolic.parameters[k]: Fraction(v) for k, v in problem.initial.values.items()}
-    samples = [{**parameters, X_I: x, Y_I: y} for x, y in zip(xs, ys, strict=True)]
+    samples = [{**parameters, **data} for data in sample_data(problem, symbolic)]
     magnitude_samples = [{k: abs(v) for k, v in sample.items()} for sample in samples]
     vertices = {v.name: v for v in backward.graph}
     references: dict[str, Reference] = {}
@@ -115,8 +123,8 @@ def exact_forward_values(
     backward: SymbolicBackward, problem: Problem, symbolic: Symbolic
 ) -> dict[str, tuple[Fraction, ...]]:
     """Every node's exact value (for tests and for comparison with the tape's values)."""
-    xs, ys = problem.exact(problem.x), problem.exact(problem.y)
     parameters = {symbolic.parameters[k]: Fraction(v) for k, v in problem.initial.values.items()}
+    data = sample_data(problem, symbolic)
     values: dict[str, tuple[Fraction, ...]] = {}
     for vertex in backward.graph:
         if vertex.op is not None and vertex.op.reduces:
@@ -124,10 +132,7 @@ def exact_forward_values(
             values[vertex.name] = (vertex.op.forward(list(values[term])),)
             continue
         expression = backward.expressions[vertex.name]
-        row = [
-            exact_value(expression, {**parameters, X_I: x, Y_I: y})
-            for x, y in zip(xs, ys, strict=True)
-        ]
+        row = [exact_value(expression, {**parameters, **sample}) for sample in data]
         values[vertex.name] = tuple(row if vertex.per_sample else row[:1])
     return values
 
@@ -187,7 +192,7 @@ class _Split:
 
 def _split(term: sp.Expr, symbolic: Symbolic) -> _Split | None:
     """term = numerator / denominator, or None when float64 cannot evaluate it as stated."""
-    leaves = [*symbolic.parameters.values(), X_I, Y_I]
+    leaves = [*symbolic.parameters.values(), *symbolic.features, Y_I]
     numerator, denominator = sp.fraction(sp.together(term))
     if not (denominator.is_Integer and denominator > 0 and numerator.is_polynomial(*leaves)):
         return None
@@ -232,8 +237,8 @@ def fast_references(
     }
     parameters = [float(v) for v in exact_parameters.values()]
     absolute = [abs(v) for v in parameters]
-    x_abs, y_abs = np.abs(samples.x), np.abs(samples.y)
-    leaves = [Expansion.of(v) for v in (*parameters, samples.x, samples.y)]
+    data_abs = samples.absolute().data
+    leaves = [Expansion.of(v) for v in (*parameters, *samples.data)]
     pairs: dict[sp.Expr, tuple[np.ndarray, np.ndarray] | None] = {}
 
     def pair(numerator: sp.Expr) -> tuple[np.ndarray, np.ndarray] | None:
@@ -258,14 +263,14 @@ def fast_references(
             summed = exact_sum(symbolic, split.numerator, exact_parameters, samples)
             value = Fraction(summed) / split.denominator
             # n non-negative terms of k64 roundings each: below (n + k64) 2^-53 relative.
-            terms = _on_samples(magnitude(*absolute, x_abs, y_abs), n)
+            terms = _on_samples(magnitude(*absolute, *data_abs), n)
             enlarged = 1 + Fraction(n + split.roundings + 8, 2**52)
             bound = Fraction(float(np.sum(terms))) * enlarged / split.denominator
             references[name] = Reference((value,), (bound,), SUM_ALLOWANCE)
         elif not vertices[name].per_sample:
-            x, y = samples.fractions(0)
+            first = dict(zip((*symbolic.features, Y_I), samples.fractions(0), strict=True))
             exact_leaves = {symbolic.parameters[k]: v for k, v in exact_parameters.items()}
-            at_first = {**exact_leaves, X_I: x, Y_I: y}
+            at_first = {**exact_leaves, **first}
             value = exact_value(split.numerator, at_first) / split.denominator
             bound = exact_value(
                 absolute_form(split.numerator), {k: abs(v) for k, v in at_first.items()}
@@ -274,7 +279,7 @@ def fast_references(
         else:
             # Nodes with the same adjoint (r_i, y_hat_i, (W x)_i) share one reference.
             if split not in shared:
-                magnitudes = magnitude(*absolute, x_abs, y_abs)
+                magnitudes = magnitude(*absolute, *data_abs)
                 shared[split] = _float_reference(split, pair(split.numerator), magnitudes)
             references[name] = shared[split]
     return references

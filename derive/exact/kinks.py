@@ -26,11 +26,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..symbolic.derivation import X_I, Y_I, Symbolic, absolute_form
+from ..symbolic.derivation import Y_I, Symbolic, absolute_form
 from .adjoint_values import exact_value
 from .check import PRECISION_BITS, SMALLEST_NORMAL
 from .kink import Kink
 from .roundings import node_roundings
+from .sums import as_columns
 from .underflow import node_sensitivity
 
 # The float64 screen that picks the samples to decide exactly errs by far less than
@@ -45,12 +46,13 @@ class KinkWatch:
     def __init__(
         self,
         symbolic: Symbolic,
-        x: Sequence[float],
+        x: Sequence[float] | Sequence[Sequence[float]],
         y: Sequence[float],
         dtype: str,
         switches: bool = False,
     ) -> None:
-        """`switches`: watch the loss's branch switches too (for the adjoints of the
+        """`x`: one feature's values, or the columns of several. `switches`: watch the
+        loss's branch switches too (for the adjoints of the
         branches' nodes, which jump there; the gradients do not)."""
         loss = symbolic.loss_definition
         self.kinks = tuple(Fraction(k) for k in loss.kinks)
@@ -70,7 +72,8 @@ class KinkWatch:
         self.functions = [
             symbolic.sample_function(e) for e in (self.residual, self.magnitude, self.sensitivity)
         ]
-        self.x, self.y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        self.columns, self.y = as_columns(x), np.asarray(y, dtype=np.float64)
+        self.features = symbolic.features
 
     def near(self, parameters: Sequence[Fraction]) -> Kink | None:
         """The first sample (1-based) within its bound of a kink at these parameters."""
@@ -83,12 +86,14 @@ class KinkWatch:
             return found
         floats = [float(p) for p in parameters]
         absolute = [abs(p) for p in floats]
+        data = (*self.columns, self.y)
+        data_abs = tuple(abs(v) for v in data)
         value, magnitude, sensitivity = (
-            np.broadcast_to(np.asarray(f(*a, *d), dtype=np.float64), self.x.shape)
+            np.broadcast_to(np.asarray(f(*a, *d), dtype=np.float64), self.y.shape)
             for f, a, d in zip(
                 self.functions,
                 (floats, absolute, absolute),
-                ((self.x, self.y), (abs(self.x), abs(self.y)), (abs(self.x), abs(self.y))),
+                (data, data_abs, data_abs),
                 strict=True,
             )
         )
@@ -104,8 +109,12 @@ class KinkWatch:
         return found
 
     def _exact(self, parameters: Sequence[Fraction], index: int, kink: Fraction) -> Kink | None:
-        xi, yi = Fraction(float(self.x[index])), Fraction(float(self.y[index]))
-        values = {**dict(zip(self.symbols, parameters, strict=True)), X_I: xi, Y_I: yi}
+        row = (Fraction(float(c[index])) for c in self.columns)
+        values = {
+            **dict(zip(self.symbols, parameters, strict=True)),
+            **dict(zip(self.features, row, strict=True)),
+            Y_I: Fraction(float(self.y[index])),
+        }
         absolute = {key: abs(v) for key, v in values.items()}
         residual = exact_value(self.residual, values)
         bound = self.gamma * exact_value(self.magnitude, absolute) + self.flush * exact_value(

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sympy as sp
@@ -21,6 +22,9 @@ from ..common.i18n import Message
 from ..symbolic.derivation import Formula, N, Symbolic, absolute_form
 from .expansion import Expansion, is_safe, total
 from .sums import data_sums, exact_total
+
+if TYPE_CHECKING:
+    from ..problem.problem import Problem
 
 EXACT_LIMIT = 2000
 
@@ -33,24 +37,48 @@ class Samples:
     :func:`exact_sum`): the backward section needs some of the core's sums again.
     """
 
-    x: np.ndarray
+    columns: tuple[np.ndarray, ...]  # one per feature
     y: np.ndarray
     sums: dict[object, float] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
-    def of(x: Sequence[float], y: Sequence[float]) -> Samples:
-        return Samples(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    def of(x: Sequence[float] | Sequence[Sequence[float]], y: Sequence[float]) -> Samples:
+        """From one feature's column, or from the columns of several."""
+        columns = x if len(x) and isinstance(x[0], (Sequence, np.ndarray)) else (x,)
+        return Samples(
+            tuple(np.asarray(c, dtype=np.float64) for c in columns),
+            np.asarray(y, dtype=np.float64),
+        )
+
+    @staticmethod
+    def of_problem(problem: Problem) -> Samples:
+        return Samples.of(problem.columns, problem.y)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The one feature's column (one feature only)."""
+        (column,) = self.columns
+        return column
 
     @property
     def n(self) -> int:
-        return int(self.x.size)
+        return int(self.y.size)
+
+    @property
+    def data(self) -> tuple[np.ndarray, ...]:
+        """Every column, the features then y: the data arguments of a sample function."""
+        return (*self.columns, self.y)
+
+    def absolute(self) -> Samples:
+        return Samples(tuple(np.abs(c) for c in self.columns), np.abs(self.y))
 
     @cached_property
     def exact(self) -> bool:
-        return self.n <= EXACT_LIMIT or not (is_safe(self.x) and is_safe(self.y))
+        return self.n <= EXACT_LIMIT or not all(is_safe(c) for c in self.data)
 
-    def fractions(self, index: int) -> tuple[Fraction, Fraction]:
-        return Fraction(float(self.x[index])), Fraction(float(self.y[index]))
+    def fractions(self, index: int) -> tuple[Fraction, ...]:
+        """Sample `index` (0-based) exactly: its features, then y."""
+        return tuple(Fraction(float(c[index])) for c in self.data)
 
 
 def method(samples: Samples, dtype: str) -> Message:
@@ -102,13 +130,13 @@ def exact_sum(
         # A polynomial in the data (the linear model's): a few exact data sums, shared
         # with the training checks, instead of an expansion of every term.
         named = [parameters[name] for name in symbolic.parameters]
-        exact = exact_total(symbolic, summand, named, data_sums(samples.x, samples.y))
+        exact = exact_total(symbolic, summand, named, data_sums(samples.columns, samples.y))
         if exact is not None:
             samples.sums[key] = float(exact)  # correctly rounded
             return samples.sums[key]
         function = symbolic.sample_function(summand)
         arguments = [Expansion.of(float(v)) for v in parameters.values()]
-        summed = function(*arguments, Expansion.of(samples.x), Expansion.of(samples.y))
+        summed = function(*arguments, *(Expansion.of(c) for c in samples.data))
         if not isinstance(summed, Expansion):  # a summand that does not depend on the samples
             summed = Expansion.of(float(summed))
         samples.sums[key] = total(summed, samples.n)
@@ -124,15 +152,15 @@ def magnitude(
     """M: the formula computed on absolute values, which bounds its rounding error."""
     absolute = Formula(abs(formula.coefficient), absolute_form(formula.summand))
     parameters = {name: abs(v) for name, v in parameters.items()}
-    magnitudes = Samples(np.abs(samples.x), np.abs(samples.y))
+    magnitudes = samples.absolute()
     if samples.exact:
         return value(symbolic, absolute, parameters, magnitudes)
     # Every term is non-negative, so plain float64 has no cancellation to fear: its
     # relative error is below n * 2^-52 (summation and the few products per term).
     # Enlarging by that much keeps M an upper bound, which is all a bound needs.
     function = symbolic.sample_function(absolute.summand)
-    terms = function(*(float(v) for v in parameters.values()), magnitudes.x, magnitudes.y)
-    terms = np.broadcast_to(terms, magnitudes.x.shape)  # a summand free of the data: n terms
+    terms = function(*(float(v) for v in parameters.values()), *magnitudes.data)
+    terms = np.broadcast_to(terms, magnitudes.y.shape)  # a summand free of the data: n terms
     coefficient = Fraction(str(absolute.coefficient.subs(N, samples.n)))
     approximate = Fraction(float(np.sum(terms)))
     return coefficient * approximate * (1 + Fraction(samples.n + 8, 2**52))

@@ -220,7 +220,7 @@ def _forward_counts(
             (term,) = vertex.inputs
             forward[symbol] = forward[backward.symbols[term]] + depth + division
         else:
-            dummies = sp.symbols(f"a0:{vertex.op.arity}")
+            dummies = sp.symbols(f"a0:{len(vertex.inputs)}")
             known = {
                 d: forward[backward.symbols[name]]
                 for d, name in zip(dummies, vertex.inputs, strict=True)
@@ -262,7 +262,8 @@ def rounding_counts(
     otherwise the roundings of the local derivative (it is made of forward values)
     plus one for the product: a product of values with k1 and k2 roundings has
     k1 + k2 + 1. A scalar used by every sample adds the depth of the sum over the
-    samples: `depth` (TensorFlow's order, :mod:`derive.tape.summation`), or n - 1 (None).
+    samples: `depth` (TensorFlow's order, :mod:`derive.tape.summation`), or n - 1 (None;
+    and always for a sum inside MatMul).
     """
     depth = n - 1 if depth is None else depth
     division = division_roundings(n, dtype)
@@ -284,6 +285,8 @@ def rounding_counts(
             else:
                 step = roundings(local, forward, dtype) + 1
             if name in backward.broadcast:
-                step += depth
+                # MatMul sums X^T g inside its kernel (Eigen's GEMM, blocked in an order
+                # not read here): the order-free n - 1; the rest is TensorFlow's Sum
+                step += n - 1 if consumer.op.name == "matmul" else depth
             counts.setdefault(name, []).append(upstream + step)
     return {name: max(ks) + len(ks) - 1 for name, ks in counts.items()}

@@ -186,7 +186,7 @@ def hessian(problem: Problem, symbolic: Symbolic, at: Mapping[str, float] | None
     )
     point = at if at is not None else problem.initial.values
     theta = [Fraction(point[name]) for name in names]
-    data = data_sums(problem.x, problem.y)
+    data = data_sums(problem.columns, problem.y)
     values = tuple(
         tuple(Evaluator(symbolic, formula, data).value(theta) for formula in row)
         for row in formulas

@@ -38,24 +38,32 @@ from ..symbolic.derivation import (
 )
 from .expansion import Expansion, exact_sum, products_are_exact
 
-_XS, _YS = sp.symbols("x_s y_s")
+Exponents = tuple[int, ...]  # one exponent per parameter, or per data column
 
-Exponents = tuple[int, ...]  # one exponent per parameter
+
+def _plain_data(symbolic: Symbolic) -> tuple[dict[sp.Expr, sp.Symbol], tuple[sp.Symbol, ...]]:
+    """Plain symbols for sample i's data (features, then y), and the substitution."""
+    data = (*symbolic.features, Y_I)
+    plain = sp.symbols(f"d_s0:{len(data)}")
+    return dict(zip(data, plain, strict=True)), plain
 
 
 @dataclass(frozen=True)
 class SumsForm:
-    """coefficient(n) * sum over k of c_k(parameters) * sum_i x_i^a_k y_i^b_k."""
+    """coefficient(n) * sum over m of c_m(parameters) * sum_i x_i1^a_1 ... x_ik^a_k y_i^b."""
 
     coefficient: sp.Expr
-    terms: tuple[tuple[sp.Expr, int, int], ...]  # (c_k, a_k, b_k)
+    terms: tuple[tuple[sp.Expr, Exponents], ...]  # (c_m, exponents of the data columns)
     verified: bool  # SymPy proves it equal to the formula it came from
+    data: tuple[sp.Expr, ...] = (X_I, Y_I)  # sample i's data: the features, then y
 
     @property
     def expression(self) -> sp.Expr:
         sums = [
-            c * sp.Sum(X_I**a * Y_I**b, (I, 1, N)) if (a, b) != (0, 0) else c * N
-            for c, a, b in self.terms
+            c * sp.Sum(sp.Mul(*(d**e for d, e in zip(self.data, ex, strict=True))), (I, 1, N))
+            if any(ex)
+            else c * N
+            for c, ex in self.terms
         ]
         return sp.Mul(self.coefficient, sp.Add(*sums), evaluate=False)
 
@@ -66,22 +74,41 @@ class SumsForm:
 
 def sums_form(symbolic: Symbolic, formula: Formula) -> SumsForm | None:
     """The formula regrouped by data monomials, or None when it is not a polynomial."""
-    summand = formula.summand.subs({X_I: _XS, Y_I: _YS})
+    substitution, plain = _plain_data(symbolic)
+    summand = formula.summand.subs(substitution)
     try:
-        poly = sp.Poly(sp.expand(summand), _XS, _YS)
+        poly = sp.Poly(sp.expand(summand), *plain)
     except sp.PolynomialError:
         return None
     if any(c.has(I, N) for c in poly.coeffs()):
         return None
-    terms = tuple((sp.factor(c), a, b) for (a, b), c in poly.terms())
-    form = SumsForm(formula.coefficient, terms, verified=False)
+    data = tuple(substitution)
+    terms = tuple((sp.factor(c), tuple(ex)) for ex, c in poly.terms())
+    form = SumsForm(formula.coefficient, terms, verified=False, data=data)
     return SumsForm(
-        formula.coefficient, terms, verified=verify_equal(form.expression, formula.expression)
+        formula.coefficient,
+        terms,
+        verified=verify_equal(form.expression, formula.expression),
+        data=data,
     )
 
 
+def as_columns(
+    x: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """One feature's values, or the columns of several, as float64 columns."""
+    several = len(x) and isinstance(x[0], (Sequence, np.ndarray))
+    return tuple(np.asarray(c, dtype=np.float64) for c in (x if several else (x,)))
+
+
+def sample_rows(x: Sequence[Fraction] | Sequence[Sequence[Fraction]]) -> list[tuple[Fraction, ...]]:
+    """Each sample's features: a feature per sample, or a row of them, as a tuple."""
+    return [tuple(v) if isinstance(v, Sequence) else (v,) for v in x]
+
+
 class DataSums:
-    """Sums of x_i^a y_i^b over one data set (and of |x_i|^a |y_i|^b), exact, each formed once.
+    """Sums of x_i1^a_1 ... x_ik^a_k y_i^b over one data set (and of the same in absolute
+    values), exact, each formed once; `x` is one feature's column or the columns of several.
 
     The values are the tape's floats, held as float64 arrays. Up to FAST_SUM_SAMPLES
     samples a sum is taken in rational arithmetic; beyond, every product is held
@@ -90,39 +117,58 @@ class DataSums:
     samples where rationals take seconds per sum.
     """
 
-    def __init__(self, x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> None:
-        self.x = np.asarray(x, dtype=np.float64)
+    def __init__(
+        self,
+        x: Sequence[float] | Sequence[Sequence[float]] | np.ndarray,
+        y: Sequence[float] | np.ndarray,
+    ) -> None:
+        self.columns = as_columns(x)
         self.y = np.asarray(y, dtype=np.float64)
-        self._sums: dict[tuple[int, int, bool], Fraction] = {}
+        self._sums: dict[tuple[Exponents, bool], Fraction] = {}
+
+    @property
+    def x(self) -> np.ndarray:
+        """The one feature's column (one feature only)."""
+        (column,) = self.columns
+        return column
+
+    @property
+    def data(self) -> tuple[np.ndarray, ...]:
+        return (*self.columns, self.y)
 
     @property
     def n(self) -> int:
-        return int(self.x.size)
+        return int(self.y.size)
 
-    def total(self, a: int, b: int, *, absolute: bool = False) -> Fraction:
-        """sum over i of x_i^a y_i^b (of |x_i|^a |y_i|^b when absolute), exactly."""
-        if absolute and a % 2 == 0 and b % 2 == 0:
+    def total(self, *exponents: int, absolute: bool = False) -> Fraction:
+        """sum over i of x_i1^a_1 ... x_ik^a_k y_i^b, one exponent per data column (the
+        features, then y), in absolute values when `absolute`, exactly."""
+        if absolute and all(e % 2 == 0 for e in exponents):
             absolute = False  # even powers: the same sum
-        key = (a, b, absolute)
+        key = (tuple(exponents), absolute)
         if key not in self._sums:
-            self._sums[key] = _data_sum(*self._arrays(absolute), a, b, single=self._single)
+            self._sums[key] = _data_sum(self._arrays(absolute), exponents, single=self._single)
         return self._sums[key]
 
-    def _arrays(self, absolute: bool) -> tuple[np.ndarray, np.ndarray]:
-        return (np.abs(self.x), np.abs(self.y)) if absolute else (self.x, self.y)
+    def _arrays(self, absolute: bool) -> tuple[np.ndarray, ...]:
+        return tuple(np.abs(v) for v in self.data) if absolute else self.data
 
     @functools.cached_property
     def _single(self) -> bool:
         """Every value is a float32 (as the tape's float32 data always are)."""
         with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: not equal
             return all(
-                np.array_equal(v.astype(np.float32).astype(np.float64), v) for v in (self.x, self.y)
+                np.array_equal(v.astype(np.float32).astype(np.float64), v) for v in self.data
             )
 
-    def fractions(self, *, absolute: bool = False) -> tuple[list[Fraction], list[Fraction]]:
-        """Every sample as exact rationals, for a formula with no sums form."""
-        x, y = self._arrays(absolute)
-        return [Fraction(v) for v in x.tolist()], [Fraction(v) for v in y.tolist()]
+    def fractions(
+        self, *, absolute: bool = False
+    ) -> tuple[list[tuple[Fraction, ...]], list[Fraction]]:
+        """Every sample as exact rationals (its features, and y), for a formula with no
+        sums form."""
+        *columns, y = self._arrays(absolute)
+        rows = list(zip(*([Fraction(v) for v in c.tolist()] for c in columns), strict=True))
+        return rows, [Fraction(v) for v in y.tolist()]
 
 
 # The data sets seen last, each as (x, y, their DataSums). A report meets the same data
@@ -132,9 +178,11 @@ _RECENT: list[tuple[object, object, DataSums]] = []
 _RECENT_LIMIT = 4
 
 
-def data_sums(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> DataSums:
-    """The one DataSums of these samples: the loss, the gradients, the optimum, the
-    bounds and the plots all need the same few sums."""
+def data_sums(
+    x: Sequence[float] | Sequence[Sequence[float]] | np.ndarray, y: Sequence[float] | np.ndarray
+) -> DataSums:
+    """The one DataSums of these samples (`x`: one feature's column or several columns):
+    the loss, the gradients, the optimum, the bounds and the plots need the same sums."""
     for seen_x, seen_y, sums in _RECENT:
         if seen_x is x and seen_y is y:
             return sums
@@ -143,7 +191,8 @@ def data_sums(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) 
         (
             sums
             for _, _, sums in _RECENT
-            if np.array_equal(sums.x, candidate.x) and np.array_equal(sums.y, candidate.y)
+            if len(sums.data) == len(candidate.data)
+            and all(np.array_equal(a, b) for a, b in zip(sums.data, candidate.data, strict=True))
         ),
         candidate,
     )
@@ -215,18 +264,20 @@ def _polynomial(
 ) -> dict[Exponents, Fraction] | None:
     """{exponents of the parameters: exact coefficient} for the formula over this data."""
     parameters = list(symbolic.parameters.values())
-    summand = formula.summand.subs({X_I: _XS, Y_I: _YS})
+    substitution, plain = _plain_data(symbolic)
+    summand = formula.summand.subs(substitution)
     try:
-        poly = sp.Poly(sp.expand(summand), _XS, _YS, *parameters)
+        poly = sp.Poly(sp.expand(summand), *plain, *parameters)
     except sp.PolynomialError:
         return None
     if any(not c.is_Rational for c in poly.coeffs()):
         return None
     scale = Fraction(str(formula.coefficient.subs(N, data.n)))
     result: dict[Exponents, Fraction] = {}
-    for (a, b, *exponents), c in poly.terms():
-        key = tuple(exponents)
-        term = scale * Fraction(str(c)) * data.total(a, b, absolute=absolute)
+    width = len(plain)
+    for powers, c in poly.terms():
+        key = tuple(powers[width:])
+        term = scale * Fraction(str(c)) * data.total(*powers[:width], absolute=absolute)
         result[key] = result.get(key, Fraction(0)) + term
     return result
 
@@ -236,20 +287,37 @@ def _polynomial(
 FAST_SUM_SAMPLES = 2000
 
 
-def _data_sum(x: np.ndarray, y: np.ndarray, a: int, b: int, *, single: bool) -> Fraction:
-    """sum of x_i^a y_i^b, exactly; `single` when every value is a float32."""
-    if x.size > FAST_SUM_SAMPLES and single and a + b <= 2:
+def _data_sum(columns: Sequence[np.ndarray], exponents: Sequence[int], *, single: bool) -> Fraction:
+    """sum over i of the product of column_c[i]^exponent_c, exactly; `single` when every
+    value is a float32."""
+    size = columns[0].size
+    used = [(c, e) for c, e in zip(columns, exponents, strict=True) if e]
+    degree = sum(exponents)
+    if not used:
+        return Fraction(size)
+    if size > FAST_SUM_SAMPLES and single and degree <= 2:
         # Two float32 mantissas (24 bits each) multiply exactly within float64's 53, and
         # float32's range squared stays far inside float64's: the products are exact.
         with np.errstate(all="raise"):
-            return exact_sum(Expansion.of(x**a * y**b), x.size)
-    if x.size <= FAST_SUM_SAMPLES or not products_are_exact(np.concatenate([x, y]), a + b):
-        xs, ys = (Fraction(v) for v in x.tolist()), (Fraction(v) for v in y.tolist())
-        return sum((p**a * q**b for p, q in zip(xs, ys, strict=True)), Fraction(0))
+            product = np.ones(size)
+            for column, exponent in used:
+                product = product * column**exponent
+            return exact_sum(Expansion.of(product), size)
+    values = np.concatenate([c for c, _ in used])
+    if size <= FAST_SUM_SAMPLES or not products_are_exact(values, degree):
+        rows = zip(*([Fraction(v) for v in c.tolist()] for c, _ in used), strict=True)
+        total = Fraction(0)
+        for row in rows:
+            term = Fraction(1)
+            for value, (_, exponent) in zip(row, used, strict=True):
+                term *= value**exponent
+            total += term
+        return total
     term = Expansion.of(1.0)
-    for factor in [Expansion.of(x)] * a + [Expansion.of(y)] * b:
-        term = term * factor
-    return exact_sum(term, x.size)
+    for column, exponent in used:
+        for _ in range(exponent):
+            term = term * Expansion.of(column)
+    return exact_sum(term, size)
 
 
 def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fraction]) -> Fraction:

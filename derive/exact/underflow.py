@@ -42,17 +42,17 @@ import sympy as sp
 
 from ..models.registry import Loss, Model
 from ..symbolic.adjoints import (
-    DATA,
     SymbolicBackward,
     constant_symbols,
+    data_leaves,
     derive_adjoints,
     graph_of,
     op_vertices,
 )
-from ..symbolic.derivation import X_I, Y_I, Formula, N, Symbolic
+from ..symbolic.derivation import Y_I, Formula, N, Symbolic
 from .adjoint_values import exact_value
 from .check import SMALLEST_NORMAL
-from .sums import Evaluator, data_sums
+from .sums import Evaluator, as_columns, data_sums, sample_rows
 
 if TYPE_CHECKING:
     from ..problem.problem import Problem
@@ -225,7 +225,11 @@ def sensitivities(symbolic: Symbolic) -> Sensitivities:
 
 
 def _derive(backward: SymbolicBackward, symbolic: Symbolic) -> Sensitivities:
-    leaves = {**symbolic.parameters, **DATA, **constant_symbols(symbolic.loss_definition)}
+    leaves = {
+        **symbolic.parameters,
+        **data_leaves(symbolic.model),
+        **constant_symbols(symbolic.loss_definition),
+    }
     values: dict[str, Spread] = {}
     loss: Sensitivity | None = None
     for vertex in backward.graph:
@@ -271,7 +275,11 @@ def _derive(backward: SymbolicBackward, symbolic: Symbolic) -> Sensitivities:
 def node_sensitivity(symbolic: Symbolic, node: str, dtype: str) -> sp.Expr:
     """S of one per-sample node's forward value, in |parameters|, |x_i|, |y_i|."""
     backward = derive_adjoints(graph_of(symbolic.model, symbolic.loss_definition), symbolic)
-    leaves = {**symbolic.parameters, **DATA, **constant_symbols(symbolic.loss_definition)}
+    leaves = {
+        **symbolic.parameters,
+        **data_leaves(symbolic.model),
+        **constant_symbols(symbolic.loss_definition),
+    }
     values: dict[str, Spread] = {}
     for vertex in backward.graph:
         if vertex.op is None:
@@ -305,13 +313,14 @@ class SensitivityEvaluator:
         self,
         sensitivity: Sensitivity,
         symbolic: Symbolic,
-        x: tuple[float, ...],
-        y: tuple[float, ...],
+        x: Sequence[float] | Sequence[Sequence[float]],
+        y: Sequence[float],
         dtype: str,
     ) -> None:
+        """`x`: one feature's values, or the columns of several."""
         if not sensitivity.summed:
             raise ValueError("a per-sample sensitivity has no total")
-        n = len(x)
+        n = len(y)
         self._sum = Evaluator(symbolic, sensitivity.formula(n, dtype), data_sums(x, y))
         self._constant = sensitivity.constant_at(n)
 
@@ -323,8 +332,8 @@ def total(
     sensitivity: Sensitivity,
     symbolic: Symbolic,
     parameters: Sequence[Fraction],
-    x: tuple[float, ...],
-    y: tuple[float, ...],
+    x: Sequence[float] | Sequence[Sequence[float]],
+    y: Sequence[float],
     dtype: str,
 ) -> Fraction:
     """S of a summed quantity at these parameters, exactly."""
@@ -334,23 +343,26 @@ def total(
 def at_initial_values(problem: Problem, symbolic: Symbolic, sensitivity: Sensitivity) -> Fraction:
     """S of a summed quantity at the problem's initial values, exactly."""
     parameters = [Fraction(problem.initial.values[name]) for name in symbolic.parameters]
-    return total(sensitivity, symbolic, parameters, problem.x, problem.y, problem.dtype)
+    return total(sensitivity, symbolic, parameters, problem.columns, problem.y, problem.dtype)
 
 
 def per_sample_exact(
     sensitivity: Sensitivity,
     symbolic: Symbolic,
     parameters: Sequence[Fraction],
-    x: Sequence[Fraction],
+    x: Sequence[Fraction] | Sequence[Sequence[Fraction]],
     y: Sequence[Fraction],
     dtype: str,
 ) -> list[Fraction]:
-    """S at each sample, exactly (a few samples)."""
-    summand = sensitivity.formula(len(x), dtype).summand
+    """S at each sample, exactly (a few samples; `x`: each one's feature or features)."""
+    summand = sensitivity.formula(len(y), dtype).summand
     named = {s: abs(v) for s, v in zip(symbolic.parameters.values(), parameters, strict=True)}
     return [
-        exact_value(summand, {**named, X_I: abs(xi), Y_I: abs(yi)})
-        for xi, yi in zip(x, y, strict=True)
+        exact_value(
+            summand,
+            {**named, **dict(zip(symbolic.features, map(abs, row), strict=True)), Y_I: abs(yi)},
+        )
+        for row, yi in zip(sample_rows(x), y, strict=True)
     ]
 
 
@@ -358,11 +370,13 @@ def per_sample_bounds(
     sensitivity: Sensitivity,
     symbolic: Symbolic,
     parameters: Sequence[float],
-    x: np.ndarray,
+    x: np.ndarray | Sequence[np.ndarray],
     y: np.ndarray,
     dtype: str,
 ) -> np.ndarray:
-    """S at each sample in float64, rounded up (many samples)."""
-    function = symbolic.sample_function(sensitivity.formula(x.size, dtype).summand)
-    values = function(*(abs(p) for p in parameters), np.abs(x), np.abs(y))
-    return np.broadcast_to(np.asarray(values, dtype=np.float64) * _ROUND_UP, x.shape)
+    """S at each sample in float64, rounded up (many samples; `x`: one feature's values
+    or the columns of several)."""
+    function = symbolic.sample_function(sensitivity.formula(y.size, dtype).summand)
+    columns = (np.abs(c) for c in as_columns(x))
+    values = function(*(abs(p) for p in parameters), *columns, np.abs(y))
+    return np.broadcast_to(np.asarray(values, dtype=np.float64) * _ROUND_UP, y.shape)

@@ -116,7 +116,7 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
     are checked through their means, which must be the printed means exactly.
     """
     problem, values, hand = sheet.problem, sheet.values, sheet.hand
-    samples = Samples.of(problem.x, problem.y)
+    samples = Samples.of_problem(problem)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
     dtype, n = problem.dtype, problem.n
 
@@ -143,7 +143,7 @@ def check_key(symbolic: Symbolic, sheet: Sheet, tape: TapeResult) -> tuple[KeyCh
     loss = compare("L", values.loss, tape.loss, bound_for(symbolic.loss, "L"), dtype)
     # A residual near a kink leaves the gradients undecided (none on a drawn sheet: see
     # sheets._off_the_kinks; a --data sample may still sit there)
-    kink = KinkWatch(symbolic, problem.x, problem.y, dtype).near(list(parameters.values()))
+    kink = KinkWatch(symbolic, problem.columns, problem.y, dtype).near(list(parameters.values()))
     entries = [entry(loss, values.loss, hand.loss, None, True)]
     gradient_checks = {}
     for name, derivation in symbolic.derivations.items():

@@ -44,19 +44,38 @@ def select(condition: Any, chosen: Any, other: Any) -> Any:
     return chosen if condition else other
 
 
+def dot(*operands: Any) -> Any:
+    """Row i of X times W: x_i1 W_1 + ... + x_ik W_k, from the operands
+    (x_1, ..., x_k, W_1, ..., W_k), summed left to right."""
+    half = len(operands) // 2
+    total = operands[0] * operands[half]
+    for a, b in zip(operands[1:half], operands[half + 1 :], strict=True):
+        total = total + a * b
+    return total
+
+
+VARIADIC = -1  # an op that takes any even number of operands (MatMul: k columns, k weights)
+
+
 @dataclass(frozen=True)
 class Op:
     """out = forward(operands), element by element over the samples (unless `reduces`)."""
 
     name: str
     tf_type: str  # the op type TensorFlow records for it
-    arity: int
+    arity: int  # the number of operands, or VARIADIC
     forward: Callable[..., Any]
     notation: str  # LaTeX, with {0}, {1} for the operands' symbols
     rule: str  # the local rule the tape applies, in words
     reduces: bool = False  # a mean over the samples: each element gets 1/n of the upstream
     # A comparison: its output is a flag, and TensorFlow passes no gradient through it
     differentiable: bool = True
+
+    def takes(self, count: int) -> bool:
+        """Whether the op takes `count` operands."""
+        if self.arity == VARIADIC:
+            return count >= 2 and count % 2 == 0
+        return count == self.arity
 
 
 OPS: Mapping[str, Op] = {
@@ -119,6 +138,15 @@ OPS: Mapping[str, Op] = {
         r"\begin{{cases}} {1} & {0} \\ {2} & \lnot {0} \end{{cases}}",
         "the upstream adjoint goes to the branch the sample's flag chose; the other gets 0",
     ),
+    "matmul": Op(
+        "matmul",
+        "MatMul",
+        VARIADIC,
+        dot,
+        "{0}",  # not used: the node's own symbol, (XW)_i, names the product
+        "each W_j receives the sum over the samples of x_ij times the upstream adjoint "
+        "(X^T times the upstream column); X is data and receives nothing",
+    ),
     "mean": Op(
         "mean",
         "Mean",
@@ -138,7 +166,9 @@ class Node:
     `inputs` name earlier nodes, the model's parameters, the data ``x`` and ``y``, or
     the loss's constants (Huber's delta and 1/2: scalars the tape does not watch).
     `symbol` is its value for sample i in LaTeX (with ``_{i}``; none for scalars),
-    `label` the same in plain text for the graph drawing.
+    `label` the same in plain text for the graph drawing. `tf_inputs` name the tensors
+    the tape's op reads, where they are not the scalar inputs one by one: MatMul reads
+    the whole (n, k) matrix x and the (k, 1) kernel W.
     """
 
     name: str
@@ -146,6 +176,11 @@ class Node:
     inputs: tuple[str, ...]
     symbol: str
     label: str
+    tf_inputs: tuple[str, ...] = ()
+
+    @property
+    def tensor_inputs(self) -> tuple[str, ...]:
+        return self.tf_inputs or self.inputs
 
 
 def get_op(name: str) -> Op:

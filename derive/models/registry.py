@@ -7,131 +7,19 @@ tape, the checks and the templates read these definitions.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from ..common.errors import InputError
+from .entries import Loss, Model, OriginalUnits, feature_names
+from .linear import LINE_IN_ORIGINAL_UNITS, _tf_linear, kernel_names, linear_features
 from .ops import Node
+
+__all__ = ["Loss", "Model", "OriginalUnits", "feature_names", "kernel_names", "linear_features"]
 
 if TYPE_CHECKING:  # building the definitions needs no SymPy: the tape's process never loads it
     import sympy as sp
-
-
-@dataclass(frozen=True)
-class OriginalUnits:
-    """A capability: how parameters fitted on z-scores (z = (v - mu) / sigma for x and
-    for y) read in the data's own units. Without it a model cannot train on z-scores."""
-
-    derivation: str  # LaTeX: the prediction on z-scores rewritten in the original units
-    formulas: tuple[str, ...]  # LaTeX: each parameter in the original units
-    # (parameters on z-scores, mu_x, sigma_x, mu_y, sigma_y) -> parameters, exactly
-    convert: Callable[..., Mapping[str, Fraction]]
-    # LaTeX of each parameter in the original units, by name (W -> W_orig)
-    symbols: tuple[tuple[str, str], ...]
-    # LaTeX of the prediction in the original units, from each parameter's LaTeX by name
-    # (the fitted numbers): for the line, (W, b) -> \hat{y} = W x + b
-    prediction: Callable[[Mapping[str, str]], str]
-
-
-@dataclass(frozen=True)
-class Model:
-    """A per-sample prediction y_hat_i = f(parameters, x_i)."""
-
-    name: str
-    title: str
-    parameters: tuple[str, ...]
-    # SymPy: (parameter symbols by name, x_i) -> y_hat_i
-    prediction: Callable[[Mapping[str, sp.Symbol], sp.Expr], sp.Expr]
-    # TensorFlow: (tf, variables by name, x tensor) -> predictions, in the reference script's
-    # op order; the tape hands in the TensorFlow module, so that only derive/tape imports it
-    tf_prediction: Callable[[Any, Mapping[str, Any], Any], Any]
-    # The same computation as the tape records it, op by op, ending in "prediction"
-    graph: tuple[Node, ...] = ()
-    original_units: OriginalUnits | None = None  # capability: see OriginalUnits
-
-
-@dataclass(frozen=True)
-class Loss:
-    """A mean over samples of outer(inner(y_hat_i, y_i))."""
-
-    name: str
-    title: str
-    inner: Callable[[sp.Expr, sp.Expr], sp.Expr]  # (y_hat_i, y_i) -> u_i, the residual
-    outer: Callable[[sp.Expr], sp.Expr]  # u -> per-sample loss
-    outer_rule: str  # the name of the rule that differentiates `outer`
-    outer_rule_formula: str  # that rule as LaTeX, shown beside the step
-    tf_loss: Callable[[Any, Any, Any], Any]  # (tf, y_pred, y_true) -> scalar tensor
-    # The same computation op by op, from "prediction" and "y" to the scalar loss
-    graph: tuple[Node, ...] = ()
-    # What bounds the learning rate (a capability): "hessian", the Hessian of the loss
-    # gives 2/lambda_max (a loss twice differentiable in the parameters); "none", no
-    # curvature at all (|r|: piecewise linear)
-    curvature: str = "hessian"
-    # The classic mistakes a learner makes with this loss, by the names of
-    # derive.symbolic.derivation.WRONG_FORMULAS: --wrong-derivative offers these
-    wrong_derivatives: tuple[str, ...] = ("drop-factor-2", "drop-mean", "x-for-y")
-    # The per-sample loss on NumPy arrays of residuals, for the plots of a loss that is
-    # no polynomial in the parameters; None: the plots use the polynomial
-    numeric: Callable[[Any], Any] | None = None
-    # Catalogue keys: the sentence that introduces the loss (section 1), and what the
-    # derivation must add about the loss's kinks (None: it has none)
-    # Values of the residual where outer' jumps (|u| at 0): the tape decides the side on
-    # its rounded residual, derive.exact.kinks makes a check that cannot tell inconclusive
-    kinks: tuple[int, ...] = ()
-    # Values of the residual where a branch switches (SelectV2) while outer' stays
-    # continuous (Huber's +-delta): the gradients do not jump there, but the adjoints of
-    # the branches' own nodes do, and the backward section watches them as it does kinks
-    switches: tuple[Fraction, ...] = ()
-    sentence: str = "problem.model_and_loss"
-    derivation_note: str | None = None
-    handout_keys: str = ""  # suffix of the handouts' catalogue keys that name the loss
-    bound_text: str = "checks.bound"  # catalogue key: how k is counted for this loss
-    # Scalars the loss's graph uses besides the data (Huber's delta and 1/2), by node name,
-    # as the exact values the tape holds (rounded to its dtype): leaves the tape does not watch
-    constants: tuple[tuple[str, Fraction], ...] = ()
-    # For curvature "bounded": a loss whose Hessian is everywhere at least this one's
-    # (Huber's: r^2 / 2, its quadratic branch), so that its 2/lambda_max is a safe rate
-    curvature_bound: Loss | None = None
-    # Catalogue fields of the loss's own words ({delta} for Huber), as LaTeX
-    words: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def constant_values(self) -> dict[str, Fraction]:
-        return dict(self.constants)
-
-
-def _tf_linear(tf: Any, params: Mapping[str, Any], x: Any) -> Any:
-    return params["W"] * x + params["b"]
-
-
-def _line_in_original_units(
-    parameters: Mapping[str, Fraction],
-    mu_x: Fraction,
-    sigma_x: Fraction,
-    mu_y: Fraction,
-    sigma_y: Fraction,
-) -> dict[str, Fraction]:
-    """y ~ mu_y + sigma_y (W (x - mu_x) / sigma_x + b)
-    = (W sigma_y / sigma_x) x + (mu_y + sigma_y b - (W sigma_y / sigma_x) mu_x)."""
-    w_orig = parameters["W"] * sigma_y / sigma_x
-    return {"W": w_orig, "b": mu_y + sigma_y * parameters["b"] - w_orig * mu_x}
-
-
-LINE_IN_ORIGINAL_UNITS = OriginalUnits(
-    derivation=(
-        r"\hat{y} = \mu_{y} + \sigma_{y} \left(W \, \frac{x - \mu_{x}}{\sigma_{x}} + b\right)"
-        r" = W_{\mathrm{orig}} \, x + b_{\mathrm{orig}}"
-    ),
-    formulas=(
-        r"W_{\mathrm{orig}} = W \, \frac{\sigma_{y}}{\sigma_{x}}",
-        r"b_{\mathrm{orig}} = \mu_{y} + \sigma_{y} \, b - W_{\mathrm{orig}} \, \mu_{x}",
-    ),
-    convert=_line_in_original_units,
-    symbols=(("W", r"W_{\mathrm{orig}}"), ("b", r"b_{\mathrm{orig}}")),
-    prediction=lambda p: rf"\hat{{y}} = {p['W']} x + {p['b']}",
-)
 
 
 def _tf_mse(tf: Any, y_pred: Any, y_true: Any) -> Any:
@@ -238,7 +126,7 @@ MODELS: Mapping[str, Model] = {
         name="linear",
         title="linear regression",
         parameters=("W", "b"),
-        prediction=lambda p, x: p["W"] * x + p["b"],
+        prediction=lambda p, x: p["W"] * x[0] + p["b"],
         tf_prediction=_tf_linear,
         graph=(
             Node("Wx", "multiply", ("W", "x"), r"\left(W x\right)_{i}", "W·x"),
@@ -294,11 +182,17 @@ DEFAULT_MODEL = "linear"
 DEFAULT_LOSS = "mse"
 
 
-def get_model(name: str) -> Model:
+def get_model(name: str, features: int = 1) -> Model:
+    """The model entry by name, for `features` feature columns."""
     try:
-        return MODELS[name]
+        entry = MODELS[name]
     except KeyError:
         raise InputError("unknown model", name) from None
+    if features == 1:
+        return entry
+    if name == "linear":
+        return linear_features(features)
+    raise InputError(f"model {name} takes one feature, not", features)
 
 
 LOSS_NAMES = (*LOSSES, "huber")  # huber: one entry per delta, made by huber()

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..common.errors import InputError
 from ..common.i18n import Message
-from .problem import BUILTIN_DATASETS, Dataset
+from .problem import BUILTIN_DATASETS, Dataset, several_features
 
 
 def parse_number_list(text: str, what: str) -> tuple[float, ...]:
@@ -32,38 +32,47 @@ def parse_number_list(text: str, what: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-def parse_columns(text: str) -> tuple[str, str]:
-    """'x,y' -> ('x', 'y'): the CSV columns holding x and y (--columns)."""
+Columns = tuple[str, ...]  # CSV column names: the features', then y's
+
+
+def parse_columns(text: str) -> Columns:
+    """'x,y' -> ('x', 'y'); 'x1,x2,y' -> three names: the CSV columns holding the
+    features and, last, y (--columns)."""
     columns = tuple(part.strip() for part in text.split(","))
-    if len(columns) != 2 or not all(columns):
-        raise InputError("--columns expects two names such as x,y", text)
-    return columns[0], columns[1]
+    if len(columns) < 2 or not all(columns):
+        raise InputError("--columns expects feature names, then y's, such as x,y or x1,x2,y", text)
+    repeated = next((c for c in columns if columns.count(c) > 1), None)
+    if repeated is not None:
+        raise InputError("--columns names a column twice", repeated)
+    return columns
 
 
 def read_csv_text(
-    text: str, source: str, columns: tuple[str, str] = ("x", "y"), name: str | None = None
+    text: str, source: str, columns: Columns = ("x", "y"), name: str | None = None
 ) -> Dataset:
     """Samples from CSV text with a header; ',', ';' or tab separated; '#' lines ignored."""
     text = text.removeprefix("\ufeff")
     parsed = _parse_quickly(text, columns) if "#" not in text else None
     if parsed is None:
         parsed = _parse_carefully(text, source, columns)
-    xs, ys = parsed
-    if not xs.size:
+    *features, ys = parsed
+    if not ys.size:
         raise InputError("no samples in the CSV data", source)
-    return Dataset(
+    named = ", ".join(columns[:-1])
+    return several_features(
         name or Path(source).stem,
-        tuple(xs.tolist()),
-        tuple(ys.tolist()),
-        f"CSV: {source}, columns {columns[0]} and {columns[1]}",
-        Message.of("dataset.csv", file=source, x=columns[0], y=columns[1]),
+        [f.tolist() for f in features],
+        ys.tolist(),
+        f"CSV: {source}, columns {named} and {columns[-1]}",
+        Message.of("dataset.csv", file=source, x=named, y=columns[-1]),
+        columns[:-1],
     )
 
 
 DELIMITERS = (",", ";", "\t")
 
 
-def _header(line: str, columns: tuple[str, str]) -> tuple[str, list[int], int]:
+def _header(line: str, columns: Columns) -> tuple[str, list[int], int]:
     """The delimiter, the positions of the chosen columns, and the number of columns."""
     # The separator the header uses most; a tie (a one-column header) means ','.
     delimiter = max(DELIMITERS, key=line.count)
@@ -83,7 +92,7 @@ def _header(line: str, columns: tuple[str, str]) -> tuple[str, list[int], int]:
     return delimiter, positions, len(header)
 
 
-def _parse_quickly(text: str, columns: tuple[str, str]) -> tuple[np.ndarray, np.ndarray] | None:
+def _parse_quickly(text: str, columns: Columns) -> tuple[np.ndarray, ...] | None:
     """A file with no comments: the header, then the rest of the text in one go; line
     numbers are only wanted for an error. None when the file is not plain; the careful
     path then reads it again and names what is wrong."""
@@ -100,9 +109,7 @@ def _parse_quickly(text: str, columns: tuple[str, str]) -> tuple[np.ndarray, np.
     return None
 
 
-def _parse_carefully(
-    text: str, source: str, columns: tuple[str, str]
-) -> tuple[np.ndarray, np.ndarray]:
+def _parse_carefully(text: str, source: str, columns: Columns) -> tuple[np.ndarray, ...]:
     """Line by line, keeping line numbers for the message about a bad cell."""
     lines = [
         (number, line)
@@ -125,7 +132,7 @@ def _parse_carefully(
 
 def _parse_plain(
     body: str, delimiter: str, width: int, positions: list[int]
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, ...] | None:
     """The fast path for plain rows (no quotes, every row as wide as the header, only
     finite numbers): NumPy's CSV reader, which skips empty lines. None when it does not
     apply, or for no rows at all; the careful path then has the last word."""
@@ -146,10 +153,10 @@ def _parse_plain(
         return None
     if table.shape[1] != width:
         return None
-    xs, ys = (np.ascontiguousarray(table[:, p]) for p in positions)
-    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+    chosen = tuple(np.ascontiguousarray(table[:, p]) for p in positions)
+    if not all(np.isfinite(c).all() for c in chosen):
         return None
-    return xs, ys
+    return chosen
 
 
 def _check_width(row: list[str], line_number: int, width: int, delimiter: str) -> None:
@@ -173,19 +180,19 @@ def _split_decimals(row: list[str], width: int) -> bool:
 def _read_cells(
     rows: list[list[str]],
     line_numbers: list[int],
-    columns: tuple[str, str],
+    columns: Columns,
     positions: list[int],
     layout: tuple[int, str],
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, ...]:
     """Cell by cell; raises an InputError naming the first row wider than the header
     (``layout``: its width and delimiter) or cell that is not a finite number."""
-    values: tuple[list[float], list[float]] = ([], [])
+    values: tuple[list[float], ...] = tuple([] for _ in columns)
     for line_number, row in zip(line_numbers, rows, strict=True):
         _check_width(row, line_number, *layout)
         for column, position, target in zip(columns, positions, values, strict=True):
             cell = row[position].strip() if position < len(row) else ""
             target.append(_cell_value(cell, column, line_number))
-    return np.array(values[0]), np.array(values[1])
+    return tuple(np.array(v) for v in values)
 
 
 def _cell_value(cell: str, column: str, line_number: int) -> float:
@@ -215,7 +222,7 @@ def _with_point(cell: str) -> str | None:
     return candidate
 
 
-def read_csv(path: str, columns: tuple[str, str] = ("x", "y")) -> Dataset:
+def read_csv(path: str, columns: Columns = ("x", "y")) -> Dataset:
     if path == "-":
         return read_csv_text(sys.stdin.read(), "standard input", columns, name="stdin")
     try:
@@ -232,18 +239,20 @@ DEFAULT_DATASET = "seed"
 
 def resolve_dataset(
     data: str | Path | Dataset | None = None,
-    x: Sequence[float] | None = None,
+    x: Sequence[float] | Sequence[Sequence[float]] | None = None,
     y: Sequence[float] | None = None,
-    columns: tuple[str, str] = ("x", "y"),
+    columns: Columns = ("x", "y"),
 ) -> Dataset:
-    """A built-in name, a CSV path ('-' for standard input), a Dataset, or inline x and y;
-    None is the built-in 'seed'. Data given both ways is refused: which one was meant?"""
+    """A built-in name, a CSV path ('-' for standard input), a Dataset, or inline x and y
+    (`x`: one feature's values, or one sequence per feature); None is the built-in
+    'seed'. Data given both ways is refused: which one was meant?"""
     if x is not None or y is not None:
         if data is not None:
             raise InputError("--data cannot be combined with --x and --y", _data_name(data))
         if x is None or y is None:
             raise InputError("inline data needs both --x and --y", "only one given")
-        return Dataset("inline", tuple(map(float, x)), tuple(map(float, y)), "inline values")
+        features = x if len(x) and isinstance(x[0], Sequence) else [x]
+        return several_features("inline", features, y, "inline values")  # type: ignore[arg-type]
     if data is None:
         data = DEFAULT_DATASET
     if isinstance(data, Dataset):

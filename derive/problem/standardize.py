@@ -21,19 +21,33 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Standardization:
-    """The means and population standard deviations the z-scores were taken with."""
+    """The means and population standard deviations the z-scores were taken with: one
+    per feature for x, and y's."""
 
-    mean_x: float
-    std_x: float
+    means_x: tuple[float, ...]
+    stds_x: tuple[float, ...]
     mean_y: float
     std_y: float
+
+    @property
+    def mean_x(self) -> float:
+        """The one feature's mean (one feature only)."""
+        (mean,) = self.means_x
+        return mean
+
+    @property
+    def std_x(self) -> float:
+        (std,) = self.stds_x
+        return std
 
     def original(self, parameters: Mapping[str, float], units: OriginalUnits) -> dict[str, float]:
         """The parameters fitted on z-scores in the data's own units, as the model's
         entry maps them (`units`), computed exactly from the float values and rounded once."""
         exact = {name: Fraction(value) for name, value in parameters.items()}
-        moments = (Fraction(v) for v in (self.mean_x, self.std_x, self.mean_y, self.std_y))
-        return {name: float(v) for name, v in units.convert(exact, *moments).items()}
+        means = tuple(Fraction(v) for v in self.means_x)
+        stds = tuple(Fraction(v) for v in self.stds_x)
+        converted = units.convert(exact, means, stds, Fraction(self.mean_y), Fraction(self.std_y))
+        return {name: float(v) for name, v in converted.items()}
 
 
 def _moments(values: Sequence[float], column: str) -> tuple[float, float]:
@@ -47,15 +61,19 @@ def _moments(values: Sequence[float], column: str) -> tuple[float, float]:
 
 
 def standardize(
-    x: Sequence[float], y: Sequence[float]
-) -> tuple[Standardization, tuple[float, ...], tuple[float, ...]]:
-    """The moments and the z-scores of x and y, in float64 (the dtype's rounding follows)."""
-    mean_x, std_x = _moments(x, "x")
+    columns: Sequence[Sequence[float]], y: Sequence[float], names: Sequence[str] = ("x",)
+) -> tuple[Standardization, tuple[tuple[float, ...], ...], tuple[float, ...]]:
+    """The moments and the z-scores of each feature column (named `names` in messages)
+    and of y, in float64 (the dtype's rounding follows)."""
+    moments = [_moments(column, name) for column, name in zip(columns, names, strict=True)]
     mean_y, std_y = _moments(y, "y")
-    zx = (np.asarray(x, dtype=np.float64) - mean_x) / std_x
+    scores = tuple(
+        tuple(((np.asarray(column, dtype=np.float64) - mean) / std).tolist())
+        for column, (mean, std) in zip(columns, moments, strict=True)
+    )
     zy = (np.asarray(y, dtype=np.float64) - mean_y) / std_y
     return (
-        Standardization(mean_x, std_x, mean_y, std_y),
-        tuple(zx.tolist()),
+        Standardization(tuple(m for m, _ in moments), tuple(s for _, s in moments), mean_y, std_y),
+        scores,
         tuple(zy.tolist()),
     )

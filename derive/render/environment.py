@@ -16,6 +16,7 @@ from markupsafe import Markup
 from ..common.errors import RenderError
 from ..common.i18n import DEFAULT, Translator, translator
 from ..common.numbers import exact_float, key_number, latex_number, plain, prose_number
+from ..symbolic.printing import subscripted
 from .mathsvg import latex_to_svg
 
 
@@ -101,6 +102,7 @@ def environment() -> jinja2.Environment:
     env.filters["latexnum"] = latex_number
     env.filters["prose"] = lambda value, digits=10: Markup(prose_number(value, digits))
     env.filters["math"] = _math
+    env.filters["sub"] = subscripted
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph
     env.filters["code"] = _code

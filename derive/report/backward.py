@@ -36,7 +36,6 @@ from ..exact.kinks import KinkWatch
 from ..exact.reference import Samples
 from ..exact.roundings import rounding_counts
 from ..symbolic.adjoints import (
-    DATA,
     SymbolicBackward,
     Vertex,
     derive_adjoints,
@@ -46,7 +45,7 @@ from ..symbolic.adjoints import (
     matches_definition,
     op_vertices,
 )
-from ..symbolic.derivation import Formula, N, Symbolic
+from ..symbolic.derivation import Y_I, Formula, N, Symbolic
 from ..symbolic.derivation import shown_terms as _shown_terms
 from .backward_checks import Verdicts, float_node_check, float_verdicts, node_check, table_rows
 from .backward_facts import (
@@ -96,7 +95,7 @@ def build_backward(
     backward = backward or derive_adjoints(graph, symbolic)
     n = problem.n
     if samples is None:
-        samples = Samples.of(problem.x, problem.y)
+        samples = Samples.of_problem(problem)
     fast = None if samples.exact else fast_references(backward, problem, symbolic, samples)
     exact = fast is None
     references = exact_references(backward, problem, symbolic) if fast is None else fast
@@ -107,9 +106,9 @@ def build_backward(
     parameters = [problem.initial.values[name] for name in symbolic.parameters]
     writer = StepWriter(backward, trace, n)
     # Samples whose residual the tape may put on the other side of a kink (|r| at 0)
-    near_kinks = KinkWatch(symbolic, problem.x, problem.y, problem.dtype, switches=True).every(
-        [Fraction(v) for v in parameters]
-    )
+    near_kinks = KinkWatch(
+        symbolic, problem.columns, problem.y, problem.dtype, switches=True
+    ).every([Fraction(v) for v in parameters])
 
     nodes = []
     verdicts: dict[tuple[int, int, sp.Expr], tuple[np.ndarray, Verdicts]] = {}
@@ -141,7 +140,7 @@ def build_backward(
                 key = (id(reference), k, sensitivity.summand)
                 if key not in verdicts or not np.array_equal(verdicts[key][0], tape):
                     flushes = underflow.per_sample_bounds(
-                        sensitivity, symbolic, parameters, samples.x, samples.y, problem.dtype
+                        sensitivity, symbolic, parameters, samples.columns, samples.y, problem.dtype
                     )
                     verdicts[key] = (
                         tape,
@@ -231,8 +230,10 @@ def _exact_flushes(
     if sensitivity.summed:
         return [underflow.at_initial_values(problem, symbolic, sensitivity)]
     parameters = [Fraction(problem.initial.values[name]) for name in symbolic.parameters]
-    xs, ys = problem.exact(problem.x[:count]), problem.exact(problem.y[:count])
-    return underflow.per_sample_exact(sensitivity, symbolic, parameters, xs, ys, problem.dtype)
+    columns = [problem.exact(c[:count]) for c in problem.columns]
+    rows = list(zip(*columns, strict=True))
+    ys = problem.exact(problem.y[:count])
+    return underflow.per_sample_exact(sensitivity, symbolic, parameters, rows, ys, problem.dtype)
 
 
 def _method(dtype: str, exact: bool, sums: Sequence[str]) -> Message:
@@ -349,12 +350,13 @@ def stand_in_backward(problem: Problem, symbolic: Symbolic) -> BackwardTrace:
     graph = graph_of(symbolic.model, symbolic.loss_definition)
     backward = derive_adjoints(graph, symbolic)
     dtype = np.dtype(problem.dtype).type
-    x, y = np.asarray(problem.x, dtype=dtype), np.asarray(problem.y, dtype=dtype)
+    columns = [np.asarray(c, dtype=dtype) for c in problem.columns]
+    y = np.asarray(problem.y, dtype=dtype)
     parameters = [dtype(problem.initial.values[name]) for name in symbolic.parameters]
     leaves = {
         **dict(zip(symbolic.parameters, parameters, strict=True)),
         **{name: dtype(value) for name, value in problem.loss_entry.constants},
-        "x": x,
+        **dict(zip(symbolic.model.data, columns, strict=True)),
         "y": y,
     }
     # The tape overflows where the data are too large for the dtype; so does this
@@ -370,14 +372,16 @@ def stand_in_backward(problem: Problem, symbolic: Symbolic) -> BackwardTrace:
                 values[vertex.name] = np.atleast_1d(
                     vertex.op.forward(*(values[name] for name in vertex.inputs))
                 )
-        arguments = [*symbolic.parameters.values(), *DATA.values()]
+        arguments = [*symbolic.parameters.values(), *symbolic.features, Y_I]
         adjoints: dict[str, np.ndarray | None] = dict.fromkeys(values)
         for vertex in graph:
             if vertex.name not in backward.adjoints:
                 continue
             term = backward.leaf_form(backward.adjoints[vertex.name]).subs(N, problem.n)
             function = sp.lambdify(arguments, term, "numpy")
-            each = np.broadcast_to(np.asarray(function(*parameters, x, y), dtype=dtype), x.shape)
+            each = np.broadcast_to(
+                np.asarray(function(*parameters, *columns, y), dtype=dtype), y.shape
+            )
             if vertex.name in backward.broadcast:
                 adjoints[vertex.name] = np.atleast_1d(np.sum(each, dtype=dtype))
             else:

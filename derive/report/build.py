@@ -131,7 +131,7 @@ class Groundwork:
 def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork:
     """Derive, substitute and compute the exact references: all that comes before the tape."""
     symbolic = symbolic_for(problem)
-    samples = Samples.of(problem.x, problem.y)
+    samples = Samples.of_problem(problem)
     parameters = {name: Fraction(v) for name, v in problem.initial.values.items()}
     formulas = formulas_for(symbolic, wrong_derivative)
 
@@ -189,7 +189,7 @@ def complete(
     order = run.order if run is not None and run.order is not None else tape_result.order
     tape_values = [tape_result.loss, *(tape_result.gradients[name] for name in formulas)]
     # A residual within its rounding error of a kink: the gradients cannot be judged
-    kink = KinkWatch(ground.symbolic, problem.x, problem.y, problem.dtype).near(
+    kink = KinkWatch(ground.symbolic, problem.columns, problem.y, problem.dtype).near(
         [Fraction(problem.initial.values[name]) for name in ground.symbolic.parameters]
     )
     checks = [

@@ -206,10 +206,16 @@ def _rounding(report: Report) -> dict[str, Any] | None:
     }
 
 
-def _standardized(problem: ProblemFacts) -> dict[str, float] | None:
-    """The moments the tape's z-scores were taken with (null: the data as given)."""
+def _standardized(problem: ProblemFacts) -> dict[str, float | list[float]] | None:
+    """The moments the tape's z-scores were taken with (null: the data as given); for
+    several features one mean and one std per feature, in order."""
     found = problem.standardized
     if found is None:
         return None
-    return {"mean_x": found.mean_x, "std_x": found.std_x, "mean_y": found.mean_y,
-            "std_y": found.std_y}  # fmt: skip
+    one = len(found.means_x) == 1
+    return {
+        "mean_x": found.means_x[0] if one else list(found.means_x),
+        "std_x": found.stds_x[0] if one else list(found.stds_x),
+        "mean_y": found.mean_y,
+        "std_y": found.std_y,
+    }

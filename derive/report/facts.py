@@ -37,8 +37,8 @@ class GradientDerivation:
 @dataclass(frozen=True)
 class DataRow:
     i: int
-    x_given: float
-    x: float  # as the tape used it
+    x_given: tuple[float, ...]  # each feature's value
+    x: tuple[float, ...]  # the same as the tape used them
     y_given: float
     y: float
 
@@ -49,9 +49,10 @@ class ProblemFacts:
     source: str
     n: int
     dtype: str
-    x_given: tuple[float, ...]
+    # One feature: its values; several: each sample's row of them (X, n by k)
+    x_given: tuple[float, ...] | tuple[tuple[float, ...], ...]
     y_given: tuple[float, ...]
-    x: tuple[float, ...]
+    x: tuple[float, ...] | tuple[tuple[float, ...], ...]
     y: tuple[float, ...]
     init: Mapping[str, float]
     init_source: str
@@ -74,6 +75,7 @@ class ProblemFacts:
     standardized: Standardization | None = None  # the tape saw z-scores of the given data
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla
     reproduce: str = ""  # the command line that makes this problem again
+    features: tuple[str, ...] = ("x",)  # LaTeX of each feature's column: x, or x_{1} ... x_{k}
 
 
 def shown_rows(n: int) -> list[int | None]:
@@ -86,7 +88,7 @@ def shown_rows(n: int) -> list[int | None]:
 @dataclass(frozen=True)
 class SampleRow:
     i: int
-    x: float
+    x: tuple[float, ...]  # the sample's features
     y: float
     prediction: float
     residual: float

@@ -42,7 +42,8 @@ class Landscape:
         chosen = np.unique(np.linspace(0, problem.n - 1, MAX_PLOTTED_POINTS).astype(int))
         return PlotSpec(
             names=tuple(names),
-            x=tuple(problem.x[i] for i in chosen),
+            # the first feature's values: the plots draw x only for one feature
+            x=tuple(problem.columns[0][i] for i in chosen),
             y=tuple(problem.y[i] for i in chosen),
             samples=problem.n,
             loss_polynomial={e: float(c) for e, c in (self.loss.polynomial or {}).items()},
@@ -60,7 +61,7 @@ class Landscape:
 
 
 def landscape(problem: Problem, symbolic: Symbolic) -> Landscape:
-    data = data_sums(problem.x, problem.y)
+    data = data_sums(problem.columns, problem.y)
     gradients = [Evaluator(symbolic, d.result, data) for d in symbolic.derivations.values()]
     return Landscape(
         loss=Evaluator(symbolic, symbolic.loss, data),
@@ -78,6 +79,10 @@ def plot_spec(problem: Problem, symbolic: Symbolic) -> PlotSpec:
 
 
 def _prediction_polynomial(symbolic: Symbolic) -> dict[tuple[int, ...], float] | None:
+    """y_hat as a polynomial in x and the parameters, for the fitted line and for a loss
+    drawn from the samples; None for several features (no line against one x)."""
+    if symbolic.model.features != 1:
+        return None
     x = sp.Symbol("x_s")
     try:
         poly = sp.Poly(symbolic.prediction.subs(X_I, x), x, *symbolic.parameters.values())

@@ -116,7 +116,7 @@ def sample_table(
         if k is None
         else SampleRow(
             i=k + 1,
-            x=float(samples.x[k]),
+            x=tuple(float(c[k]) for c in samples.columns),
             y=float(samples.y[k]),
             prediction=float(predictions[k]),
             residual=float(residuals[k]),
@@ -144,9 +144,12 @@ def reproduce_command(problem: Problem) -> str:
     elif dataset.origin is not None and dataset.origin.key == "dataset.csv":
         parts = ["--data", str(fields["file"])]
         if (fields.get("x"), fields.get("y")) != ("x", "y"):
-            parts += ["--columns", f"{fields['x']},{fields['y']}"]
+            # the feature columns are named "a, b" in the sentence: --columns a,b,y
+            features = str(fields["x"]).replace(", ", ",")
+            parts += ["--columns", f"{features},{fields['y']}"]
     else:
-        parts = ["--x", ",".join(map(repr, dataset.x)), "--y", ",".join(map(repr, dataset.y))]
+        parts = [p for c in dataset.columns for p in ("--x", ",".join(map(repr, c)))]
+        parts += ["--y", ",".join(map(repr, dataset.y))]
     initial = problem.initial
     if initial.seed is not None:
         parts += ["--seed", str(initial.seed)]
@@ -169,6 +172,17 @@ def reproduce_command(problem: Problem) -> str:
     return "python -m derive report " + " ".join(shlex.quote(part) for part in parts)
 
 
+def _rows(
+    columns: tuple[tuple[float, ...], ...],
+) -> tuple[float, ...] | tuple[tuple[float, ...], ...]:
+    """One feature's column as it is; several as each sample's row (X, n by k)."""
+    return columns[0] if len(columns) == 1 else tuple(zip(*columns, strict=True))
+
+
+def _feature_labels(k: int) -> tuple[str, ...]:
+    return ("x",) if k == 1 else tuple(f"x_{{{j}}}" for j in range(1, k + 1))
+
+
 def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
     model = problem.model_entry
     return ProblemFacts(
@@ -176,10 +190,11 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         source=problem.dataset.source,
         n=problem.n,
         dtype=problem.dtype,
-        x_given=problem.dataset.x,
+        x_given=_rows(problem.dataset.columns),
         y_given=problem.dataset.y,
-        x=problem.x,
+        x=_rows(problem.columns),
         y=problem.y,
+        features=_feature_labels(problem.k),
         init=dict(problem.initial.values),
         init_source=problem.initial.source,
         seed=problem.initial.seed,
@@ -204,7 +219,11 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
             None
             if k is None
             else DataRow(
-                k + 1, problem.dataset.x[k], problem.x[k], problem.dataset.y[k], problem.y[k]
+                k + 1,
+                tuple(c[k] for c in problem.dataset.columns),
+                tuple(c[k] for c in problem.columns),
+                problem.dataset.y[k],
+                problem.y[k],
             )
             for k in shown_rows(problem.n)
         ),

@@ -21,7 +21,6 @@ from ..symbolic.derivation import (
     I,
     ReportLatexPrinter,
     Symbolic,
-    X,
     Y,
     bracket_sum,
     shown_terms,
@@ -105,7 +104,8 @@ def substitute(
         numbers: dict[sp.Basic, Fraction] = {
             symbolic.parameters[name]: v for name, v in parameters.items()
         }
-        numbers[X[k]], numbers[Y[k]] = samples.fractions(k - 1)
+        data = (*(f.subs(I, k) for f in symbolic.features), Y[k])
+        numbers.update(zip(data, samples.fractions(k - 1), strict=True))
         return numbers
 
     def term_of(k: int) -> sp.Expr:

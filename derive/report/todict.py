@@ -60,7 +60,7 @@ def _reason(check: Check) -> str | None:
 def _row(row: SampleRow) -> dict[str, Any]:
     return {
         "i": row.i,
-        "x": row.x,
+        "x": row.x[0] if len(row.x) == 1 else list(row.x),
         "y": row.y,
         "prediction": row.prediction,
         "residual": row.residual,

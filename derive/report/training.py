@@ -28,6 +28,7 @@ from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
 from ..problem.problem import Problem
 from ..symbolic.derivation import Formula, Symbolic, latex
+from ..symbolic.printing import subscripted
 from ..tape.training import Trace
 from .landscape import NO_CLOSED_FORM, NOT_UNIQUE, Landscape, landscape
 from .training_checks import OPTIMIZER_UNIT_ROUNDOFF, UPDATE_ROUNDINGS, StepChecks
@@ -51,7 +52,7 @@ def check_training(
     `on_step(done, total)` is called as the checks go (for a progress bar).
     """
     names = list(symbolic.parameters)
-    data = data_sums(problem.x, problem.y)
+    data = data_sums(problem.columns, problem.y)
     ground = landscape(problem, symbolic)
     quantities = {"L": ground.loss} | {
         f"dL/d{name}": Evaluator(symbolic, formulas[name], data) for name in names
@@ -60,13 +61,13 @@ def check_training(
         quantity: SensitivityEvaluator(
             sensitivities(symbolic).of_quantity(quantity.removeprefix("dL/d")),
             symbolic,
-            problem.x,
+            problem.columns,
             problem.y,
             problem.dtype,
         )
         for quantity in quantities
     }
-    kinks = KinkWatch(symbolic, problem.x, problem.y, problem.dtype)
+    kinks = KinkWatch(symbolic, problem.columns, problem.y, problem.dtype)
     checks = StepChecks(problem, quantities, flushes, trace, kinks)
     checks.run(on_step)
     tally, last = checks.tally, checks.last
@@ -204,8 +205,8 @@ def _update_rule(
     first_check: Check | None,
 ) -> UpdateRule:
     """The rule in general, with the derived gradient put in, and at the first step."""
-    at_t = {symbol: sp.Symbol(f"{p}_{{t}}") for p, symbol in symbolic.parameters.items()}
-    lhs = rf"{name}_{{t+1}} = {name}_{{t}} - \eta \, "
+    at_t = {symbol: sp.Symbol(subscripted(p, "t")) for p, symbol in symbolic.parameters.items()}
+    lhs = rf"{subscripted(name, 't+1')} = {subscripted(name, 't')} - \eta \, "
     limits = formula.expression.args[1].limits
     gradient_at_t = sp.Mul(
         formula.coefficient, sp.Sum(formula.summand.xreplace(at_t), *limits), evaluate=False
@@ -213,7 +214,7 @@ def _update_rule(
     first = ""
     if first_check is not None:
         first = (
-            rf"{name}_{{1}} = {name}_{{0}} - \eta \, g_{{{name},0}} = "
+            rf"{subscripted(name, '1')} = {subscripted(name, '0')} - \eta \, g_{{{name},0}} = "
             rf"{_signed(float(trace.parameters[name][0]))} - {latex_number(eta)} \cdot "
             rf"{_signed(float(trace.gradients[name][0]))} = {latex_number(first_check.reference)}"
         )
@@ -254,7 +255,7 @@ def reference_trace(problem: Problem, symbolic: Symbolic, formulas: Mapping[str,
     on purpose, and the command line renders a first draft with it while it waits."""
     names = list(symbolic.parameters)
     dtype = np.dtype(problem.dtype).type
-    data = data_sums(problem.x, problem.y)
+    data = data_sums(problem.columns, problem.y)
     loss = Evaluator(symbolic, symbolic.loss, data)
     evaluators = [Evaluator(symbolic, formulas[name], data) for name in names]
     held = dtype(np.float32(problem.training.learning_rate))

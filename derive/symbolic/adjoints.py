@@ -23,8 +23,26 @@ from ..models.ops import Op, get_op
 from ..models.registry import Loss, Model
 from .derivation import X_I, Y_I, I, N, Symbolic
 from .derivation import is_zero as proved_zero
+from .symbols import feature_symbols
 
-DATA = {"x": X_I, "y": Y_I}  # the data leaves: constants the tape does not watch
+DATA = {"x": X_I, "y": Y_I}  # one feature's data leaves: constants the tape does not watch
+
+
+def data_leaves(model: Model) -> dict[str, sp.Expr]:
+    """The data leaves by name (x, or x_1 ... x_k, then y) and their symbols at sample i."""
+    return {
+        **dict(zip(model.data, feature_symbols(model.features), strict=True)),
+        "y": Y_I,
+    }
+
+
+def _data_symbol(name: str) -> str:
+    """x_i, x_{i,1}, y_i."""
+    if name.startswith("x_"):
+        return f"x_{{i,{name[2:]}}}"
+    return f"{name}_{{i}}"
+
+
 # How a loss's scalar constants are written (their values are the loss entry's)
 _CONSTANT_SYMBOLS = {"delta": r"\delta", "half": r"\tfrac{1}{2}"}
 _CONSTANT_LABELS = {"delta": "δ", "half": "½"}
@@ -58,8 +76,8 @@ def graph_of(model: Model, loss: Loss) -> tuple[Vertex, ...]:
     vertices: dict[str, Vertex] = {}
     for name in model.parameters:
         vertices[name] = Vertex(name, "parameter", None, (), name, name, False)
-    for name in DATA:
-        vertices[name] = Vertex(name, "data", None, (), f"{name}_{{i}}", name, True, False)
+    for name in data_leaves(model):
+        vertices[name] = Vertex(name, "data", None, (), _data_symbol(name), name, True, False)
     for name, value in loss.constants:
         vertices[name] = Vertex(
             name,
@@ -74,7 +92,7 @@ def graph_of(model: Model, loss: Loss) -> tuple[Vertex, ...]:
     for node in nodes:
         op = get_op(node.op)
         missing = [name for name in node.inputs if name not in vertices]
-        if missing or len(node.inputs) != op.arity or node.name in vertices:
+        if missing or not op.takes(len(node.inputs)) or node.name in vertices:
             raise InputError("malformed op graph at node", node.name)
         per_sample = not op.reduces and any(vertices[n].per_sample for n in node.inputs)
         # a comparison's flag carries no gradient: nothing flows back through it
@@ -127,7 +145,11 @@ def constant_symbols(loss: Loss) -> dict[str, sp.Expr]:
 
 
 def _leaf_symbols(symbolic: Symbolic) -> dict[str, sp.Expr]:
-    return {**symbolic.parameters, **DATA, **constant_symbols(symbolic.loss_definition)}
+    return {
+        **symbolic.parameters,
+        **data_leaves(symbolic.model),
+        **constant_symbols(symbolic.loss_definition),
+    }
 
 
 def _expressions(
@@ -157,7 +179,7 @@ def local_derivative(op: Op, position: int, operands: Sequence[sp.Expr]) -> sp.E
     """d op / d operand[position], by SymPy from the op's forward function (mean: 1/n)."""
     if op.reduces:
         return sp.Pow(N, -1)
-    dummies = sp.symbols(f"a0:{op.arity}", real=True)  # real: d|a|/da = sign(a)
+    dummies = sp.symbols(f"a0:{len(operands)}", real=True)  # real: d|a|/da = sign(a)
     derivative = sp.diff(op.forward(*dummies), dummies[position])
     return derivative.xreplace(dict(zip(dummies, operands, strict=True)))
 

@@ -19,7 +19,7 @@ from ..common.i18n import Message
 from ..models.registry import Loss, Model
 from .compiled import compiled
 from .printing import ReportLatexPrinter, latex
-from .symbols import X_I, XS, Y_I, YS, I, N, U, X, Y
+from .symbols import X_I, Y_I, YS, I, N, U, X, Y, feature_symbols, plain_features
 
 # Re-exported: the rest of derive imports the symbols and the printer from here
 __all__ = ["X_I", "Y_I", "I", "N", "ReportLatexPrinter", "U", "X", "Y", "latex"]
@@ -156,7 +156,9 @@ class Formula:
         return rf"\left({text}\right)" if isinstance(term, sp.Add) else text
 
     def written_out_latex(self, n: int) -> str:
-        return bracket_sum(self.coefficient_latex(n), self.term_latex, n)
+        # A term over several features is long: two of them fill a line of the page
+        several = any(len(a.indices) > 1 for a in self.summand.atoms(sp.Indexed))
+        return bracket_sum(self.coefficient_latex(n), self.term_latex, n, 2 if several else 3)
 
 
 def shown_terms(n: int, show: int = 3) -> list[int | None]:
@@ -166,9 +168,9 @@ def shown_terms(n: int, show: int = 3) -> list[int | None]:
     return [*range(1, show), None, n]
 
 
-def bracket_sum(coefficient: str, term: Callable[[int], str], n: int) -> str:
+def bracket_sum(coefficient: str, term: Callable[[int], str], n: int, show: int = 3) -> str:
     """coefficient [term_1 + term_2 + ... + term_n], eliding the middle of long sums."""
-    parts = [r"\cdots" if k is None else term(k) for k in shown_terms(n)]
+    parts = [r"\cdots" if k is None else term(k) for k in shown_terms(n, show)]
     return coefficient + r" \left[ " + " + ".join(parts) + r" \right]"
 
 
@@ -198,14 +200,20 @@ class Symbolic:
     loss: Formula
     derivations: Mapping[str, Derivation]
 
+    @property
+    def features(self) -> tuple[sp.Expr, ...]:
+        """Sample i's features: (x_i,), or (x_{i,1}, ..., x_{i,k})."""
+        return feature_symbols(self.model.features)
+
     def sample_function(self, expr: sp.Expr) -> Callable[..., object]:
-        """Compile expr(parameters, x_i, y_i) to plain Python arithmetic.
+        """Compile expr(parameters, x_i1, ..., x_ik, y_i) to plain Python arithmetic.
 
         Plain arithmetic works on Fractions (exact) as well as on floats and arrays.
         Compiled once per expression (training checks ask again at every step).
         """
-        plain = expr.subs({X_I: XS, Y_I: YS})
-        return compiled((*self.parameters.values(), XS, YS), plain)
+        plain_x = plain_features(self.model.features)
+        plain = expr.subs({**dict(zip(self.features, plain_x, strict=True)), Y_I: YS})
+        return compiled((*self.parameters.values(), *plain_x, YS), plain)
 
 
 def _one_over_n() -> sp.Expr:
@@ -280,7 +288,7 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
             + r"}{\partial "
             + latex(symbol)
             + "} = "
-            + latex(model_derivative.subs(X_I, X_I)),
+            + latex(model_derivative),
         ),
     ]
     result = Formula(
@@ -306,7 +314,7 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
 def build_symbolic(model: Model, loss: Loss) -> Symbolic:
     """The derivations for a model and loss (cached: verifying steps takes about a second)."""
     parameters = {name: sp.Symbol(name, real=True) for name in model.parameters}
-    prediction = model.prediction(parameters, X_I)
+    prediction = model.prediction(parameters, feature_symbols(model.features))
     residual = loss.inner(prediction, Y_I)
     loss_formula = Formula(coefficient=_one_over_n(), summand=loss.outer(residual))
     derivations = {
@@ -325,13 +333,16 @@ def build_symbolic(model: Model, loss: Loss) -> Symbolic:
 
 
 def wrong_formula(formula: Formula, kind: str) -> Formula:
-    """A deliberately wrong derivative, to show that the checks catch it."""
+    """A deliberately wrong derivative, to show that the checks catch it (x-for-y with
+    several features writes the first feature where y_i belongs)."""
     if kind == "drop-factor-2":
         return Formula(formula.coefficient / 2, formula.summand)
     if kind == "drop-mean":
         return Formula(formula.coefficient * N, formula.summand)
     if kind == "x-for-y":
-        return Formula(formula.coefficient, formula.summand.subs(Y_I, X_I))
+        first = next(iter(sorted(formula.summand.atoms(sp.Indexed), key=str)), X_I)
+        x = first if first.base == X else X_I
+        return Formula(formula.coefficient, formula.summand.subs(Y_I, x))
     if kind == "r-for-sign":  # d|r|/dr taken as r, as if |r| were r^2 / 2
         return Formula(formula.coefficient, formula.summand.replace(sp.sign, lambda r: r))
     if kind == "flip-sign":
@@ -343,13 +354,15 @@ def evaluate_exact(
     symbolic: Symbolic,
     formula: Formula,
     parameters: Mapping[str, Fraction],
-    xs: Sequence[Fraction],
+    xs: Sequence[Fraction] | Sequence[Sequence[Fraction]],
     ys: Sequence[Fraction],
 ) -> tuple[Fraction, list[Fraction]]:
-    """The formula's exact value and each sample's summand, in rational arithmetic."""
+    """The formula's exact value and each sample's summand, in rational arithmetic;
+    `xs` holds each sample's feature, or its row of features."""
     function = symbolic.sample_function(formula.summand)
     arguments = list(parameters.values())
-    terms = [Fraction(function(*arguments, x, y)) for x, y in zip(xs, ys, strict=True)]
+    rows = [tuple(x) if isinstance(x, Sequence) else (x,) for x in xs]
+    terms = [Fraction(function(*arguments, *row, y)) for row, y in zip(rows, ys, strict=True)]
     coefficient = Fraction(str(formula.coefficient.subs(N, len(xs))))
     return coefficient * sum(terms, Fraction(0)), terms
 

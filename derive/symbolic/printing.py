@@ -115,3 +115,10 @@ def _huber_form(expr: sp.Piecewise) -> tuple[str, sp.Expr, sp.Expr] | None:
 def latex(expr: sp.Basic) -> str:
     """LaTeX as shown in the report."""
     return ReportLatexPrinter({"long_frac_ratio": 1}).doprint(expr)
+
+
+def subscripted(name: str, subscript: str) -> str:
+    """A parameter's LaTeX name with one more subscript: W, t -> W_{t}; W_1, t -> W_{1,t}
+    (W_1_{t} is a double subscript, which LaTeX refuses)."""
+    base, _, own = name.partition("_")
+    return rf"{base}_{{{own},{subscript}}}" if own else rf"{name}_{{{subscript}}}"

@@ -15,3 +15,13 @@ X_I, Y_I = X[I], Y[I]
 # Plain symbols standing for x_i and y_i, so that a summand can be compiled to a
 # function of one sample.
 XS, YS = sp.symbols("x_s y_s")
+
+
+def feature_symbols(k: int) -> tuple[sp.Expr, ...]:
+    """Sample i's features: x_i for one, x_{i,1} ... x_{i,k} for several."""
+    return (X_I,) if k == 1 else tuple(X[I, j] for j in range(1, k + 1))
+
+
+def plain_features(k: int) -> tuple[sp.Symbol, ...]:
+    """Plain symbols standing for sample i's features, as XS for x_i."""
+    return (XS,) if k == 1 else sp.symbols(f"x_s1:{k + 1}")

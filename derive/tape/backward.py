@@ -12,7 +12,7 @@ import numpy as np
 
 from ..models.ops import Node
 from ..problem.problem import Problem
-from .gradient import constant_tensors, run_nodes, tf_variables
+from .gradient import constant_tensors, run_nodes, tape_data, tf_variables
 from .tensorflow import tensorflow
 
 # Graph bookkeeping, not arithmetic: left out when listing the ops TensorFlow records.
@@ -38,8 +38,8 @@ def _flat(tensor: Any) -> np.ndarray:
 
 
 def _data(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
-    """x and y as arrays of the tape's dtype."""
-    return np.asarray(problem.x, dtype=problem.dtype), np.asarray(problem.y, dtype=problem.dtype)
+    """x and y as arrays of the tape's dtype, shaped as the script holds them."""
+    return tape_data(problem)
 
 
 def recorded_ops(
@@ -86,12 +86,32 @@ def backward_at(problem: Problem, nodes: Sequence[Node]) -> BackwardTrace:
         tensors = run_nodes(tf, nodes, tensors)
     loss = tensors[nodes[-1].name]
     adjoints: dict[str, np.ndarray | None] = {}
+    values: dict[str, np.ndarray] = {}
     for name, tensor in tensors.items():
         gradient = tape.gradient(loss, tensor)
         adjoints[name] = None if gradient is None else _flat(gradient)
+        values[name] = _flat(tensor)
     del tape
-    return BackwardTrace(
-        values={name: _flat(tensor) for name, tensor in tensors.items()},
-        adjoints=adjoints,
-        recorded_ops=recorded_ops(problem, data),
-    )
+    _split_kernel(problem, values, adjoints)
+    return BackwardTrace(values=values, adjoints=adjoints, recorded_ops=recorded_ops(problem, data))
+
+
+def _split_kernel(
+    problem: Problem, values: dict[str, np.ndarray], adjoints: dict[str, np.ndarray | None]
+) -> None:
+    """The (n, k) matrix x and the (k, 1) kernel W as the graph's leaves: column j as
+    x_j, row j as W_j (x has no adjoint: it is data)."""
+    model = problem.model_entry
+    if model.features == 1:
+        return
+    columns = values.pop("x").reshape(problem.n, model.features)
+    adjoints.pop("x")
+    for name, column in zip(model.data, columns.T, strict=True):
+        values[name], adjoints[name] = column.copy(), None
+    for variable, names in model.variable_parameters:
+        if names == (variable,):
+            continue
+        held, gradient = values.pop(variable), adjoints.pop(variable)
+        for j, name in enumerate(names):
+            values[name] = held[j : j + 1]
+            adjoints[name] = None if gradient is None else gradient[j : j + 1]

@@ -33,11 +33,36 @@ class TapeResult:
 
 
 def tf_variables(problem: Problem, values: Mapping[str, float]) -> dict[str, Any]:
+    """The script's variables at these parameter values: a scalar per parameter, or, for
+    several features, the (k, 1) kernel W holding W_1 ... W_k, and the scalar b."""
     tf = tensorflow()
-    return {
-        name: tf.Variable(np.asarray(value, dtype=problem.dtype), name=name)
-        for name, value in values.items()
-    }
+    variables = {}
+    for variable, names in problem.model_entry.variable_parameters:
+        held = [values[name] for name in names]
+        array = np.asarray(held[0] if names == (variable,) else [[v] for v in held])
+        variables[variable] = tf.Variable(array.astype(problem.dtype), name=variable)
+    return variables
+
+
+def by_parameter(problem: Problem, tensors: Sequence[Any]) -> dict[str, float]:
+    """Tensors, one per variable (gradients, values), as floats by parameter name."""
+    found: dict[str, float] = {}
+    layout = problem.model_entry.variable_parameters
+    for (_, names), tensor in zip(layout, tensors, strict=True):
+        flat = np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor).reshape(-1)
+        found.update(zip(names, (float(v) for v in flat), strict=True))
+    return found
+
+
+def tape_data(problem: Problem) -> tuple[np.ndarray, np.ndarray]:
+    """x and y as the learner's script holds them, in the tape's dtype: one feature as
+    two vectors; several as the (n, k) matrix X and y as an (n, 1) column, the shape of
+    XW, so that XW - y subtracts row by row and does not broadcast to (n, n)."""
+    y = np.asarray(problem.y, dtype=problem.dtype)
+    if problem.k == 1:
+        return np.asarray(problem.x, dtype=problem.dtype), y
+    x = np.asarray(problem.columns, dtype=problem.dtype).T.copy()
+    return x, y.reshape(-1, 1)
 
 
 def tape_order(problem: Problem, terms: Any = None) -> Order:
@@ -77,6 +102,7 @@ TF_OPS: Mapping[str, Callable[..., Any]] = {
     "abs": lambda tf, a: tf.abs(a),
     "less_equal": lambda tf, a, b: a <= b,
     "select": lambda tf, c, a, b: tf.where(c, a, b),
+    "matmul": lambda tf, a, b: tf.matmul(a, b),
     "mean": lambda tf, a: tf.reduce_mean(a),
 }
 
@@ -94,7 +120,8 @@ def run_nodes(tf: Any, nodes: Sequence[Node], tensors: Mapping[str, Any]) -> dic
     """`tensors` (the leaves by name) and every node's tensor, the nodes run in order."""
     values = dict(tensors)
     for node in nodes:
-        values[node.name] = TF_OPS[node.op](tf, *(values[name] for name in node.inputs))
+        operands = (values[name] for name in node.tensor_inputs)
+        values[node.name] = TF_OPS[node.op](tf, *operands)
     return values
 
 
@@ -116,8 +143,8 @@ def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> 
     model = problem.model_entry
     loss_definition = problem.loss_entry
     variables = tf_variables(problem, values or problem.initial.values)
-    x = tf.constant(np.asarray(problem.x, dtype=problem.dtype))
-    y = tf.constant(np.asarray(problem.y, dtype=problem.dtype))
+    x_array, y_array = tape_data(problem)
+    x, y = tf.constant(x_array), tf.constant(y_array)
 
     def step() -> Any:
         with tf.GradientTape() as tape:
@@ -128,10 +155,7 @@ def gradient_at(problem: Problem, values: Mapping[str, float] | None = None) -> 
     loss, gradients = in_mode(step, problem.mode)()
     return TapeResult(
         loss=float(loss.numpy()),
-        gradients={
-            name: float(gradient.numpy())
-            for name, gradient in zip(variables, gradients, strict=True)
-        },
+        gradients=by_parameter(problem, gradients),
         tensorflow_version=tf.__version__,
         order=tape_order(problem, squares(problem, variables, x, y)),
     )

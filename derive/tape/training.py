@@ -11,7 +11,7 @@ import numpy as np
 
 from ..problem.problem import Problem
 from .backward import BackwardTrace
-from .gradient import TapeResult, squares, tape_order, tf_variables
+from .gradient import TapeResult, squares, tape_data, tape_order, tf_variables
 from .order import Order
 from .tensorflow import in_mode, tensorflow
 
@@ -95,9 +95,10 @@ def train(
     model = problem.model_entry
     loss_definition = problem.loss_entry
     variables = tf_variables(problem, problem.initial.values)
-    names = list(variables)
-    x = tf.constant(np.asarray(problem.x, dtype=problem.dtype))
-    y = tf.constant(np.asarray(problem.y, dtype=problem.dtype))
+    # The parameters in the order the variables hold them (W_1 ... W_k of a kernel, b)
+    names = [name for _, held in model.variable_parameters for name in held]
+    x_array, y_array = tape_data(problem)
+    x, y = tf.constant(x_array), tf.constant(y_array)
     sgd = optimizer() if optimizer is not None else _sgd(problem.training.learning_rate)
     sgd.build(list(variables.values()))
     steps = problem.training.steps
@@ -113,7 +114,11 @@ def train(
     def evaluate() -> Any:
         """One row: loss, gradients, then the parameters they were computed at."""
         loss, gradients = gradient()
-        row = tf.stack([loss, *gradients, *(v.read_value() for v in variables.values())])
+        # A kernel's (k, 1) gradient and value enter the row as k entries each
+        flat = [
+            tf.reshape(t, [-1]) for t in (*gradients, *(v.read_value() for v in variables.values()))
+        ]
+        row = tf.concat([tf.reshape(loss, [1]), *flat], axis=0)
         return row, gradients
 
     def step(s: Any, rows: Any) -> Any:

@@ -1,0 +1,184 @@
+"""Several features: ``tf.matmul(X, W) + b`` with a (k, 1) kernel, for every loss.
+
+For k = 1, 2 and 5 and each loss, the exact references equal the textbook formulas worked
+here in Fractions (not derive's); the tape, emulated op by op (and the real one behind the
+`tensorflow` marker), agrees within its bound at the initial values, node by node and at
+every training step; a learner's classic wrong derivative is flagged.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from derive.common.errors import InputError
+from derive.problem.datasets import parse_columns, read_csv_text, resolve_dataset
+from derive.problem.problem import Training, make_problem, several_features
+from derive.report.build import explain, prepare
+from tests.emulated_tape import emulated_trace
+
+LOSSES = ("mse", "mae", "huber")
+FEATURES = (1, 2, 5)
+# Keras's Huber on (n, 1) predictions adds Sum and DivNoNan to the graph: refused for now
+SUPPORTED = [(k, loss) for k in FEATURES for loss in LOSSES if k == 1 or loss != "huber"]
+WEIGHTS = (0.25, -0.5, 0.75, 0.125, -0.375)
+BIAS = 0.5
+# The classic slip for each loss: the factor 2 of the power rule, the sign flipped
+WRONG = {"mse": "drop-factor-2", "mae": "flip-sign", "huber": "flip-sign"}
+
+
+def data(k: int, n: int = 7):
+    """n samples of k features, two decimals, with residuals on both sides of 0 and of
+    Huber's delta = 1 at the initial values below."""
+    generator = np.random.RandomState(17 + k)
+    columns = np.round(generator.uniform(-2, 3, size=(k, n)), 2)
+    y = np.round(generator.uniform(-2, 2, size=n), 2)
+    return several_features(f"k{k}", columns.tolist(), y.tolist(), "generated")
+
+
+def names(k: int) -> list[str]:
+    return ["W"] if k == 1 else [f"W_{j}" for j in range(1, k + 1)]
+
+
+def problem_for(k: int, loss: str, steps: int = 4):
+    init = {**dict(zip(names(k), WEIGHTS, strict=False)), "b": BIAS}
+    return make_problem(data(k), init=init, loss=loss, training=Training(steps, 0.01, 1))
+
+
+def _f32(value: float) -> Fraction:
+    return Fraction(float(np.float32(value)))
+
+
+def by_hand(k: int, loss: str) -> dict[str, Fraction]:
+    """L and each gradient at the float32 values: r_i = sum_j W_j x_ij + b - y_i, and
+    dL/dW_j = (1/n) sum_i f'(r_i) x_ij, dL/db = (1/n) sum_i f'(r_i)."""
+    dataset = data(k)
+    columns = [[_f32(v) for v in column] for column in dataset.columns]
+    y = [_f32(v) for v in dataset.y]
+    weights = [_f32(w) for w in WEIGHTS[:k]]
+    b = _f32(BIAS)
+    n = len(y)
+    rows = list(zip(*columns, strict=True))
+    r = [sum((w * x for w, x in zip(weights, row, strict=True)), b) - yi
+         for row, yi in zip(rows, y, strict=True)]  # fmt: skip
+
+    def sign(u: Fraction) -> int:
+        return (u > 0) - (u < 0)
+
+    value, slope = {
+        "mse": (lambda u: u * u, lambda u: 2 * u),
+        "mae": (abs, sign),
+        "huber": (
+            lambda u: u * u / 2 if abs(u) <= 1 else abs(u) - Fraction(1, 2),
+            lambda u: u if abs(u) <= 1 else sign(u),
+        ),
+    }[loss]
+    found = {"L": sum(map(value, r), Fraction(0)) / n}
+    for name, column in zip(names(k), columns, strict=True):
+        found[name] = sum((slope(ri) * x for ri, x in zip(r, column, strict=True)), Fraction(0)) / n
+    found["b"] = sum(map(slope, r), Fraction(0)) / n
+    return found
+
+
+@pytest.mark.parametrize(("k", "loss"), SUPPORTED)
+def test_the_references_equal_an_exact_computation_by_hand(k, loss):
+    assert prepare(problem_for(k, loss)).references == by_hand(k, loss)
+
+
+def test_the_test_data_reach_both_huber_branches_and_both_signs():
+    """Otherwise the tests would not exercise sign(r) and the linear branch."""
+    dataset = data(2)
+    w, b = [_f32(v) for v in WEIGHTS[:2]], _f32(BIAS)
+    r = [w[0] * _f32(p) + w[1] * _f32(q) + b - _f32(t)
+         for p, q, t in zip(*dataset.columns, dataset.y, strict=True)]  # fmt: skip
+    assert any(v > 1 for v in r) or any(v < -1 for v in r)
+    assert any(abs(v) <= 1 for v in r)
+    assert any(v > 0 for v in r) and any(v < 0 for v in r)
+
+
+@pytest.mark.parametrize(("k", "loss"), SUPPORTED)
+def test_the_emulated_tape_agrees_within_its_bound(k, loss):
+    problem = problem_for(k, loss)
+    report = explain(problem, None, emulated_trace(problem), backward=True)
+    assert [c.verdict for c in report.checks] == ["pass"] * (k + 2)
+    assert report.backward is not None and report.backward.ok, report.backward.failures
+    assert report.backward.ops_match
+    assert report.training is not None and report.training.ok
+    assert report.ok
+
+
+@pytest.mark.parametrize(("k", "loss"), SUPPORTED)
+def test_a_classic_wrong_derivative_is_flagged(k, loss):
+    problem = problem_for(k, loss, steps=0)
+    report = explain(problem, WRONG[loss], emulated_trace(problem), backward=False)
+    loss_check, *gradients = report.checks
+    assert loss_check.ok and not report.ok
+    assert all(not check.ok for check in gradients)
+
+
+def test_the_parameters_are_named_by_the_kernel_row():
+    problem = problem_for(2, "mse")
+    assert problem.model_entry.parameters == ("W_1", "W_2", "b")
+    assert problem_for(1, "mse").model_entry.parameters == ("W", "b")
+    assert [node.op for node in problem.model_entry.graph] == ["matmul", "add"]
+
+
+def test_the_derivation_has_the_index_form_for_each_weight():
+    ground = prepare(problem_for(2, "mse"))
+    derivations = ground.symbolic.derivations
+    assert list(derivations) == ["W_1", "W_2", "b"]
+    assert all(d.verified for d in derivations.values())
+    assert r"{x}_{i,2}" in derivations["W_2"].result.latex
+
+
+# --- Input: --x repeated, --columns with several features ---------------------------------
+
+
+def test_inline_features_and_csv_columns_give_the_same_data():
+    inline = resolve_dataset(None, [(1.0, 2.0, 3.0), (0.5, -1.0, 2.0)], (1.0, 0.0, 2.0))
+    csv = read_csv_text("a,b,t\n1,0.5,1\n2,-1,0\n3,2,2\n", "d.csv", parse_columns("a,b,t"))
+    assert inline.columns == csv.columns and inline.y == csv.y
+    assert csv.feature_names == ("a", "b") and csv.k == 2
+
+
+@pytest.mark.parametrize(
+    ("columns", "x", "message"),
+    [
+        ("a,a,y", None, "--columns names a column twice"),
+        ("y", None, "--columns expects"),
+    ],
+)
+def test_bad_columns_are_one_clear_error(columns, x, message):
+    with pytest.raises(InputError, match=message):
+        parse_columns(columns)
+
+
+def test_huber_with_several_features_is_refused_in_one_line():
+    with pytest.raises(InputError, match="--loss huber takes one feature for now"):
+        problem_for(2, "huber")
+
+
+def test_features_of_different_lengths_are_refused():
+    dataset = several_features("bad", [(1.0, 2.0), (1.0,)], (1.0, 2.0), "inline")
+    with pytest.raises(InputError, match="x2 and y have different lengths"):
+        make_problem(dataset)
+    with pytest.raises(InputError, match="unknown parameter in --init"):
+        make_problem(data(2), init={"W": 1.0, "b": 0.0})
+
+
+# --- The real tape ------------------------------------------------------------------------
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize(("k", "loss"), SUPPORTED)
+def test_the_real_tape_agrees_within_its_bound(k, loss):
+    from derive.tape.training import train
+
+    problem = problem_for(k, loss)
+    report = explain(problem, None, train(problem), backward=True)
+    assert [c.verdict for c in report.checks] == ["pass"] * (k + 2)
+    assert report.backward is not None and report.backward.ok and report.backward.ops_match
+    assert report.training is not None and report.training.ok
+    assert report.ok
