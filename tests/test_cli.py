@@ -70,7 +70,7 @@ BAD_INPUTS = [
     (["--loss", "MAE"], "unknown --loss; choose mse, mae, huber", "MAE"),
     (["--wrong-derivative", "r-for-sign"], "wrong derivative for --loss mse", "r-for-sign"),
     (["--loss", "mae", "--wrong-derivative", "drop-factor-2"], "for --loss mae", "drop-factor-2"),
-    (["--columns", "x"], "--columns expects two names", "x"),
+    (["--columns", "x"], "--columns expects", "x"),
     (["--nonsense"], "invalid command line", "--nonsense"),
     (["--lr", "0"], "--lr must be a positive number", "0.0"),
     (["--lr", "-0.5"], "--lr must be a positive number", "-0.5"),

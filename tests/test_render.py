@@ -65,7 +65,11 @@ def test_json_meets_its_schema(report, schema):
     document = json.loads(to_json(report))
     jsonschema.validate(document, schema)
     assert document["problem"]["n"] == len(document["problem"]["x"])
-    assert document["initial"]["gradients"]["W"]["ok"] is True
+    parameters = document["problem"]["parameters"]
+    assert list(document["initial"]["gradients"]) == parameters
+    assert all(document["initial"]["gradients"][name]["ok"] is True for name in parameters)
+    if document["training"] is not None:
+        assert set(parameters) <= set(document["training"]["final"])
 
 
 def test_user_text_is_escaped():

@@ -352,7 +352,7 @@ def test_every_per_sample_row_is_the_data_and_its_own_arithmetic(data):
             "b": 2 * r,
         }
         shown = {
-            "x": row.x,
+            "x": row.x[0],
             "y": row.y,
             "prediction": row.prediction,
             "residual": row.residual,
