@@ -114,7 +114,7 @@ def emulated_backward(
     return BackwardTrace(
         values=values,
         adjoints={name: adjoints[name] for name in values},
-        recorded_ops=tuple(OPS[node.op].tf_type for node in nodes),
+        recorded_ops=tuple(t for node in nodes for t in OPS[node.op].recorded),
     )
 
 

@@ -21,8 +21,7 @@ from tests.emulated_tape import emulated_trace
 
 LOSSES = ("mse", "mae", "huber")
 FEATURES = (1, 2, 5)
-# Keras's Huber on (n, 1) predictions adds Sum and DivNoNan to the graph: refused for now
-SUPPORTED = [(k, loss) for k in FEATURES for loss in LOSSES if k == 1 or loss != "huber"]
+SUPPORTED = [(k, loss) for k in FEATURES for loss in LOSSES]
 WEIGHTS = (0.25, -0.5, 0.75, 0.125, -0.375)
 BIAS = 0.5
 # The classic slip for each loss: the factor 2 of the power rule, the sign flipped
@@ -155,9 +154,12 @@ def test_bad_columns_are_one_clear_error(columns, x, message):
         parse_columns(columns)
 
 
-def test_huber_with_several_features_is_refused_in_one_line():
-    with pytest.raises(InputError, match="--loss huber takes one feature for now"):
-        problem_for(2, "huber")
+def test_keras_reduces_an_n_by_1_huber_loss_over_the_batch():
+    """On (n, 1) predictions Keras takes the mean of the last axis, then divides the
+    batch's sum by its size: the replay runs the same ops (the tests above match them)."""
+    ops = [node.op for node in problem_for(2, "huber").loss_entry.graph]
+    assert ops[-1] == "batch_mean"
+    assert [node.op for node in problem_for(1, "huber").loss_entry.graph][-1] == "mean"
 
 
 def test_features_of_different_lengths_are_refused():

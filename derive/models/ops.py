@@ -70,6 +70,13 @@ class Op:
     reduces: bool = False  # a mean over the samples: each element gets 1/n of the upstream
     # A comparison: its output is a flag, and TensorFlow passes no gradient through it
     differentiable: bool = True
+    # The op types TensorFlow records for it, where it is several (Keras's mean of an
+    # (n, 1) loss: Mean, Sum, Prod, Cast, DivNoNan); empty: just tf_type
+    tf_types: tuple[str, ...] = ()
+
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        return self.tf_types or (self.tf_type,)
 
     def takes(self, count: int) -> bool:
         """Whether the op takes `count` operands."""
@@ -155,6 +162,19 @@ OPS: Mapping[str, Op] = {
         r"\frac{{1}}{{n}} \sum_{{i=1}}^{{n}} {0}",
         "each element receives 1/n of the upstream adjoint",
         reduces=True,
+    ),
+    # A Keras loss on (n, 1) predictions: the mean over the last axis (one value: exact),
+    # then the sum over the batch divided by its size. The same arithmetic as the mean:
+    # the sum, then one division by n; its gradient is the upstream divided by n.
+    "batch_mean": Op(
+        "batch_mean",
+        "Sum/DivNoNan",
+        1,
+        lambda terms: sum(terms) / len(terms),
+        r"\frac{{1}}{{n}} \sum_{{i=1}}^{{n}} {0}",
+        "each element receives 1/n of the upstream adjoint",
+        reduces=True,
+        tf_types=("Mean", "Sum", "Prod", "Cast", "DivNoNan"),
     ),
 }
 

@@ -45,11 +45,12 @@ HALF_DELTA_SQUARED = r"\frac{\delta^{2}}{2}"
 
 
 @cache
-def huber(delta: Fraction) -> Loss:
+def huber(delta: Fraction, column: bool = False) -> Loss:
     """The Huber loss with threshold `delta` (the value the tape holds: rounded to its
     dtype), as ``tf.keras.losses.Huber(delta)`` computes it: 1/2 r^2 where |r| <= delta,
     delta |r| - 1/2 delta^2 elsewhere. One entry per delta (cached: the stages cache by
-    entry, and two equal deltas must share one)."""
+    entry, and two equal deltas must share one). `column`: on (n, 1) predictions (several
+    features), where Keras reduces the last axis and then divides the batch's sum by n."""
     half = Fraction(1, 2)
 
     def outer(u: sp.Expr) -> sp.Expr:
@@ -89,7 +90,7 @@ def huber(delta: Fraction) -> Loss:
             Node("offset", "multiply", ("half", "delta_squared"), HALF_DELTA_SQUARED, "½δ²"),
             Node("linear", "subtract", ("scaled", "offset"), r"l_{i}", "δ|r| - ½δ²"),
             Node("huber", "select", ("inside", "quadratic", "linear"), r"h_{i}", "h"),
-            Node("loss", "mean", ("huber",), "L", "L"),
+            Node("loss", "batch_mean" if column else "mean", ("huber",), "L", "L"),
         ),
         curvature="bounded",
         wrong_derivatives=("r-for-sign", "flip-sign", "drop-mean", "x-for-y"),
@@ -198,10 +199,12 @@ def get_model(name: str, features: int = 1) -> Model:
 LOSS_NAMES = (*LOSSES, "huber")  # huber: one entry per delta, made by huber()
 
 
-def get_loss(name: str, huber_delta: Fraction | None = None) -> Loss:
-    """The loss entry by name; Huber's for `huber_delta` (default 1, as Keras)."""
+def get_loss(name: str, huber_delta: Fraction | None = None, features: int = 1) -> Loss:
+    """The loss entry by name; Huber's for `huber_delta` (default 1, as Keras), on
+    `features` feature columns (Keras reduces (n, 1) predictions otherwise)."""
     if name == "huber":
-        return huber(DEFAULT_HUBER_DELTA if huber_delta is None else huber_delta)
+        delta = DEFAULT_HUBER_DELTA if huber_delta is None else huber_delta
+        return huber(delta, column=features > 1)
     try:
         return LOSSES[name]
     except KeyError:

@@ -196,7 +196,7 @@ class Problem:
     @property
     def loss_entry(self) -> Loss:
         delta = None if self.huber_delta is None else Fraction(self.huber_delta)
-        return get_loss(self.loss, delta)
+        return get_loss(self.loss, delta, self.k)
 
     def exact(self, values: Sequence[float]) -> list[Fraction]:
         """The dtype-rounded values as exact rationals (every float is one)."""
@@ -317,10 +317,6 @@ def make_problem(
     definition = get_model(model, len(columns))
     get_loss(loss)
     delta = _huber_delta(loss, huber_delta, dtype)
-    if loss == "huber" and len(columns) > 1:
-        # Keras's Huber on (n, 1) predictions reduces the last axis, then sums and divides
-        # by the batch size (Sum, DivNoNan): a graph the replay does not model yet
-        raise InputError("--loss huber takes one feature for now; the data have", len(columns))
     for number, column in enumerate(columns, start=1):
         if len(column) != len(dataset.y):
             x = "x" if len(columns) == 1 else f"x{number}"

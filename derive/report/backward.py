@@ -195,7 +195,7 @@ def build_backward(
                 continue
             sums.append(_broadcast_sum(writer, backward, consumer, name, formulas[name], n))
 
-    replayed = tuple(v.op.tf_type for v in op_vertices(graph) if v.op is not None)
+    replayed = tuple(t for v in op_vertices(graph) if v.op is not None for t in v.op.recorded)
     output = graph[-1].name
     replay_matches = _same(_first(trace.values[output]), script.loss) and all(
         _same(_first(trace.adjoints.get(name)), value) for name, value in script.gradients.items()
@@ -386,5 +386,5 @@ def stand_in_backward(problem: Problem, symbolic: Symbolic) -> BackwardTrace:
                 adjoints[vertex.name] = np.atleast_1d(np.sum(each, dtype=dtype))
             else:
                 adjoints[vertex.name] = each if vertex.per_sample else each[:1]
-    recorded = tuple(v.op.tf_type for v in op_vertices(graph) if v.op is not None)
+    recorded = tuple(t for v in op_vertices(graph) if v.op is not None for t in v.op.recorded)
     return BackwardTrace(values=values, adjoints=adjoints, recorded_ops=recorded)

@@ -104,7 +104,16 @@ TF_OPS: Mapping[str, Callable[..., Any]] = {
     "select": lambda tf, c, a, b: tf.where(c, a, b),
     "matmul": lambda tf, a, b: tf.matmul(a, b),
     "mean": lambda tf, a: tf.reduce_mean(a),
+    "batch_mean": lambda tf, a: _batch_mean(tf, a),
 }
+
+
+def _batch_mean(tf: Any, terms: Any) -> Any:
+    """What a Keras loss does with (n, 1) per-sample values: the mean over the last axis,
+    then the sum over the batch divided by the batch size."""
+    per_sample = tf.reduce_mean(terms, axis=-1)
+    size = tf.cast(tf.reduce_prod(tf.shape(per_sample)), terms.dtype)
+    return tf.math.divide_no_nan(tf.reduce_sum(per_sample), size)
 
 
 def constant_tensors(problem: Problem) -> dict[str, Any]:
