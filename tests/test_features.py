@@ -184,3 +184,69 @@ def test_the_real_tape_agrees_within_its_bound(k, loss):
     assert report.backward is not None and report.backward.ok and report.backward.ops_match
     assert report.training is not None and report.training.ok
     assert report.ok
+
+
+# --- Handouts with two features -------------------------------------------------------------
+
+
+def _hand_gradients(sample_rows, ys, weights, b, loss):
+    """dL/dW_j and dL/db worked by hand at the printed decimals."""
+    n = len(ys)
+    r = [sum((w * x for w, x in zip(weights, row, strict=True)), b) - y
+         for row, y in zip(sample_rows, ys, strict=True)]  # fmt: skip
+
+    def slope(u):
+        sign = (u > 0) - (u < 0)
+        return {"mse": 2 * u, "mae": sign, "huber": u if abs(u) <= 1 else sign}[loss]
+
+    found = {}
+    for j in range(len(weights)):
+        terms = (slope(ri) * row[j] for ri, row in zip(r, sample_rows, strict=True))
+        found[f"W_{j + 1}"] = sum(terms, Fraction(0)) / n
+    found["b"] = sum(map(slope, r), Fraction(0)) / n
+    return found
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_handouts_with_two_features_have_keys_worked_by_hand(loss):
+    from derive.handouts.facts import as_decimal
+    from derive.handouts.sheets import build_handouts
+    from tests.emulated_tape import emulated_tape
+
+    handouts = build_handouts(3, class_seed=5, features=2, loss=loss, tape=emulated_tape)
+    for sheet in handouts.sheets:
+        assert sheet.ok
+        assert sheet.problem.model_entry.parameters == ("W_1", "W_2", "b")
+        rows = [tuple(as_decimal(v) for v in w.x) for w in sheet.hand.samples]
+        ys = [as_decimal(w.y) for w in sheet.hand.samples]
+        weights = [as_decimal(sheet.init_given[name]) for name in ("W_1", "W_2")]
+        expected = _hand_gradients(rows, ys, weights, as_decimal(sheet.init_given["b"]), loss)
+        assert dict(sheet.hand.gradients) == expected
+    # two features draw their own numbers: other identifiers than one feature's
+    one = build_handouts(3, class_seed=5, loss=loss, tape=emulated_tape)
+    assert {s.spec.identifier for s in one.sheets}.isdisjoint(
+        {s.spec.identifier for s in handouts.sheets}
+    )
+
+
+@pytest.mark.render
+@pytest.mark.parametrize("lang", ["en", "ko"])
+def test_a_two_feature_sheet_and_key_fit_one_page(lang):
+    from derive.handouts.files import render_set
+    from derive.handouts.sheets import build_handouts
+    from tests.emulated_tape import emulated_tape
+
+    class_set = build_handouts(
+        1, class_seed=3, features=2, loss="huber", tape=emulated_tape, lang=lang
+    )
+    for filled in (False, True):
+        assert len(render_set(class_set, filled).pages) == 1  # raises unless one page each
+
+
+def test_handouts_refuse_more_features_or_samples_than_fit():
+    from derive.handouts.sheets import build_handouts
+
+    with pytest.raises(InputError, match="--features must be 1 to 2"):
+        build_handouts(1, class_seed=1, features=3)
+    with pytest.raises(InputError, match="1 to 2 samples with 2 features"):
+        build_handouts(1, class_seed=1, features=2, samples=3)

@@ -99,10 +99,11 @@ def run_handouts(args: argparse.Namespace) -> int:
         raise InputError("--jobs must be at least 1", args.jobs)
     dataset = _dataset(args)
     loss = _loss(args)
+    features = _features(args, dataset)
     # Without --seed a seed is drawn (a fixed default would give every class the same
     # sheets) and said, so that the set can be made again.
     class_seed = args.seed if args.seed is not None else draw_seed()
-    samples = validate(count, class_seed, roster, dataset, args.samples or 2)
+    samples = validate(count, class_seed, roster, dataset, args.samples or 2, features)
     out = Path(args.out)
     check_writable(out)
 
@@ -117,7 +118,9 @@ def run_handouts(args: argparse.Namespace) -> int:
             HandoutProgress.total(count), terminal and not args.quiet, lines=not args.quiet
         )
         progress = HandoutProgress(bar, count)
-        handouts = _build(lang, roster, count, class_seed, dataset, samples, say, progress, loss)
+        handouts = _build(
+            lang, roster, count, class_seed, dataset, samples, say, progress, loss, features
+        )
         handouts = _printable_names(handouts, glyphs.result())
         rendered = render_files(handouts, pool, progress.printed_part, jobs)
         bar.finish()
@@ -193,6 +196,7 @@ def _loss(args: argparse.Namespace) -> str:
 def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The data every sheet shares (--data, --columns, the first --samples rows), or None."""
     from ..problem.datasets import parse_columns, resolve_dataset
+    from ..problem.problem import several_features
 
     columns = parse_columns(args.columns or "x,y")
     if args.data is None:
@@ -202,10 +206,13 @@ def _dataset(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     dataset = resolve_dataset(args.data, columns=columns)
     if args.samples is None:
         return dataset
-    if args.samples > len(dataset.x):
+    if args.samples > len(dataset.y):
         raise InputError("--samples is more than the data has", args.samples)
-    return type(dataset)(
-        dataset.name, dataset.x[: args.samples], dataset.y[: args.samples], dataset.source
+    return several_features(
+        dataset.name,
+        [column[: args.samples] for column in dataset.columns],
+        dataset.y[: args.samples],
+        dataset.source,
     )
 
 
@@ -225,13 +232,27 @@ def _printable_names(handouts, unprintable: frozenset[str]):  # type: ignore[no-
     return without_unprintable(handouts, unprintable)
 
 
-def _build(lang, roster, count, class_seed, dataset, samples, say, progress, loss):  # type: ignore[no-untyped-def]
+def _features(args: argparse.Namespace, dataset) -> int:  # type: ignore[no-untyped-def]
+    """--features, or the data's own number of features; checked before any work starts."""
+    from ..handouts.facts import MAX_FEATURES
+
+    if args.features is None:
+        return 1 if dataset is None else dataset.k
+    if dataset is not None and dataset.k != args.features:
+        raise InputError(f"--features does not match the data's {dataset.k}", args.features)
+    if not 1 <= args.features <= MAX_FEATURES:
+        raise InputError(f"--features must be 1 to {MAX_FEATURES} (to fit one page)", args.features)
+    return args.features
+
+
+def _build(lang, roster, count, class_seed, dataset, samples, say, progress, loss, features=1):  # type: ignore[no-untyped-def]
     from ..handouts.sheets import build_handouts
 
     say(
         f"derive handouts: {_counted(count, 'sheet')}, class seed {class_seed} "
         f"(--seed {class_seed} makes the same set again), {lang}"
         + ("" if loss == DEFAULT_LOSS else f", loss {loss}")
+        + ("" if features == 1 else f", {features} features")
     )
     return build_handouts(
         count,
@@ -242,4 +263,5 @@ def _build(lang, roster, count, class_seed, dataset, samples, say, progress, los
         lang=lang,
         progress=progress.checked,
         loss=loss,
+        features=features,
     )

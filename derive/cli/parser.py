@@ -246,6 +246,9 @@ examples:
       the first three rows of the CSV's columns hours and score on every sheet
   python -m derive handouts --count 200 --jobs 4 > log.txt
       print with four processes; a line in the log each time a tenth is done
+  python -m derive handouts --count 10 --features 2
+      two features per sample: the students work out r_i, its square, the shares of
+      W_1, W_2 and b, the means and one step
   python -m derive handouts --count 10 --loss mae
       the mean absolute error: signs of the residuals instead of their doubles
 
@@ -287,14 +290,23 @@ def _add_handouts(commands: argparse._SubParsersAction) -> None:  # type: ignore
     )
     handouts.add_argument(
         "--columns",
-        metavar="COLX,COLY",
-        help="with --data FILE.csv: the CSV columns holding x and y (default x,y)",
+        metavar="COLX,...,COLY",
+        help="with --data FILE.csv: the CSV columns holding the features (one or two) and, "
+        "last, y (default x,y)",
+    )
+    handouts.add_argument(
+        "--features",
+        type=int,
+        default=None,
+        metavar="K",
+        help="features drawn per sample, 1 or 2: tf.matmul(X, W) + b with W_1, W_2 for 2 "
+        "(default 1; with --data, the data's own)",
     )
     handouts.add_argument(
         "--samples",
         type=int,
         default=None,
-        help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (default 2)",
+        help=f"samples drawn per sheet, 1 to {MAX_SAMPLES} (2 with two features; default 2)",
     )
     _add_loss(handouts)
     handouts.add_argument("--out", default="handouts", help="output folder (default handouts)")

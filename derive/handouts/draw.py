@@ -7,7 +7,7 @@ import hashlib
 import random
 from collections.abc import Sequence
 
-from ..problem.problem import Dataset
+from ..problem.problem import Dataset, several_features
 from .facts import SheetSpec
 from .roster import printed_name
 
@@ -30,7 +30,8 @@ def set_variant(samples: int, dataset: Dataset | None) -> str:
     another file are the same sheet)."""
     if dataset is None:
         return f"samples:{samples}"
-    values = "|".join(",".join(repr(float(v)) for v in column) for column in (dataset.x, dataset.y))
+    columns = (*dataset.columns, dataset.y)
+    values = "|".join(",".join(repr(float(v)) for v in column) for column in columns)
     return "data:" + hashlib.sha256(values.encode()).hexdigest()
 
 
@@ -73,12 +74,16 @@ def _tenths(generator: random.Random, low: int, high: int) -> float:
     return generator.randint(low, high) / 10
 
 
-def draw_dataset(spec: SheetSpec, samples: int) -> Dataset:
-    """K samples with one decimal and distinct x, from the sheet's seed."""
+def draw_dataset(spec: SheetSpec, samples: int, features: int = 1) -> Dataset:
+    """K samples with one decimal and distinct x, from the sheet's seed; a second
+    feature is drawn after y, so that one-feature sheets keep their numbers."""
     generator = random.Random(spec.seed)
     x = tuple(v / 10 for v in generator.sample(range(X_RANGE[0], X_RANGE[1] + 1), samples))
     y = tuple(_tenths(generator, *Y_RANGE) for _ in x)
-    return Dataset(f"sheet {spec.identifier}", x, y, "drawn for the sheet")
+    if features == 1:
+        return Dataset(f"sheet {spec.identifier}", x, y, "drawn for the sheet")
+    more = [tuple(_tenths(generator, *X_RANGE) for _ in x) for _ in range(features - 1)]
+    return several_features(f"sheet {spec.identifier}", [x, *more], y, "drawn for the sheet")
 
 
 def draw_initial(spec: SheetSpec, parameters: Sequence[str]) -> dict[str, float]:

@@ -13,6 +13,9 @@ from ..problem.problem import Problem
 
 LEARNING_RATE = Fraction(1, 100)  # eta of the SGD step on the sheet, as in the original script
 MAX_SAMPLES = 4  # what fits on one A4 page with boxes to write in
+MAX_FEATURES = 2  # a sheet with more features than two no longer fits one page
+# With two features each sample has one more share to work out: two samples fit a page
+MAX_SAMPLES_BY_FEATURES = {1: MAX_SAMPLES, 2: 2}
 MAX_COUNT = 1000
 KEY_DIGITS = 6  # significant digits of the values printed in the key
 
@@ -69,7 +72,7 @@ class SampleWork:
     """One sample's row of the sheet: what the student computes, exactly."""
 
     i: int
-    x: float  # as given (one decimal)
+    x: tuple[float, ...]  # each feature as given (one decimal)
     y: float
     residual: Fraction
     square: Fraction

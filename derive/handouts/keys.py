@@ -25,17 +25,21 @@ from .facts import LEARNING_RATE, KeyCheck, KeyValues, SampleWork, Sheet, as_dec
 def key_values(
     symbolic: Symbolic,
     parameters: Mapping[str, Fraction],
-    xs: Sequence[Fraction],
+    xs: Sequence[Sequence[Fraction]],
     ys: Sequence[Fraction],
     given: Dataset,
 ) -> KeyValues:
-    """Every value of the key, in exact arithmetic, at the numbers given (a sheet has a
-    handful of samples, so every sum is exact)."""
-    n = len(xs)
+    """Every value of the key, in exact arithmetic, at the numbers given (`xs`: each
+    feature's column; a sheet has a handful of samples, so every sum is exact)."""
+    n = len(ys)
+    rows_x = list(zip(*xs, strict=True))
 
     def per_sample(expr: sp.Expr) -> list[Fraction]:
         function = symbolic.sample_function(expr)
-        return [Fraction(function(*parameters.values(), x, y)) for x, y in zip(xs, ys, strict=True)]
+        return [
+            Fraction(function(*parameters.values(), *row, y))
+            for row, y in zip(rows_x, ys, strict=True)
+        ]
 
     residuals = per_sample(symbolic.residual)
     squares = per_sample(symbolic.loss.summand)
@@ -51,7 +55,7 @@ def key_values(
     rows = tuple(
         SampleWork(
             i=k + 1,
-            x=given.x[k],
+            x=tuple(column[k] for column in given.columns),
             y=given.y[k],
             residual=residuals[k],
             square=squares[k],
@@ -72,7 +76,7 @@ def tape_key(symbolic: Symbolic, problem: Problem) -> KeyValues:
     return key_values(
         symbolic,
         {name: Fraction(v) for name, v in problem.initial.values.items()},
-        [Fraction(v) for v in problem.x],
+        [[Fraction(v) for v in column] for column in problem.columns],
         [Fraction(v) for v in problem.y],
         problem.dataset,
     )
@@ -83,7 +87,7 @@ def hand_key(symbolic: Symbolic, problem: Problem, init: Mapping[str, float]) ->
     return key_values(
         symbolic,
         {name: as_decimal(v) for name, v in init.items()},
-        [as_decimal(v) for v in problem.dataset.x],
+        [[as_decimal(v) for v in column] for column in problem.dataset.columns],
         [as_decimal(v) for v in problem.dataset.y],
         problem.dataset,
     )

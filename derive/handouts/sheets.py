@@ -21,13 +21,15 @@ from ..common.errors import InputError
 from ..models.registry import DEFAULT_LOSS, DEFAULT_MODEL, get_loss, get_model
 from ..problem.problem import Dataset, Problem, draw_seed, make_problem
 from ..report.substitution import NumberPrinter
-from ..symbolic.derivation import Formula, I, N, Symbolic, X, Y, build_symbolic, latex
+from ..symbolic.derivation import Formula, I, N, Symbolic, Y, build_symbolic, latex
 from ..tape.gradient import TapeResult
 from .draw import draw_dataset, draw_initial, set_variant, specs
 from .facts import (
     LEARNING_RATE,
     MAX_COUNT,
+    MAX_FEATURES,
     MAX_SAMPLES,
+    MAX_SAMPLES_BY_FEATURES,
     Handouts,
     Sheet,
     SheetSpec,
@@ -39,7 +41,8 @@ from .keys import check_key, hand_key, tape_key
 def build_sheet(
     symbolic: Symbolic, spec: SheetSpec, dataset: Dataset | None, samples: int
 ) -> Sheet:
-    data = dataset if dataset is not None else draw_dataset(spec, samples)
+    features = symbolic.model.features
+    data = dataset if dataset is not None else draw_dataset(spec, samples, features)
     model, loss = symbolic.model, symbolic.loss_definition
     init = _off_the_kinks(symbolic, draw_initial(spec, model.parameters), data)
     problem = make_problem(data, init=init, name=spec.identifier, model=model.name, loss=loss.name)
@@ -60,7 +63,7 @@ def build_sheet(
         hand=hand_key(symbolic, problem, init),
         share_latex=shares,
         residual_lines=tuple(
-            _residual_lines(symbolic, k, init, data) for k in range(1, len(data.x) + 1)
+            _residual_lines(symbolic, k, init, data) for k in range(1, len(data.y) + 1)
         ),
     )
 
@@ -74,8 +77,9 @@ def _off_the_kinks(symbolic: Symbolic, init: dict[str, float], data: Dataset) ->
     residual = symbolic.sample_function(symbolic.residual)
     while kinks and "b" in init:
         values = [as_decimal(init[name]) for name in symbolic.parameters]
-        pairs = zip(map(as_decimal, data.x), map(as_decimal, data.y), strict=True)
-        if not any(Fraction(residual(*values, x, y)) in kinks for x, y in pairs):
+        columns = [list(map(as_decimal, c)) for c in (*data.columns, data.y)]
+        rows = zip(*columns, strict=True)
+        if not any(Fraction(residual(*values, *row)) in kinks for row in rows):
             break
         init = {**init, "b": round(init["b"] + 0.01, 2)}
     return init
@@ -89,7 +93,10 @@ def _residual_lines(
     numbers: dict[sp.Basic, Fraction] = {
         symbolic.parameters[name]: as_decimal(value) for name, value in init.items()
     }
-    numbers[X[k]], numbers[Y[k]] = as_decimal(data.x[k - 1]), as_decimal(data.y[k - 1])
+    features = [f.subs(I, k) for f in symbolic.features]
+    values = [as_decimal(c[k - 1]) for c in data.columns]
+    numbers.update(zip(features, values, strict=True))
+    numbers[Y[k]] = as_decimal(data.y[k - 1])
     return (
         f"r_{{{k}}} = " + latex(residual),
         "= " + NumberPrinter(numbers).doprint(residual),
@@ -102,14 +109,25 @@ def validate(
     roster: Sequence[str] | None,
     dataset: Dataset | None,
     samples: int,
+    features: int = 1,
 ) -> int:
     """Refuse what cannot make a class set; the number of samples per sheet."""
     if roster is None and not 1 <= count <= MAX_COUNT:
         raise InputError(f"--count must be between 1 and {MAX_COUNT}", count)
     if dataset is not None:
-        samples = len(dataset.x)
-    if not 1 <= samples <= MAX_SAMPLES:
-        raise InputError(f"a sheet takes 1 to {MAX_SAMPLES} samples (to fit one page)", samples)
+        samples = len(dataset.y)
+        if dataset.k > MAX_FEATURES:
+            raise InputError(
+                f"a sheet takes 1 to {MAX_FEATURES} features (to fit one page)", dataset.k
+            )
+    if dataset is not None:
+        features = dataset.k
+    most = MAX_SAMPLES_BY_FEATURES.get(features, MAX_SAMPLES)
+    if not 1 <= samples <= most:
+        with_features = "" if features == 1 else f" with {features} features"
+        raise InputError(
+            f"a sheet takes 1 to {most} samples{with_features} (to fit one page)", samples
+        )
     if not 0 <= class_seed < 2**32:
         raise InputError("--seed must be between 0 and 2**32 - 1", class_seed)
     return samples
@@ -127,6 +145,7 @@ def build_handouts(
     loss: str = DEFAULT_LOSS,
     tape: Callable[[Problem], TapeResult] | None = None,
     progress: Callable[[int], None] = lambda _: None,
+    features: int = 1,
 ) -> Handouts:
     """Every sheet of a class, each key checked against the tape; `model` and `loss` name
     registered entries, read as the report reads them.
@@ -136,9 +155,13 @@ def build_handouts(
     """
     if class_seed is None:
         class_seed = draw_seed()
-    samples = validate(count, class_seed, roster, dataset, samples)
+    if dataset is not None:
+        features = dataset.k
+    samples = validate(count, class_seed, roster, dataset, samples, features)
+    if not 1 <= features <= MAX_FEATURES:
+        raise InputError(f"--features must be 1 to {MAX_FEATURES} (to fit one page)", features)
     # Looked up before anything is drawn: an unknown name is bad input, like a report's.
-    symbolic = build_symbolic(get_model(model), get_loss(loss))
+    symbolic = build_symbolic(get_model(model, features), get_loss(loss, None, features))
     if tape is None:
         from ..tape.gradient import gradient_at
 
@@ -146,6 +169,7 @@ def build_handouts(
     sheets = []
     # Another loss, other keys: its sheets get other identifiers
     variant = set_variant(samples, dataset) + ("" if loss == DEFAULT_LOSS else f"|loss:{loss}")
+    variant += "" if features == 1 else f"|features:{features}"
     for number, spec in enumerate(specs(class_seed, count, roster, variant), start=1):
         sheet = build_sheet(symbolic, spec, dataset, samples)
         sheet = replace(sheet, checks=check_key(symbolic, sheet, tape(sheet.problem)))
