@@ -250,3 +250,47 @@ def test_handouts_refuse_more_features_or_samples_than_fit():
         build_handouts(1, class_seed=1, features=3)
     with pytest.raises(InputError, match="1 to 2 samples with 2 features"):
         build_handouts(1, class_seed=1, features=2, samples=3)
+
+
+# --- A real data set: hundreds of rows, features on very different scales ---------------
+
+
+@pytest.mark.parametrize("standardize", [True, False])
+def test_the_diabetes_data_pass_scaled_and_unscaled_below_the_stable_rate(standardize):
+    """Three features on very different scales: on z-scores at the default rate, and as
+    given at a rate just below training.stable_lr (2 / lambda_max, about 1e-4 here)."""
+    from derive.problem.problem import BUILTIN_DATASETS
+
+    dataset = BUILTIN_DATASETS["diabetes"]
+    assert dataset.k == 3 and len(dataset.y) == 442
+    init = {"W_1": 0.5, "W_2": 0.25, "W_3": 0.75, "b": 0.1}
+    rate = 0.01 if standardize else 9e-5
+    problem = make_problem(
+        dataset, init=init, standardize=standardize, training=Training(20, rate, 5)
+    )
+    report = explain(problem, None, emulated_trace(problem), backward=True)
+    training = report.training
+    assert training is not None and training.stability is not None
+    assert rate < training.stability.stable_lr
+    assert training.diverged_at is None
+    assert report.verdict in ("pass", "inconclusive"), report.verdict
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("standardize", [True, False])
+def test_the_real_tape_passes_on_the_diabetes_data(standardize):
+    from derive.problem.problem import BUILTIN_DATASETS
+    from derive.tape.training import train
+
+    init = {"W_1": 0.5, "W_2": 0.25, "W_3": 0.75, "b": 0.1}
+    rate = 0.01 if standardize else 9e-5
+    problem = make_problem(
+        BUILTIN_DATASETS["diabetes"],
+        init=init,
+        standardize=standardize,
+        training=Training(50, rate, 10),
+    )
+    report = explain(problem, None, train(problem), backward=True)
+    assert report.backward is not None and report.backward.ops_match
+    assert report.training is not None and report.training.diverged_at is None
+    assert report.verdict in ("pass", "inconclusive"), report.verdict

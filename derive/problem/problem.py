@@ -74,6 +74,19 @@ def several_features(
     return Dataset(name, (), tuple(map(float, y)), source, origin, as_tuples, tuple(feature_names))
 
 
+def _packaged(name: str, file: str, features: tuple[str, ...], target: str, source: str) -> Dataset:
+    """A data set shipped with the package (derive/data), its chosen columns."""
+    from importlib import resources
+
+    text = resources.files("derive").joinpath("data", file).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    header = lines[0].split(",")
+    table = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+    columns = [table[:, header.index(f)].tolist() for f in features]
+    y = table[:, header.index(target)].tolist()
+    return several_features(name, columns, y, source, feature_names=features)
+
+
 BUILTIN_DATASETS: Mapping[str, Dataset] = {
     "seed": Dataset(
         "seed", (3.3, 1.0), (1.7, 2.0), "built-in: the two samples of the reference script"
@@ -131,6 +144,15 @@ BUILTIN_DATASETS: Mapping[str, Dataset] = {
         (1.9, 2.8, 2.3, 3.7, 1.5, 3.1),  # price in hundreds of thousands
         "built-in: six made-up flats, floor area (10 m²) and rooms against price (100k)",
         feature_names=("area", "rooms"),
+    ),
+    # Real data, hundreds of rows, three features on very different scales
+    "diabetes": _packaged(
+        "diabetes",
+        "diabetes.csv",
+        ("bmi", "bp", "s5"),
+        "progression",
+        "built-in: 442 diabetes patients (Efron et al., 2004): body mass index, blood "
+        "pressure and serum s5 against disease progression",
     ),
 }
 

@@ -99,6 +99,18 @@ def substitute(
             strict=True,
         )
     )
+    several = len(symbolic.features) > 1
+    prediction_values = (
+        dict(
+            zip(
+                shown,
+                sample_values(symbolic, symbolic.prediction, parameters, samples, indices),
+                strict=True,
+            )
+        )
+        if several
+        else {}
+    )
 
     def inputs(k: int) -> dict[sp.Basic, Fraction]:
         numbers: dict[sp.Basic, Fraction] = {
@@ -128,6 +140,16 @@ def substitute(
         printed = NumberPrinter(numbers).doprint(term)
         return rf"\left({printed}\right)" if isinstance(term, sp.Add) else printed
 
+    def residual_line(k: int) -> str:
+        """Several features: the residual from the prediction, whose numbers (a row of
+        X times W, in the per-sample table) would not fit one line here."""
+        y_k = samples.fractions(k - 1)[-1]
+        return (
+            rf"r_{{{k}}} = \hat{{y}}_{{{k}}} - y_{{{k}}} = "
+            rf"{_signed(prediction_values[k])} - {_signed(y_k)} = "
+            + latex_number(residual_values[k], keep_zeros=True)
+        )
+
     def term_value(k: int) -> str:
         text = latex_number(term_values[k], keep_zeros=True)
         return rf"\left({text}\right)" if term_values[k] < 0 else text
@@ -136,7 +158,7 @@ def substitute(
         Term(
             k=k,
             symbols=printed(k, ReportLatexPrinter({"long_frac_ratio": 1})),
-            with_numbers=printed(k, NumberPrinter(inputs(k))),
+            with_numbers=residual_line(k) if several else printed(k, NumberPrinter(inputs(k))),
             with_residual=with_residual(k),
             value=latex_number(term_values[k], keep_zeros=True),
         )
@@ -151,3 +173,8 @@ def substitute(
         total=bracket_sum(formula.coefficient_latex(n), term_value, n),
         value=float(total_value),
     )
+
+
+def _signed(value: Fraction) -> str:
+    text = latex_number(value)
+    return rf"\left({text}\right)" if value < 0 else text

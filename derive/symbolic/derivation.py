@@ -8,7 +8,7 @@ Every step is an expression SymPy can evaluate; each one is checked equal to
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache
 
@@ -131,6 +131,9 @@ class Formula:
 
     coefficient: sp.Expr
     summand: sp.Expr
+    # Written-out sums print this (the residual over several features) as r_k: term by
+    # term it would not fit a line. None: every term in full.
+    shorthand: sp.Expr | None = None
 
     @property
     def expression(self) -> sp.Expr:
@@ -152,13 +155,13 @@ class Formula:
 
     def term_latex(self, k: int, printer: ReportLatexPrinter | None = None) -> str:
         term = self.term(k)
+        if self.shorthand is not None:
+            term = term.xreplace({self.shorthand.subs(I, k): sp.Symbol(f"r_{{{k}}}")})
         text = (printer or ReportLatexPrinter({"long_frac_ratio": 1})).doprint(term)
         return rf"\left({text}\right)" if isinstance(term, sp.Add) else text
 
     def written_out_latex(self, n: int) -> str:
-        # A term over several features is long: two of them fill a line of the page
-        several = any(len(a.indices) > 1 for a in self.summand.atoms(sp.Indexed))
-        return bracket_sum(self.coefficient_latex(n), self.term_latex, n, 2 if several else 3)
+        return bracket_sum(self.coefficient_latex(n), self.term_latex, n)
 
 
 def shown_terms(n: int, show: int = 3) -> list[int | None]:
@@ -291,9 +294,11 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
             + latex(model_derivative),
         ),
     ]
+    several = any(len(a.indices) > 1 for a in prediction.atoms(sp.Indexed))
     result = Formula(
         coefficient=factor * _one_over_n(),
         summand=sp.Mul(rest.subs(U, residual), inner_derivative),
+        shorthand=residual if several else None,
     )
     candidates.append(
         (
@@ -316,7 +321,11 @@ def build_symbolic(model: Model, loss: Loss) -> Symbolic:
     parameters = {name: sp.Symbol(name, real=True) for name in model.parameters}
     prediction = model.prediction(parameters, feature_symbols(model.features))
     residual = loss.inner(prediction, Y_I)
-    loss_formula = Formula(coefficient=_one_over_n(), summand=loss.outer(residual))
+    loss_formula = Formula(
+        coefficient=_one_over_n(),
+        summand=loss.outer(residual),
+        shorthand=residual if model.features > 1 else None,
+    )
     derivations = {
         name: derive_parameter(name, symbol, prediction, loss)
         for name, symbol in parameters.items()
@@ -336,9 +345,9 @@ def wrong_formula(formula: Formula, kind: str) -> Formula:
     """A deliberately wrong derivative, to show that the checks catch it (x-for-y with
     several features writes the first feature where y_i belongs)."""
     if kind == "drop-factor-2":
-        return Formula(formula.coefficient / 2, formula.summand)
+        return replace(formula, coefficient=formula.coefficient / 2)
     if kind == "drop-mean":
-        return Formula(formula.coefficient * N, formula.summand)
+        return replace(formula, coefficient=formula.coefficient * N)
     if kind == "x-for-y":
         first = next(iter(sorted(formula.summand.atoms(sp.Indexed), key=str)), X_I)
         x = first if first.base == X else X_I
@@ -346,7 +355,7 @@ def wrong_formula(formula: Formula, kind: str) -> Formula:
     if kind == "r-for-sign":  # d|r|/dr taken as r, as if |r| were r^2 / 2
         return Formula(formula.coefficient, formula.summand.replace(sp.sign, lambda r: r))
     if kind == "flip-sign":
-        return Formula(-formula.coefficient, formula.summand)
+        return replace(formula, coefficient=-formula.coefficient)
     raise InputError("unknown kind of wrong derivative", kind)
 
 
