@@ -102,9 +102,9 @@ def test_key_values_are_the_hand_calculation(handouts):
     values = sheet.hand
     w, b = sheet.init_given["W"], sheet.init_given["b"]
     for work in values.samples:
-        residual = w * work.x + b - work.y
+        residual = w * work.x[0] + b - work.y
         assert float(work.residual) == pytest.approx(residual, rel=1e-6, abs=1e-6)
-        assert float(work.shares["W"]) == pytest.approx(2 * residual * work.x, abs=1e-5)
+        assert float(work.shares["W"]) == pytest.approx(2 * residual * work.x[0], abs=1e-5)
     assert values.updated["W"] == Fraction(str(w)) - Fraction(1, 100) * values.gradients["W"]
 
 

@@ -299,12 +299,12 @@ def test_huber_handouts_are_checked_against_the_tape_and_fit_a_page():
         assert all(k.ok for k in sheet.checks)
         w, b = (as_fraction(sheet.init_given[name]) for name in ("W", "b"))
         for work in sheet.hand.samples:
-            r = w * as_fraction(work.x) + b - as_fraction(work.y)
+            r = w * as_fraction(work.x[0]) + b - as_fraction(work.y)
             inside = abs(r) <= 1
             seen.add(inside)
             slope = r if inside else Fraction((r > 0) - (r < 0))
             assert work.square == (r * r / 2 if inside else abs(r) - Fraction(1, 2))
-            assert work.shares == {"W": slope * as_fraction(work.x), "b": slope}
+            assert work.shares == {"W": slope * as_fraction(work.x[0]), "b": slope}
     assert seen == {True, False}  # both branches occur on these sheets
     html = document_html(handouts, True)
     assert "h<sub>δ</sub>" in html and "|r<sub>i</sub>| ≤ δ" in html

@@ -311,9 +311,9 @@ def test_mae_handouts_are_checked_against_the_tape():
         assert all(k.ok for k in sheet.checks)
         w, b = (as_fraction(sheet.init_given[name]) for name in ("W", "b"))
         for work in sheet.hand.samples:
-            r = w * as_fraction(work.x) + b - as_fraction(work.y)
+            r = w * as_fraction(work.x[0]) + b - as_fraction(work.y)
             assert r != 0 and work.square == abs(r)
-            assert work.shares == {"W": _sign(r) * as_fraction(work.x), "b": _sign(r)}
+            assert work.shares == {"W": _sign(r) * as_fraction(work.x[0]), "b": _sign(r)}
     html = document_html(handouts, True)
     assert "|<i>r</i><sub>1</sub>|" in html
     mse = build_handouts(4, class_seed=11, tape=emulated_tape)

@@ -138,7 +138,7 @@ def test_a_registered_toy_model_gets_checked_handouts(toy):
         # The key is the toy's: each residual W x^2 + b - y at the printed decimals.
         w, b = (Fraction(repr(sheet.init_given[name])) for name in ("W", "b"))
         for row in sheet.hand.samples:
-            x, y = Fraction(repr(row.x)), Fraction(repr(row.y))
+            x, y = Fraction(repr(row.x[0])), Fraction(repr(row.y))
             assert row.residual == w * x * x + b - y
             assert row.shares["W"] == 2 * row.residual * x * x
         assert [entry.check.quantity for entry in sheet.checks] == [

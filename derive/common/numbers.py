@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal, localcontext
 from fractions import Fraction
 
 SIGNIFICANT_DIGITS = 10
@@ -15,7 +16,10 @@ def plain(
 
     `keep_zeros`: every digit written, trailing zeros too (0.013288900 beside
     0.013289016), for columns and for values said to have `digits` digits."""
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an exact value beyond float64 (float64 data near its limit)
+        return _beyond_float64(value, digits)
     if value == 0:
         return "0"
     if not math.isfinite(value):
@@ -26,6 +30,16 @@ def plain(
     if "." in text:
         text = text.rstrip(".") if keep_zeros else text.rstrip("0").rstrip(".")
     return text
+
+
+def _beyond_float64(value: float | Fraction, digits: int) -> str:
+    """A Fraction too large for a float, written with `digits` significant digits."""
+    exact = Fraction(value)
+    with localcontext() as context:
+        context.prec = digits
+        quotient = Decimal(exact.numerator) / Decimal(exact.denominator)
+    mantissa, exponent = f"{quotient:.{digits - 1}e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent):+03d}"
 
 
 def key_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:

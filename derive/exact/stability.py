@@ -90,7 +90,8 @@ class Stability:
 
     @property
     def stable_lr(self) -> float | None:
-        """2 / lambda_max; None when H has no positive eigenvalue (no bound from H)."""
+        """2 / lambda_max; None when H has no positive eigenvalue (no bound from H).
+        0 when lambda_max is beyond float64 (data near float64's limit): no rate is stable."""
         return 2 / self.lambda_max if self.lambda_max > 0 else None
 
     @property
@@ -99,8 +100,10 @@ class Stability:
 
     @property
     def ratio(self) -> float | None:
-        """eta / (2 / lambda_max): 1 or more diverges."""
-        return None if self.stable_lr is None else self.learning_rate / self.stable_lr
+        """eta / (2 / lambda_max): 1 or more diverges (infinite where lambda_max is)."""
+        if self.stable_lr is None:
+            return None
+        return self.learning_rate / self.stable_lr if self.stable_lr > 0 else math.inf
 
     @property
     def suggested_lr(self) -> float | None:
