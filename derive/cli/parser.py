@@ -25,6 +25,12 @@ examples:
       the 17-point tutorial data, reproducible initial values
   python -m derive report --x 3.3,1 --y 1.7,2 --dtype float64
   python -m derive report --data points.csv --out handouts --name week3
+  python -m derive report --data flats --init W_1=0.3,W_2=-0.2,b=0.1
+      two features: tf.matmul(X, W) + b with a (2, 1) kernel
+  python -m derive report --x 1,2,3 --x=-0.5,1,2 --y 1,0,2 --loss mae --seed 7
+      --x once per feature (a first value below 0 needs --x=...)
+  python -m derive report --data diabetes --standardize
+      442 patients, three features on very different scales, trained on z-scores
   python -m derive report --wrong-derivative drop-factor-2
       show that a derivative without the factor 2 fails the check (exit code 1)
   python -m derive report --data tf-examples --loss mae --seed 7
@@ -106,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser(
         "report",
         help="derive, substitute and check the gradient; write HTML, PDF and JSON",
-        description="Derive dL/dW and dL/db with SymPy, evaluate them at TensorFlow's "
-        "initial values, check them against tf.GradientTape, and write the report.",
+        description="Derive dL/dW and dL/db (dL/dW_1 ... dL/dW_k with several features) with "
+        "SymPy, evaluate them at TensorFlow's initial values, check them against "
+        "tf.GradientTape, and write the report.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=EXAMPLES,
     )
@@ -137,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument(
         "--init",
         metavar="W=VALUE,b=VALUE",
-        help="pin the initial values, one NAME=VALUE for each parameter (default: random)",
+        help="pin the initial values, one NAME=VALUE for each parameter: W and b, or "
+        "W_1 ... W_k and b with k features (default: random)",
     )
     setup.add_argument(
         "--seed", type=int, help="seed for the random initial values (default: drawn, recorded)"
@@ -330,7 +338,7 @@ def _add_loss(group: argparse._ActionsContainer) -> None:
         default=DEFAULT_LOSS,
         metavar="LOSS",
         help="mse (default): tf.reduce_mean(tf.square(y_pred - y)); mae: "
-        "tf.reduce_mean(tf.abs(y_pred - y)); huber (reports only): "
+        "tf.reduce_mean(tf.abs(y_pred - y)); huber: "
         "tf.keras.losses.Huber(delta)(y, y_pred)",
     )
 

@@ -13,6 +13,7 @@ themselves (formulas rendered to SVG).
 from __future__ import annotations
 
 import json
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class Translator:
     def __call__(self, key: str | Message, /, **fields: Any) -> Markup:
         text, values = self._lookup(key, fields)
         values = {
-            name: self(value) if isinstance(value, Message) else value
+            name: self(value) if isinstance(value, Message) else _named(name, value)
             for name, value in values.items()
         }
         return Markup(text).format(**values)
@@ -118,7 +119,7 @@ class Translator:
         """A checked value's name in words: "W (update)" is the update of W."""
         if name.endswith(UPDATE_SUFFIX):
             return self("quantity.update", name=name.removesuffix(UPDATE_SUFFIX))
-        return name
+        return readable_name(name)
 
     def count(self, key: str, n: int, /, **fields: Any) -> Markup:
         """``key.one`` for n = 1, else ``key.other``; n is the field ``n`` unless given."""
@@ -127,6 +128,22 @@ class Translator:
 
 
 UPDATE_SUFFIX = " (update)"  # the name derive.training gives an update's check
+
+_SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+_INDEXED = re.compile(r"(?<=[A-Za-z])_(\d+)\b")
+# Message fields that hold a parameter's or a quantity's name (never a file name)
+_NAME_FIELDS = frozenset({"parameter", "name", "quantity", "names", "symbol_name"})
+
+
+def readable_name(text: str) -> str:
+    """Parameter names for running text: W_1 -> W₁, dL/dW_12 -> dL/dW₁₂."""
+    return _INDEXED.sub(lambda match: match.group(1).translate(_SUBSCRIPT), text)
+
+
+def _named(field: str, value: Any) -> Any:
+    if field in _NAME_FIELDS and isinstance(value, str) and not isinstance(value, Markup):
+        return readable_name(value)
+    return value
 
 
 @cache

@@ -78,6 +78,15 @@ class Op:
     def recorded(self) -> tuple[str, ...]:
         return self.tf_types or (self.tf_type,)
 
+    def written(self, operands: list[str]) -> str:
+        """The op applied to its operands' LaTeX: MatMul's row i of X times W written out
+        as W_1 x_{i,1} + ... + W_k x_{i,k}."""
+        if self.arity == VARIADIC:
+            half = len(operands) // 2
+            pairs = zip(operands[:half], operands[half:], strict=True)
+            return " + ".join(f"{w} {x}" for x, w in pairs)
+        return self.notation.format(*operands)
+
     def takes(self, count: int) -> bool:
         """Whether the op takes `count` operands."""
         if self.arity == VARIADIC:
@@ -150,7 +159,7 @@ OPS: Mapping[str, Op] = {
         "MatMul",
         VARIADIC,
         dot,
-        "{0}",  # not used: the node's own symbol, (XW)_i, names the product
+        "",  # written out by Op.written: one product per feature
         "each W_j receives the sum over the samples of x_ij times the upstream adjoint "
         "(X^T times the upstream column); X is data and receives nothing",
     ),

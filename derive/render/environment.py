@@ -14,7 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..common.errors import RenderError
-from ..common.i18n import DEFAULT, Translator, translator
+from ..common.i18n import DEFAULT, Translator, readable_name, translator
 from ..common.numbers import exact_float, key_number, latex_number, plain, prose_number
 from ..symbolic.printing import subscripted
 from .mathsvg import latex_to_svg
@@ -103,6 +103,7 @@ def environment() -> jinja2.Environment:
     env.filters["prose"] = lambda value, digits=10: Markup(prose_number(value, digits))
     env.filters["math"] = _math
     env.filters["sub"] = subscripted
+    env.filters["sub_text"] = readable_name
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph
     env.filters["code"] = _code

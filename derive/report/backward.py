@@ -56,6 +56,7 @@ from .backward_facts import (
     Values,
 )
 from .backward_steps import StepWriter, partial_of
+from .sections import shown_latex
 
 if TYPE_CHECKING:
     from ..models.ops import Node
@@ -193,7 +194,9 @@ def build_backward(
         for name in consumer.inputs:
             if name not in backward.broadcast:
                 continue
-            sums.append(_broadcast_sum(writer, backward, consumer, name, formulas[name], n))
+            sums.append(
+                _broadcast_sum(symbolic, writer, backward, consumer, name, formulas[name], n)
+            )
 
     replayed = tuple(t for v in op_vertices(graph) if v.op is not None for t in v.op.recorded)
     output = graph[-1].name
@@ -277,6 +280,7 @@ def _normalised(trace: BackwardTrace, exact: bool) -> BackwardTrace:
 
 
 def _broadcast_sum(
+    symbolic: Symbolic,
     writer: StepWriter,
     backward: SymbolicBackward,
     consumer: Vertex,
@@ -310,7 +314,7 @@ def _broadcast_sum(
         with_numbers=writer.sum_lines(consumer, name, "="),
         terms=n,
         total=total,
-        derivation=formula.latex,
+        derivation=shown_latex(symbolic, formula.expression),
         meets_derivation=meets,
     )
 

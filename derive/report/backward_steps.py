@@ -54,7 +54,8 @@ def _signed(value: float) -> str:
 
 
 def _at(symbol: str, k: int | str) -> str:
-    return symbol.replace("_{i}", f"_{{{k}}}")
+    """A node's symbol at sample k: r_{i} -> r_{k}, x_{i,2} -> x_{k,2}."""
+    return symbol.replace("_{i}", f"_{{{k}}}").replace("_{i,", f"_{{{k},")
 
 
 def partial_of(symbol: str) -> str:
@@ -98,7 +99,7 @@ class StepWriter:
         if vertex.op is None:
             return vertex.symbol
         operands = [self.vertices[name].symbol for name in vertex.inputs]
-        return f"{vertex.symbol} = " + vertex.op.notation.format(*operands)
+        return f"{vertex.symbol} = " + vertex.op.written(operands)
 
     def adjoint(self, name: str, k: int) -> float:
         values = self.trace.adjoints[name]

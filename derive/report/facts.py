@@ -76,6 +76,7 @@ class ProblemFacts:
     mode: str = "eager"  # how the tape ran: eager, function (tf.function) or xla
     reproduce: str = ""  # the command line that makes this problem again
     features: tuple[str, ...] = ("x",)  # LaTeX of each feature's column: x, or x_{1} ... x_{k}
+    residual: str = ""  # LaTeX: r_i defined, where the derivation writes r_i (many features)
 
 
 def shown_rows(n: int) -> list[int | None]:

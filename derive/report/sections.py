@@ -53,6 +53,10 @@ def derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ..
     # The formula for this n must be the derivative of the loss for this n. Checking
     # very long written-out sums costs time (SymPy) and adds no insight.
     written_loss = symbolic.loss.written_out(n) if n <= WRITTEN_OUT_CHECK_LIMIT else None
+
+    def short(expression: sp.Expr) -> str:
+        return shown_latex(symbolic, expression)
+
     facts = []
     by_terms = symbolic.loss.summand.has(sp.Piecewise)
     for name, derivation in symbolic.derivations.items():
@@ -69,10 +73,12 @@ def derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ..
                 parameter=name,
                 lhs=gradient_lhs(name),
                 steps=tuple(
-                    StepFacts(s.rule, s.rule_key, s.explanation, s.latex, s.note, s.verified)
+                    StepFacts(
+                        s.rule, s.rule_key, s.explanation, short(s.expression), s.note, s.verified
+                    )
                     for s in derivation.steps
                 ),
-                result=derivation.result.latex,
+                result=short(derivation.result.expression),
                 written_out=derivation.result.written_out_latex(n),
                 written_out_verified=concrete_ok,
                 verified=derivation.verified and concrete_ok,
@@ -169,7 +175,38 @@ def reproduce_command(problem: Problem) -> str:
             parts += [flag, str(value)]
     if problem.standardized is not None:
         parts.append("--standardize")
-    return "python -m derive report " + " ".join(shlex.quote(part) for part in parts)
+    return "python -m derive report " + " ".join(shlex.quote(part) for part in _joined(parts))
+
+
+def _joined(parts: list[str]) -> list[str]:
+    """A value that starts with '-' joined to its flag (--x=-1,2): argparse would read it
+    as an option of its own."""
+    joined: list[str] = []
+    for part in parts:
+        negative = part.startswith("-") and not part.startswith("--")
+        if negative and joined and joined[-1].startswith("--") and "=" not in joined[-1]:
+            joined[-1] += "=" + part
+        else:
+            joined.append(part)
+    return joined
+
+
+SHORTHAND_FEATURES = 3  # from this many features on, derivations write the residual r_i
+
+
+def shown_latex(symbolic: Symbolic, expression: sp.Expr) -> str:
+    """An expression as the report prints it: with three features or more the residual
+    is written r_i (defined where it is first used), or the lines would not fit the page."""
+    if not residual_shorthand(symbolic):
+        return latex(expression)
+    return latex(expression.xreplace({symbolic.residual: sp.Symbol("r_{i}")}))
+
+
+def residual_shorthand(symbolic: Symbolic) -> str:
+    """LaTeX defining r_i where the derivation writes it so; empty for fewer features."""
+    if symbolic.model.features < SHORTHAND_FEATURES:
+        return ""
+    return r"r_{i} = \hat{y}_{i} - y_{i} = " + latex(symbolic.residual)
 
 
 def _rows(
@@ -201,7 +238,8 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         model=model.title,
         loss=problem.loss_entry.title,
         prediction=latex(symbolic.prediction),
-        loss_general=symbolic.loss.latex,
+        loss_general=shown_latex(symbolic, symbolic.loss.expression),
+        residual=residual_shorthand(symbolic),
         loss_written_out=symbolic.loss.written_out_latex(problem.n),
         model_name=model.name,
         loss_name=problem.loss,

@@ -31,6 +31,7 @@ from ..symbolic.derivation import Formula, Symbolic, latex
 from ..symbolic.printing import subscripted
 from ..tape.training import Trace
 from .landscape import NO_CLOSED_FORM, NOT_UNIQUE, Landscape, landscape
+from .sections import residual_shorthand
 from .training_checks import OPTIMIZER_UNIT_ROUNDOFF, UPDATE_ROUNDINGS, StepChecks
 from .training_facts import Optimum, OriginalLines, Series, TrainingFacts, UpdateRule
 
@@ -96,7 +97,11 @@ def check_training(
             )
             for name in names
         ),
-        sums_forms={q: e.form.latex if e.form else "" for q, e in quantities.items()},
+        # Written out for one feature only: over k features the sums form has a term for
+        # every pair of columns, too many to read (and to fit the page)
+        sums_forms={
+            q: e.form.latex if e.form and problem.k == 1 else "" for q, e in quantities.items()
+        },
         sums_forms_verified=all(
             e.form is not None and e.form.verified for e in quantities.values()
         ),
@@ -208,8 +213,11 @@ def _update_rule(
     at_t = {symbol: sp.Symbol(subscripted(p, "t")) for p, symbol in symbolic.parameters.items()}
     lhs = rf"{subscripted(name, 't+1')} = {subscripted(name, 't')} - \eta \, "
     limits = formula.expression.args[1].limits
+    summand = formula.summand
+    if residual_shorthand(symbolic):  # many features: r_i at step t, as section 2 writes it
+        summand = summand.xreplace({symbolic.residual: sp.Symbol(r"r_{i}^{(t)}")})
     gradient_at_t = sp.Mul(
-        formula.coefficient, sp.Sum(formula.summand.xreplace(at_t), *limits), evaluate=False
+        formula.coefficient, sp.Sum(summand.xreplace(at_t), *limits), evaluate=False
     )
     first = ""
     if first_check is not None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from ..common.errors import InputError
+from ..common.i18n import readable_name
 from ..models.ops import Op, get_op
 from ..models.registry import Loss, Model
 from .derivation import X_I, Y_I, I, N, Symbolic
@@ -75,9 +76,10 @@ def graph_of(model: Model, loss: Loss) -> tuple[Vertex, ...]:
         raise InputError("no op graph is registered for this model and loss", model.name)
     vertices: dict[str, Vertex] = {}
     for name in model.parameters:
-        vertices[name] = Vertex(name, "parameter", None, (), name, name, False)
+        vertices[name] = Vertex(name, "parameter", None, (), name, readable_name(name), False)
     for name in data_leaves(model):
-        vertices[name] = Vertex(name, "data", None, (), _data_symbol(name), name, True, False)
+        label = readable_name(name)
+        vertices[name] = Vertex(name, "data", None, (), _data_symbol(name), label, True, False)
     for name, value in loss.constants:
         vertices[name] = Vertex(
             name,

@@ -117,8 +117,8 @@ def latex(expr: sp.Basic) -> str:
     return ReportLatexPrinter({"long_frac_ratio": 1}).doprint(expr)
 
 
-def subscripted(name: str, subscript: str) -> str:
-    """A parameter's LaTeX name with one more subscript: W, t -> W_{t}; W_1, t -> W_{1,t}
-    (W_1_{t} is a double subscript, which LaTeX refuses)."""
+def subscripted(name: str, step: str) -> str:
+    """A parameter's LaTeX name at a step: W, t -> W_{t}; W_1, t -> W_{1}^{(t)} (W_1_{t}
+    is a double subscript, which LaTeX refuses, and W_{1,t} reads as a matrix entry)."""
     base, _, own = name.partition("_")
-    return rf"{base}_{{{own},{subscript}}}" if own else rf"{name}_{{{subscript}}}"
+    return rf"{base}_{{{own}}}^{{({step})}}" if own else rf"{name}_{{{step}}}"
