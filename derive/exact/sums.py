@@ -17,6 +17,7 @@ model) falls back to summing sample by sample.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -75,7 +76,7 @@ class SumsForm:
 def sums_form(symbolic: Symbolic, formula: Formula) -> SumsForm | None:
     """The formula regrouped by data monomials, or None when it is not a polynomial."""
     substitution, plain = _plain_data(symbolic)
-    summand = formula.summand.subs(substitution)
+    summand = formula.summand.xreplace(substitution)
     try:
         poly = sp.Poly(sp.expand(summand), *plain)
     except sp.PolynomialError:
@@ -222,11 +223,11 @@ class Evaluator:
         return sums_form(self.symbolic, self.formula)
 
     @functools.cached_property
-    def polynomial(self) -> dict[Exponents, Fraction] | None:
+    def polynomial(self) -> Polynomial | None:
         return _polynomial(self.symbolic, self.formula, self.data, absolute=False)
 
     @functools.cached_property
-    def magnitude_polynomial(self) -> dict[Exponents, Fraction] | None:
+    def magnitude_polynomial(self) -> Polynomial | None:
         return _polynomial(self.symbolic, self._magnitude_formula, self.data, absolute=True)
 
     def value(self, parameters: Sequence[Fraction]) -> Fraction:
@@ -261,11 +262,11 @@ def exact_total(
 
 def _polynomial(
     symbolic: Symbolic, formula: Formula, data: DataSums, *, absolute: bool
-) -> dict[Exponents, Fraction] | None:
+) -> Polynomial | None:
     """{exponents of the parameters: exact coefficient} for the formula over this data."""
     parameters = list(symbolic.parameters.values())
     substitution, plain = _plain_data(symbolic)
-    summand = formula.summand.subs(substitution)
+    summand = formula.summand.xreplace(substitution)
     try:
         poly = sp.Poly(sp.expand(summand), *plain, *parameters)
     except sp.PolynomialError:
@@ -273,7 +274,7 @@ def _polynomial(
     if any(not c.is_Rational for c in poly.coeffs()):
         return None
     scale = Fraction(str(formula.coefficient.subs(N, data.n)))
-    result: dict[Exponents, Fraction] = {}
+    result = Polynomial()
     width = len(plain)
     for powers, c in poly.terms():
         key = tuple(powers[width:])
@@ -320,17 +321,46 @@ def _data_sum(columns: Sequence[np.ndarray], exponents: Sequence[int], *, single
     return exact_sum(term, size)
 
 
+class Polynomial(dict[Exponents, Fraction]):
+    """{exponents of the parameters: exact coefficient}, evaluated in integers.
+
+    The training checks evaluate each polynomial at every step: with many features a
+    quadratic has dozens of terms, and a Fraction operation per term (each with its gcd)
+    costs more than the rest of the check. Here the coefficients share one denominator,
+    the parameters another (float values: powers of two), and the sum of the terms is
+    formed in Python integers, divided once: the same exact value.
+    """
+
+    @functools.cached_property
+    def _integers(self) -> tuple[int, int, list[tuple[Exponents, int, int]]]:
+        """(common denominator Q, highest degree, [(exponents, numerator, degree)])."""
+        common = math.lcm(*(c.denominator for c in self.values())) if self else 1
+        degree = max((sum(e) for e in self), default=0)
+        terms = [(e, c.numerator * (common // c.denominator), sum(e)) for e, c in self.items()]
+        return common, degree, terms
+
+    def at(self, parameters: Sequence[Fraction]) -> Fraction:
+        common, degree, terms = self._integers
+        scale = math.lcm(*(p.denominator for p in parameters)) if parameters else 1
+        scaled = [p.numerator * (scale // p.denominator) for p in parameters]
+        # sum over terms of c * prod(P_i^e_i) * scale^(degree - deg): one denominator
+        powers = [scale**d for d in range(degree + 1)]
+        total = 0
+        for exponents, numerator, deg in terms:
+            term = numerator * powers[degree - deg]
+            for value, exponent in zip(scaled, exponents, strict=True):
+                if exponent == 1:
+                    term *= value
+                elif exponent:
+                    term *= value**exponent
+            total += term
+        return Fraction(total, common * powers[degree])
+
+
 def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fraction]) -> Fraction:
-    total = Fraction(0)
-    for exponents, coefficient in polynomial.items():
-        term = coefficient
-        for value, exponent in zip(parameters, exponents, strict=True):
-            if exponent == 1:
-                term *= value
-            elif exponent:
-                term *= value**exponent
-        total += term
-    return total
+    if isinstance(polynomial, Polynomial):
+        return polynomial.at(parameters)
+    return Polynomial(polynomial).at(parameters)
 
 
 def affine_solution(

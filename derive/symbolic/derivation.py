@@ -227,7 +227,7 @@ class Symbolic:
         Compiled once per expression (training checks ask again at every step).
         """
         plain_x = plain_features(self.model.features)
-        plain = expr.subs({**dict(zip(self.features, plain_x, strict=True)), Y_I: YS})
+        plain = expr.xreplace({**dict(zip(self.features, plain_x, strict=True)), Y_I: YS})
         return compiled((*self.parameters.values(), *plain_x, YS), plain)
 
 
