@@ -294,3 +294,30 @@ def test_the_real_tape_passes_on_the_diabetes_data(standardize):
     assert report.backward is not None and report.backward.ops_match
     assert report.training is not None and report.training.diverged_at is None
     assert report.verdict in ("pass", "inconclusive"), report.verdict
+
+
+# --- How several features read --------------------------------------------------------------
+
+
+def test_the_reproduce_line_keeps_a_negative_first_value_with_its_flag():
+    from derive.cli.parser import build_parser
+    from derive.report.sections import reproduce_command
+
+    dataset = resolve_dataset(None, [(-1.0, 2.0), (0.5, -3.0)], (-2.0, 1.0))
+    problem = make_problem(dataset, init={"W_1": 0.5, "W_2": -0.25, "b": 0.0})
+    command = reproduce_command(problem)
+    assert "--x=-1.0,2.0 --x 0.5,-3.0 --y=-2.0,1.0" in command
+    arguments = build_parser().parse_args(command.split()[3:])
+    assert arguments.x == ["-1.0,2.0", "0.5,-3.0"] and arguments.y == "-2.0,1.0"
+
+
+def test_names_and_the_matmul_row_read_as_written():
+    from derive.common.i18n import readable_name
+    from derive.models.ops import OPS
+    from derive.symbolic.printing import subscripted
+
+    assert readable_name("dL/dW_12") == "dL/dW₁₂" and readable_name("W") == "W"
+    assert readable_name("data_1.csv") == "data₁.csv"  # only name fields get this
+    assert subscripted("W_2", "t") == "W_{2}^{(t)}" and subscripted("b", "t") == "b_{t}"
+    row = OPS["matmul"].written(["x_{i,1}", "x_{i,2}", "W_1", "W_2"])
+    assert row == "W_1 x_{i,1} + W_2 x_{i,2}"
