@@ -321,3 +321,25 @@ def test_names_and_the_matmul_row_read_as_written():
     assert subscripted("W_2", "t") == "W_{2}^{(t)}" and subscripted("b", "t") == "b_{t}"
     row = OPS["matmul"].written(["x_{i,1}", "x_{i,2}", "W_1", "W_2"])
     assert row == "W_1 x_{i,1} + W_2 x_{i,2}"
+
+
+@pytest.mark.parametrize(("k", "loss"), [(2, "mse"), (2, "mae"), (5, "huber")])
+def test_the_matrix_form_is_checked_element_by_element(k, loss):
+    import dataclasses
+
+    from derive.report.build import symbolic_for
+    from derive.report.sections import matrix_form
+    from derive.symbolic.derivation import wrong_formula
+
+    symbolic = symbolic_for(problem_for(k, loss))
+    form = matrix_form(symbolic)
+    assert form is not None and form.verified
+    assert r"X^{\mathsf{T}} v" in form.gradient
+    # a lost factor in one entry is not proved equal
+    derivations = dict(symbolic.derivations)
+    last = f"W_{k}"
+    derivations[last] = dataclasses.replace(
+        derivations[last], result=wrong_formula(derivations[last].result, "drop-mean")
+    )
+    assert not matrix_form(dataclasses.replace(symbolic, derivations=derivations)).verified
+    assert matrix_form(symbolic_for(problem_for(1, loss))) is None

@@ -35,6 +35,16 @@ class GradientDerivation:
 
 
 @dataclass(frozen=True)
+class MatrixForm:
+    """Several features: the W_j gradients as one matrix product, checked element by
+    element against the index form (SymPy's matrix-expression derivatives are not used)."""
+
+    gradient: str  # LaTeX: nabla_W L = c X^T v
+    vector: str  # LaTeX: v defined by its entries
+    verified: bool  # every entry j equals dL/dW_j of section 2
+
+
+@dataclass(frozen=True)
 class DataRow:
     i: int
     x_given: tuple[float, ...]  # each feature's value
@@ -77,6 +87,7 @@ class ProblemFacts:
     reproduce: str = ""  # the command line that makes this problem again
     features: tuple[str, ...] = ("x",)  # LaTeX of each feature's column: x, or x_{1} ... x_{k}
     residual: str = ""  # LaTeX: r_i defined, where the derivation writes r_i (many features)
+    matrix_form: MatrixForm | None = None  # several features: the gradient as X^T v
 
 
 def shown_rows(n: int) -> list[int | None]:

@@ -15,6 +15,7 @@ from ..models.registry import DEFAULT_HUBER_DELTA, DEFAULT_LOSS
 from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training
 from ..symbolic.derivation import (
     Formula,
+    I,
     N,
     Symbolic,
     latex,
@@ -24,6 +25,7 @@ from ..symbolic.derivation import (
 from .facts import (
     DataRow,
     GradientDerivation,
+    MatrixForm,
     ProblemFacts,
     SampleRow,
     SampleTable,
@@ -220,6 +222,37 @@ def _feature_labels(k: int) -> tuple[str, ...]:
     return ("x",) if k == 1 else tuple(f"x_{{{j}}}" for j in range(1, k + 1))
 
 
+def matrix_form(symbolic: Symbolic) -> MatrixForm | None:
+    """nabla_W L = c X^T v for several features, where c v_i is b's per-sample term (the
+    outer derivative at r_i): entry j of X^T v is sum_i x_ij v_i, and SymPy proves each
+    entry equal to the index form dL/dW_j derived in section 2."""
+    features = symbolic.features
+    if len(features) < 2 or "b" not in symbolic.derivations:
+        return None
+    bias = symbolic.derivations["b"].result
+    weights = list(symbolic.parameters)[: len(features)]
+    entries = [
+        verify_equal(
+            bias.coefficient * sp.Sum(bias.summand * feature, (I, 1, N)),
+            symbolic.derivations[name].result.expression,
+        )
+        for name, feature in zip(weights, features, strict=True)
+    ]
+    column = r" \\ ".join(rf"\frac{{\partial L}}{{\partial {name}}}" for name in weights)
+    v_i = latex(bias.summand.xreplace({symbolic.residual: sp.Symbol("r_{i}")}))
+    return MatrixForm(
+        gradient=(
+            rf"\nabla_{{W}} L = \begin{{bmatrix}} {column} \end{{bmatrix}} = "
+            + latex(bias.coefficient)
+            + r" \, X^{\mathsf{T}} v"
+        ),
+        vector=(
+            r"v = \left(v_{1}, \ldots, v_{n}\right)^{\mathsf{T}}, \quad " + rf"v_{{i}} = {v_i}"
+        ),
+        verified=all(entries),
+    )
+
+
 def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
     model = problem.model_entry
     return ProblemFacts(
@@ -240,6 +273,7 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         prediction=latex(symbolic.prediction),
         loss_general=shown_latex(symbolic, symbolic.loss.expression),
         residual=residual_shorthand(symbolic),
+        matrix_form=matrix_form(symbolic),
         loss_written_out=symbolic.loss.written_out_latex(problem.n),
         model_name=model.name,
         loss_name=problem.loss,
