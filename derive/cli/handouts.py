@@ -233,15 +233,11 @@ def _printable_names(handouts, unprintable: frozenset[str]):  # type: ignore[no-
 
 
 def _features(args: argparse.Namespace, dataset) -> int:  # type: ignore[no-untyped-def]
-    """--features, or the data's own number of features; checked before any work starts."""
-    from ..handouts.facts import MAX_FEATURES
-
+    """--features, or the data's own number of features (validate checks the range)."""
     if args.features is None:
         return 1 if dataset is None else dataset.k
     if dataset is not None and dataset.k != args.features:
         raise InputError(f"--features does not match the data's {dataset.k}", args.features)
-    if not 1 <= args.features <= MAX_FEATURES:
-        raise InputError(f"--features must be 1 to {MAX_FEATURES} (to fit one page)", args.features)
     return args.features
 
 

@@ -132,7 +132,7 @@ UPDATE_SUFFIX = " (update)"  # the name derive.training gives an update's check
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _INDEXED = re.compile(r"(?<=[A-Za-z])_(\d+)\b")
 # Message fields that hold a parameter's or a quantity's name (never a file name)
-_NAME_FIELDS = frozenset({"parameter", "name", "quantity", "names", "symbol_name"})
+_NAME_FIELDS = frozenset({"parameter", "name", "quantity", "names"})
 
 
 def readable_name(text: str) -> str:

@@ -64,6 +64,12 @@ def latex_number(
     return "{" + text + "}" if text.startswith("-") else text
 
 
+def signed_latex(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
+    """latex_number in parentheses when negative, for a number inside a product or sum."""
+    text = latex_number(value, digits)
+    return rf"\left({text}\right)" if value < 0 else text
+
+
 def prose_number(value: float | Fraction, digits: int = SIGNIFICANT_DIGITS) -> str:
     """The number as HTML for running text: 3.5e+03 becomes 3.5 \u00d7 10<sup>3</sup>.
 

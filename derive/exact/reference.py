@@ -21,7 +21,7 @@ import sympy as sp
 from ..common.i18n import Message
 from ..symbolic.derivation import Formula, N, Symbolic, absolute_form
 from .expansion import Expansion, is_safe, total
-from .sums import data_sums, exact_total
+from .sums import as_columns, data_sums, exact_total
 
 if TYPE_CHECKING:
     from ..problem.problem import Problem
@@ -44,11 +44,7 @@ class Samples:
     @staticmethod
     def of(x: Sequence[float] | Sequence[Sequence[float]], y: Sequence[float]) -> Samples:
         """From one feature's column, or from the columns of several."""
-        columns = x if len(x) and isinstance(x[0], (Sequence, np.ndarray)) else (x,)
-        return Samples(
-            tuple(np.asarray(c, dtype=np.float64) for c in columns),
-            np.asarray(y, dtype=np.float64),
-        )
+        return Samples(as_columns(x), np.asarray(y, dtype=np.float64))
 
     @staticmethod
     def of_problem(problem: Problem) -> Samples:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -233,13 +233,13 @@ class Evaluator:
     def value(self, parameters: Sequence[Fraction]) -> Fraction:
         if self.polynomial is None:
             return self._sample_by_sample(self.formula, parameters, absolute=False)
-        return _evaluate(self.polynomial, parameters)
+        return self.polynomial.at(parameters)
 
     def magnitude(self, parameters: Sequence[Fraction]) -> Fraction:
         absolute = [abs(p) for p in parameters]
         if self.magnitude_polynomial is None:
             return self._sample_by_sample(self._magnitude_formula, absolute, absolute=True)
-        return _evaluate(self.magnitude_polynomial, absolute)
+        return self.magnitude_polynomial.at(absolute)
 
     def _sample_by_sample(
         self, formula: Formula, parameters: Sequence[Fraction], *, absolute: bool
@@ -257,7 +257,7 @@ def exact_total(
     """The sum over the samples of summand at these parameters, exactly, from the data
     sums; None when the summand is not a polynomial with rational coefficients."""
     polynomial = _polynomial(symbolic, Formula(sp.Integer(1), summand), data, absolute=False)
-    return None if polynomial is None else _evaluate(polynomial, parameters)
+    return None if polynomial is None else polynomial.at(parameters)
 
 
 def _polynomial(
@@ -355,12 +355,6 @@ class Polynomial(dict[Exponents, Fraction]):
                     term *= value**exponent
             total += term
         return Fraction(total, common * powers[degree])
-
-
-def _evaluate(polynomial: Mapping[Exponents, Fraction], parameters: Sequence[Fraction]) -> Fraction:
-    if isinstance(polynomial, Polynomial):
-        return polynomial.at(parameters)
-    return Polynomial(polynomial).at(parameters)
 
 
 def affine_solution(

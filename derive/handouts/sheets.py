@@ -115,13 +115,13 @@ def validate(
     if roster is None and not 1 <= count <= MAX_COUNT:
         raise InputError(f"--count must be between 1 and {MAX_COUNT}", count)
     if dataset is not None:
-        samples = len(dataset.y)
-        if dataset.k > MAX_FEATURES:
+        samples, features = len(dataset.y), dataset.k
+        if features > MAX_FEATURES:
             raise InputError(
-                f"a sheet takes 1 to {MAX_FEATURES} features (to fit one page)", dataset.k
+                f"a sheet takes 1 to {MAX_FEATURES} features (to fit one page)", features
             )
-    if dataset is not None:
-        features = dataset.k
+    elif not 1 <= features <= MAX_FEATURES:
+        raise InputError(f"--features must be 1 to {MAX_FEATURES} (to fit one page)", features)
     most = MAX_SAMPLES_BY_FEATURES.get(features, MAX_SAMPLES)
     if not 1 <= samples <= most:
         with_features = "" if features == 1 else f" with {features} features"
@@ -158,8 +158,6 @@ def build_handouts(
     if dataset is not None:
         features = dataset.k
     samples = validate(count, class_seed, roster, dataset, samples, features)
-    if not 1 <= features <= MAX_FEATURES:
-        raise InputError(f"--features must be 1 to {MAX_FEATURES} (to fit one page)", features)
     # Looked up before anything is drawn: an unknown name is bad input, like a report's.
     symbolic = build_symbolic(get_model(model, features), get_loss(loss, None, features))
     if tape is None:

@@ -95,7 +95,7 @@ def linear_features(k: int) -> Model:
     data = feature_names(k)
 
     def prediction(p: Mapping[str, sp.Symbol], x: Sequence[sp.Expr]) -> sp.Expr:
-        return sp_sum(p[w] * xj for w, xj in zip(weights, x, strict=True)) + p["b"]
+        return sum((p[w] * xj for w, xj in zip(weights, x, strict=True)), p["b"])
 
     return Model(
         name="linear",
@@ -113,12 +113,3 @@ def linear_features(k: int) -> Model:
         features=k,
         variables=(("W", weights), ("b", ("b",))),
     )
-
-
-def sp_sum(terms: Any) -> Any:
-    """The sum of SymPy terms in their order (Python's sum starts from the int 0)."""
-    terms = list(terms)
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total

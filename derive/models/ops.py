@@ -12,7 +12,7 @@ original script executes them (see ``derive.models.registry``); a new model is a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..common.errors import InputError
@@ -94,6 +94,16 @@ class Op:
         return count == self.arity
 
 
+MEAN = Op(
+    "mean",
+    "Mean",
+    1,
+    lambda terms: sum(terms) / len(terms),
+    r"\frac{{1}}{{n}} \sum_{{i=1}}^{{n}} {0}",
+    "each element receives 1/n of the upstream adjoint",
+    reduces=True,
+)
+
 OPS: Mapping[str, Op] = {
     "multiply": Op(
         "multiply",
@@ -163,26 +173,14 @@ OPS: Mapping[str, Op] = {
         "each W_j receives the sum over the samples of x_ij times the upstream adjoint "
         "(X^T times the upstream column); X is data and receives nothing",
     ),
-    "mean": Op(
-        "mean",
-        "Mean",
-        1,
-        lambda terms: sum(terms) / len(terms),
-        r"\frac{{1}}{{n}} \sum_{{i=1}}^{{n}} {0}",
-        "each element receives 1/n of the upstream adjoint",
-        reduces=True,
-    ),
+    "mean": MEAN,
     # A Keras loss on (n, 1) predictions: the mean over the last axis (one value: exact),
-    # then the sum over the batch divided by its size. The same arithmetic as the mean:
-    # the sum, then one division by n; its gradient is the upstream divided by n.
-    "batch_mean": Op(
-        "batch_mean",
-        "Sum/DivNoNan",
-        1,
-        lambda terms: sum(terms) / len(terms),
-        r"\frac{{1}}{{n}} \sum_{{i=1}}^{{n}} {0}",
-        "each element receives 1/n of the upstream adjoint",
-        reduces=True,
+    # then the sum over the batch divided by its size. The mean's arithmetic (the sum,
+    # then one division by n; its gradient the upstream divided by n), other recorded ops.
+    "batch_mean": replace(
+        MEAN,
+        name="batch_mean",
+        tf_type="Sum/DivNoNan",
         tf_types=("Mean", "Sum", "Prod", "Cast", "DivNoNan"),
     ),
 }

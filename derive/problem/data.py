@@ -10,8 +10,33 @@ import numpy as np
 from ..common.i18n import Message
 
 
+class FeatureColumns:
+    """What Dataset and Problem share about their features: one column `x`, or k >= 2
+    `features` with `x` left empty (code reading `x` as the one feature then fails)."""
+
+    x: tuple[float, ...]
+    features: tuple[tuple[float, ...], ...]
+
+    @property
+    def columns(self) -> tuple[tuple[float, ...], ...]:
+        """Every feature's column: (x,) for one feature."""
+        return self.features or (self.x,)
+
+    @property
+    def k(self) -> int:
+        """The number of features."""
+        return len(self.columns)
+
+    @property
+    def table(self) -> tuple[float, ...] | tuple[tuple[float, ...], ...]:
+        """The features as the JSON and the report write them: one feature's column as it
+        is, several as each sample's row (X, n by k)."""
+        columns = self.columns
+        return columns[0] if len(columns) == 1 else tuple(zip(*columns, strict=True))
+
+
 @dataclass(frozen=True)
-class Dataset:
+class Dataset(FeatureColumns):
     """Named (x, y) samples, as the user gave them.
 
     One feature is the column `x`; several are `features`, one column each, with `x`
@@ -25,15 +50,6 @@ class Dataset:
     origin: Message | None = None  # the same, to be put into words (None: source as is)
     features: tuple[tuple[float, ...], ...] = ()  # k >= 2 columns; () for one feature
     feature_names: tuple[str, ...] = ()  # the CSV's column names, when it had them
-
-    @property
-    def columns(self) -> tuple[tuple[float, ...], ...]:
-        """Every feature's column: (x,) for one feature."""
-        return self.features or (self.x,)
-
-    @property
-    def k(self) -> int:
-        return len(self.columns)
 
 
 def several_features(

@@ -25,7 +25,7 @@ from ..models.registry import (
     get_loss,
     get_model,
 )
-from .data import BUILTIN_DATASETS, Dataset, several_features
+from .data import BUILTIN_DATASETS, Dataset, FeatureColumns, several_features
 from .standardize import Standardization
 from .standardize import standardize as standardize_data
 
@@ -52,7 +52,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class Problem:
+class Problem(FeatureColumns):
     """Everything that determines a report. Built by :func:`make_problem`."""
 
     name: str
@@ -76,16 +76,6 @@ class Problem:
     @property
     def n(self) -> int:
         return len(self.y)
-
-    @property
-    def columns(self) -> tuple[tuple[float, ...], ...]:
-        """Every feature's column as the tape sees it: (x,) for one feature."""
-        return self.features or (self.x,)
-
-    @property
-    def k(self) -> int:
-        """The number of features."""
-        return len(self.columns)
 
     # The Problem holds names, not entries: it crosses to the training process, and an
     # entry's functions (lambdas) do not pickle. Every stage reads the entries from here.

@@ -8,7 +8,7 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..report.todict import SAMPLE_ARRAYS
 
@@ -35,12 +35,8 @@ class EncodedSamples:
     @staticmethod
     def of_problem(problem: Problem) -> EncodedSamples:
         """The same from the Problem (which the training process holds)."""
-
-        def rows(columns: tuple[tuple[float, ...], ...]) -> Sequence[Any]:
-            return columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-
-        given = {"x_given": rows(problem.dataset.columns), "y_given": problem.dataset.y}
-        return EncodedSamples.encode({"x": rows(problem.columns), "y": problem.y, **given})
+        given = {"x_given": problem.dataset.table, "y_given": problem.dataset.y}
+        return EncodedSamples.encode({"x": problem.table, "y": problem.y, **given})
 
     @staticmethod
     def encode(arrays: Mapping[str, Sequence[float]]) -> EncodedSamples:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy as sp
 
-from ..common.numbers import latex_number
+from ..common.numbers import latex_number, signed_latex
 from ..exact.roundings import exact_factor
 from ..symbolic.adjoints import (
     SymbolicBackward,
@@ -38,7 +38,7 @@ class _Printer(ReportLatexPrinter):
 
     def _leaf(self, expr: sp.Basic) -> str | None:
         if expr in self.numbers:
-            return _signed(self.numbers[expr])
+            return signed_latex(self.numbers[expr])
         return self.names.get(expr)
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
@@ -46,11 +46,6 @@ class _Printer(ReportLatexPrinter):
 
     def _print_Indexed(self, expr: sp.Indexed) -> str:
         return self._leaf(expr) or super()._print_Indexed(expr)
-
-
-def _signed(value: float) -> str:
-    text = latex_number(value)
-    return rf"\left({text}\right)" if value < 0 else text
 
 
 def _at(symbol: str, k: int | str) -> str:
@@ -123,7 +118,7 @@ class StepWriter:
             if k is None:
                 parts.append(r"\cdots")
                 continue
-            adjoint = _signed(self.adjoint(consumer.name, k))
+            adjoint = signed_latex(self.adjoint(consumer.name, k))
             factor = self.with_numbers(local, k)
             parts.append(adjoint if local == 1 else rf"{factor} \cdot {adjoint}")
         # The tape's sum (and products) in its dtype: rounded, so "approx", not "=".
@@ -177,7 +172,9 @@ class StepWriter:
             middle = (
                 product("", upstream_k)
                 if local in (1, -1)
-                else product(self.with_numbers(local, k), _signed(self.adjoint(consumer.name, k)))
+                else product(
+                    self.with_numbers(local, k), signed_latex(self.adjoint(consumer.name, k))
+                )
             )
             # A product the tape rounded is "approx" its result; a pass-through, a product
             # with a power of two or with a flag, and one with a zero adjoint are exact.
@@ -200,7 +197,7 @@ class StepWriter:
                 self.contribution(self.backward.locals[(c.name, name)], c.name, k)
                 for c in reversed(readers)
             ]
-            added = " + ".join(_signed(p) for p in parts)
+            added = " + ".join(signed_latex(p) for p in parts)
             return (
                 f"{partial_of(_at(target.symbol, k))} = {added}"
                 f" \\approx {latex_number(self.adjoint(name, k))}"

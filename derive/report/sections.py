@@ -211,13 +211,6 @@ def residual_shorthand(symbolic: Symbolic) -> str:
     return r"r_{i} = \hat{y}_{i} - y_{i} = " + latex(symbolic.residual)
 
 
-def _rows(
-    columns: tuple[tuple[float, ...], ...],
-) -> tuple[float, ...] | tuple[tuple[float, ...], ...]:
-    """One feature's column as it is; several as each sample's row (X, n by k)."""
-    return columns[0] if len(columns) == 1 else tuple(zip(*columns, strict=True))
-
-
 def _feature_labels(k: int) -> tuple[str, ...]:
     return ("x",) if k == 1 else tuple(f"x_{{{j}}}" for j in range(1, k + 1))
 
@@ -260,9 +253,9 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         source=problem.dataset.source,
         n=problem.n,
         dtype=problem.dtype,
-        x_given=_rows(problem.dataset.columns),
+        x_given=problem.dataset.table,
         y_given=problem.dataset.y,
-        x=_rows(problem.columns),
+        x=problem.table,
         y=problem.y,
         features=_feature_labels(problem.k),
         init=dict(problem.initial.values),

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from ..common.numbers import latex_number
+from ..common.numbers import latex_number, signed_latex
 from ..exact.adjoint_values import chosen_branches
 from ..exact.reference import Samples, sample_values
 from ..symbolic.derivation import (
@@ -146,7 +146,7 @@ def substitute(
         y_k = samples.fractions(k - 1)[-1]
         return (
             rf"r_{{{k}}} = \hat{{y}}_{{{k}}} - y_{{{k}}} = "
-            rf"{_signed(prediction_values[k])} - {_signed(y_k)} = "
+            rf"{signed_latex(prediction_values[k])} - {signed_latex(y_k)} = "
             + latex_number(residual_values[k], keep_zeros=True)
         )
 
@@ -173,8 +173,3 @@ def substitute(
         total=bracket_sum(formula.coefficient_latex(n), term_value, n),
         value=float(total_value),
     )
-
-
-def _signed(value: Fraction) -> str:
-    text = latex_number(value)
-    return rf"\left({text}\right)" if value < 0 else text

@@ -20,7 +20,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
-from ..common.numbers import latex_number
+from ..common.numbers import latex_number, signed_latex
 from ..exact.check import Check, rounding_bound
 from ..exact.kinks import KinkWatch
 from ..exact.stability import rate_bound
@@ -196,11 +196,6 @@ def _original(problem: Problem, values: Mapping[str, float]) -> dict[str, float]
     return problem.standardized.original(values, units)
 
 
-def _signed(value: float | Fraction) -> str:
-    text = latex_number(value)
-    return rf"\left({text}\right)" if value < 0 else text
-
-
 def _update_rule(
     name: str,
     formula: Formula,
@@ -223,8 +218,9 @@ def _update_rule(
     if first_check is not None:
         first = (
             rf"{subscripted(name, '1')} = {subscripted(name, '0')} - \eta \, g_{{{name},0}} = "
-            rf"{_signed(float(trace.parameters[name][0]))} - {latex_number(eta)} \cdot "
-            rf"{_signed(float(trace.gradients[name][0]))} = {latex_number(first_check.reference)}"
+            rf"{signed_latex(float(trace.parameters[name][0]))} - {latex_number(eta)} \cdot "
+            rf"{signed_latex(float(trace.gradients[name][0]))} = "
+            + latex_number(first_check.reference)
         )
     return UpdateRule(
         parameter=name,

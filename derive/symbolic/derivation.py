@@ -235,8 +235,11 @@ def _one_over_n() -> sp.Expr:
     return sp.Pow(N, -1)
 
 
-def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Loss) -> Derivation:
-    """d/d(symbol) of (1/n) sum outer(inner(prediction_i, y_i)), step by named step."""
+def derive_parameter(
+    name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Loss, shorthand: bool = False
+) -> Derivation:
+    """d/d(symbol) of (1/n) sum outer(inner(prediction_i, y_i)), step by named step;
+    `shorthand`: written-out sums name the residual r_k (see Formula.shorthand)."""
     residual = loss.inner(prediction, Y_I)
     per_sample = loss.outer(residual)
     target = sp.diff(sp.Sum(per_sample, (I, 1, N)) / N, symbol)
@@ -306,11 +309,10 @@ def derive_parameter(name: str, symbol: sp.Symbol, prediction: sp.Expr, loss: Lo
             + latex(model_derivative),
         ),
     ]
-    several = any(len(a.indices) > 1 for a in prediction.atoms(sp.Indexed))
     result = Formula(
         coefficient=factor * _one_over_n(),
         summand=sp.Mul(rest.subs(U, residual), inner_derivative),
-        shorthand=residual if several else None,
+        shorthand=residual if shorthand else None,
     )
     candidates.append(
         (
@@ -333,13 +335,15 @@ def build_symbolic(model: Model, loss: Loss) -> Symbolic:
     parameters = {name: sp.Symbol(name, real=True) for name in model.parameters}
     prediction = model.prediction(parameters, feature_symbols(model.features))
     residual = loss.inner(prediction, Y_I)
+    # Over several features a written-out term is a whole dot product: name it r_k
+    several = model.features > 1
     loss_formula = Formula(
         coefficient=_one_over_n(),
         summand=loss.outer(residual),
-        shorthand=residual if model.features > 1 else None,
+        shorthand=residual if several else None,
     )
     derivations = {
-        name: derive_parameter(name, symbol, prediction, loss)
+        name: derive_parameter(name, symbol, prediction, loss, several)
         for name, symbol in parameters.items()
     }
     return Symbolic(

@@ -49,7 +49,7 @@ def by_parameter(problem: Problem, tensors: Sequence[Any]) -> dict[str, float]:
     found: dict[str, float] = {}
     layout = problem.model_entry.variable_parameters
     for (_, names), tensor in zip(layout, tensors, strict=True):
-        flat = np.asarray(tensor.numpy() if hasattr(tensor, "numpy") else tensor).reshape(-1)
+        flat = np.asarray(tensor.numpy()).reshape(-1)
         found.update(zip(names, (float(v) for v in flat), strict=True))
     return found
 
