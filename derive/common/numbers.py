@@ -9,6 +9,15 @@ from fractions import Fraction
 SIGNIFICANT_DIGITS = 10
 
 
+def as_float(value: Fraction | float) -> float:
+    """The nearest float64, or an infinity of the value's sign beyond float64's range
+    (exact values of data near 1e200 can be; their checks then say overflow)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def plain(
     value: float | Fraction, digits: int = SIGNIFICANT_DIGITS, keep_zeros: bool = False
 ) -> str:

@@ -17,45 +17,24 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from ..common.i18n import Message
+from ..common.numbers import as_float
+from .formats import (  # the formats' constants, where checks have always found them
+    PRECISION_BITS,
+    SMALLEST_NORMAL,
+    largest_finite,
+    overflow_threshold,
+    ulp,
+    unit_roundoff,
+)
 
 if TYPE_CHECKING:
     from .kink import Kink
-
-PRECISION_BITS = {"float32": 24, "float64": 53}
-
-
-def unit_roundoff(dtype: str) -> Fraction:
-    return Fraction(1, 2 ** PRECISION_BITS[dtype])
-
-
-# The smallest positive (subnormal) number of each dtype: the spacing of the floats
-# near zero. And the smallest normal number lambda: what a flush to zero can lose.
-SMALLEST_SUBNORMAL = {"float32": 2.0**-149, "float64": 2.0**-1074}
-SMALLEST_NORMAL = {"float32": 2.0**-126, "float64": 2.0**-1022}
-
-# The largest exponent of each dtype: its largest finite number is (2 - 2^(1-p)) 2^emax
-# (3.4028235e38 in float32). Rounding to nearest sends every value at or beyond the
-# midpoint between it and 2^(emax+1), (2 - 2^-p) 2^emax, to infinity: the midpoint
-# itself too, as ties go to the even significand, and 2^(emax+1)'s is even.
-MAX_EXPONENT = {"float32": 127, "float64": 1023}
-
-
-def largest_finite(dtype: str) -> Fraction:
-    p = PRECISION_BITS[dtype]
-    return Fraction(2 ** (p + 1) - 2, 2**p) * 2 ** MAX_EXPONENT[dtype]
-
-
-def overflow_threshold(dtype: str) -> Fraction:
-    """The smallest magnitude that rounds to infinity in the dtype: (2 - 2^-p) 2^emax."""
-    p = PRECISION_BITS[dtype]
-    return Fraction(2 ** (p + 1) - 1, 2**p) * 2 ** MAX_EXPONENT[dtype]
-
 
 # The four verdicts. `pass` and `inconclusive` are ok (the run passes); `fail` and
 # `overflow` are not.
@@ -75,15 +54,6 @@ def worst_verdict(verdicts: Iterable[str]) -> str:
 # must fail for a pass to mean something: a check whose tolerance is at least
 # |reference| (1 - 1/FACTOR) = |reference| / 2 would pass it too.
 TELLS_APART = Fraction(1, 2)
-
-
-def ulp(value: float, dtype: str) -> float:
-    """Spacing of the dtype's floats at |value| (near zero: the smallest subnormal)."""
-    bits = PRECISION_BITS[dtype]
-    if value == 0 or not math.isfinite(value):
-        return SMALLEST_SUBNORMAL[dtype]
-    _, exponent = math.frexp(abs(value))
-    return max(math.ldexp(1.0, exponent - bits), SMALLEST_SUBNORMAL[dtype])
 
 
 @functools.lru_cache(maxsize=256)
@@ -106,6 +76,15 @@ def underflow_allowance(roundings: int, dtype: str, sensitivity: Fraction) -> Fr
     gamma = gamma_of(roundings, dtype)
     assert gamma is not None, "no bound at all when k u >= 1"
     return (1 + gamma) * Fraction(SMALLEST_NORMAL[dtype]) * sensitivity
+
+
+@dataclass(frozen=True)
+class Reach:
+    """The largest magnitude a forward pass reaches on the way to the residuals, and
+    the sample (1-based) where: derive.exact.reach."""
+
+    magnitude: float  # may be inf: beyond float64 as well
+    sample: int
 
 
 @dataclass(frozen=True)
@@ -170,6 +149,9 @@ class Check:
     overflow_magnitude: float = math.nan
     summed: int = 1
     kink: Kink | None = None  # a sample the tape may put on the other side of a kink
+    # overflow on the way: the forward pass's reach (derive.exact.reach) and its sample
+    forward_reach: float = math.nan
+    forward_sample: int = 0
 
     @property
     def inconclusive(self) -> bool:
@@ -210,6 +192,7 @@ def compare(
     dtype: str,
     summed: int = 1,
     kink: Kink | None = None,
+    forward: Callable[[], Reach] | None = None,
 ) -> Check:
     """Exact difference between the tape and the reference, judged against the bound.
 
@@ -225,7 +208,9 @@ def compare(
       the way, each at most M (2M for a NaN: before a product with 1/2). The computed sum
       lies within summed * tolerance of the exact one (the tolerance bounds the error of
       the whole mean, the sum's included), so below that threshold no correct tape
-      overflows and an inf is a failure. Not ok: the value is lost.
+      overflows and an inf is a failure. The forward pass may leave the range too,
+      before any of the quantity's own terms (`forward`, asked only here: the residuals'
+      reach, :mod:`derive.exact.reach`). Not ok: the value is lost.
     - ``inconclusive``: within the bound, but the bound is at least half the value
       (resolution >= 1/2): the same value off by a factor of two would pass as well,
       so the check cannot tell a right derivative from a wrong one here (near the
@@ -259,7 +244,14 @@ def compare(
         on_the_way = factor * magnitude if magnitude is not None else 0
         reach = summed * (max(size, on_the_way) + (tolerance if tolerance is not None else 0))
         sign_ok = math.isnan(tape) or reference == 0 or (tape > 0) == (reference > 0)
-        overflow = tolerance is not None and sign_ok and reach >= overflow_threshold(dtype)
+        threshold = overflow_threshold(dtype)
+        # A tolerance beyond float64 with a gamma_k is still a bound: M is that large,
+        # and so may be a step on the way
+        bounded = tolerance is not None or math.isfinite(bound.gamma)
+        overflow = bounded and sign_ok and (magnitude is None or reach >= threshold)
+        on_forward = forward() if forward is not None else None
+        reached = on_forward is not None and on_forward.magnitude >= threshold
+        overflow = overflow or reached
         return Check(
             abs_error=math.inf,
             rel_error=math.inf,
@@ -269,10 +261,12 @@ def compare(
             verdict=OVERFLOW if overflow else FAIL,
             error_um=math.inf,
             overflow_magnitude=_shown(summed * size) if overflow else math.nan,
+            forward_reach=on_forward.magnitude if reached else math.nan,  # type: ignore[union-attr]
+            forward_sample=on_forward.sample if reached else 0,  # type: ignore[union-attr]
             **common,
         )
     difference = abs(Fraction(tape) - reference)
-    rel_error = float(difference / size) if reference else None
+    rel_error = _shown(difference / size) if reference else None
     # No gamma_k (k u >= 1): there is no bound, so nothing is verified and the check
     # fails, whatever the difference. A finite gamma_k with an infinite tolerance is a
     # bound beyond the float range (M or S overflowed float64): any finite tape passes.
@@ -287,9 +281,9 @@ def compare(
     else:
         verdict = PASS
     return Check(
-        abs_error=float(difference),
+        abs_error=_shown(difference),
         rel_error=rel_error,
-        ulps=float(difference) / ulp(_shown(reference), dtype),
+        ulps=_shown(difference) / ulp(_shown(reference), dtype),
         ok=within,
         used=(
             math.inf if not bounded else 0.0 if tolerance is None else _share(difference, tolerance)
@@ -336,6 +330,13 @@ def verdict_reason(check: Check) -> Message | None:
                 sum=f"{check.overflow_magnitude:.4g}",
                 **fields,
             )
+        if check.forward_sample:
+            return Message.of(
+                "reason.overflow_forward",
+                sample=check.forward_sample,
+                reach=f"{check.forward_reach:.4g}",
+                **fields,
+            )
         return Message.of("reason.overflow_near", **fields)
     return None
 
@@ -376,21 +377,20 @@ def gamma_bound(
         float(gamma),
         _shown(magnitude),
         _shown(sensitivity),
-        float(underflow),
-        float((gamma + allowance) * magnitude + underflow),
+        _shown(underflow),
+        _shown((gamma + allowance) * magnitude + underflow),
     )
 
 
 def _shown(value: Fraction) -> float:
     """A Bound's component as a float for display: inf beyond the float range (S can
     exceed it where the bound itself does not, as lambda is tiny)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
+    return as_float(value)
 
 
 def round_up(value: Fraction) -> float:
     """The smallest float64 not below value."""
-    rounded = float(value)
+    rounded = as_float(value)
+    if math.isinf(rounded):
+        return rounded
     return rounded if Fraction(rounded) >= value else math.nextafter(rounded, math.inf)

@@ -62,7 +62,7 @@ class Hessian:
     def values_latex(self) -> str:
         from ..common.numbers import latex_number
 
-        rows = r" \\ ".join(" & ".join(latex_number(float(v)) for v in row) for row in self.values)
+        rows = r" \\ ".join(" & ".join(latex_number(v) for v in row) for row in self.values)
         return rf"\begin{{bmatrix}} {rows} \end{{bmatrix}}"
 
 

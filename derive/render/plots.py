@@ -290,7 +290,10 @@ def surface_figure(data: PlotData):  # type: ignore[no-untyped-def]
     path = np.column_stack([np.asarray(data.parameters[n], dtype=float) for n in spec.names])
     (w_low, w_high), (b_low, b_high) = _window(path, data)
     grid_w, grid_b = np.meshgrid(np.linspace(w_low, w_high, 80), np.linspace(b_low, b_high, 60))
-    surface = loss_surface(spec, grid_w, grid_b)
+    with np.errstate(over="ignore", invalid="ignore"):
+        surface = loss_surface(spec, grid_w, grid_b)
+    if not np.all(np.isfinite(surface)):  # beyond float64 (data near 1e200): no contours
+        return None
     floor = max(float(surface.min()), 1e-12 * max(float(surface.max()), 1e-300))
     surface = np.maximum(surface, floor)
     levels = np.geomspace(floor, float(surface.max()), 13)

@@ -33,6 +33,7 @@ from ..exact.adjoint_values import (
     fast_references,
 )
 from ..exact.kinks import KinkWatch
+from ..exact.reach import ForwardReach
 from ..exact.reference import Samples
 from ..exact.roundings import rounding_counts
 from ..symbolic.adjoints import (
@@ -56,6 +57,7 @@ from .backward_facts import (
     Values,
 )
 from .backward_steps import StepWriter, partial_of
+from .condensed import worked_in_full
 from .sections import shown_latex
 
 if TYPE_CHECKING:
@@ -110,6 +112,8 @@ def build_backward(
     near_kinks = KinkWatch(
         symbolic, problem.columns, problem.y, problem.dtype, switches=True
     ).every([Fraction(v) for v in parameters])
+    # The forward pass's reach, sample by sample: a non-finite adjoint may come from there
+    reach = ForwardReach(symbolic, samples.columns, samples.y, problem.dtype).per_sample(parameters)
 
     nodes = []
     verdicts: dict[tuple[int, int, sp.Expr], tuple[np.ndarray, Verdicts]] = {}
@@ -145,15 +149,15 @@ def build_backward(
                     )
                     verdicts[key] = (
                         tape,
-                        float_verdicts(reference, tape, k, problem.dtype, flushes),
+                        float_verdicts(reference, tape, k, problem.dtype, flushes, reach),
                     )
                 check = float_node_check(
-                    vertex, reference, tape, k, problem.dtype, verdicts[key][1], kinks
+                    vertex, reference, tape, k, problem.dtype, verdicts[key][1], kinks, reach
                 )
             else:
                 tape = (math.nan,) * len(reference.values) if missing else tape_adjoints
                 flushes = _exact_flushes(sensitivity, problem, symbolic, len(reference.values))
-                check = node_check(vertex, reference, tape, k, problem.dtype, flushes, kinks)
+                check = node_check(vertex, reference, tape, k, problem.dtype, flushes, kinks, reach)
         op, tf_op = (
             _LEAF_OPS[vertex.kind] if vertex.op is None else (vertex.op.name, vertex.op.tf_type)
         )
@@ -316,6 +320,7 @@ def _broadcast_sum(
         total=total,
         derivation=shown_latex(symbolic, formula.expression),
         meets_derivation=meets,
+        in_full=name in worked_in_full(tuple(symbolic.parameters)),
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -21,6 +21,7 @@ from ..exact.check import (
     INCONCLUSIVE,
     OVERFLOW,
     Check,
+    Reach,
     compare,
     gamma_bound,
     has_bound,
@@ -29,6 +30,7 @@ from ..exact.check import (
 from ..exact.expansion import two_sum
 from ..exact.float_bounds import bound_at, gamma_bounds
 from ..exact.kink import Kink
+from ..exact.reach import largest
 from ..symbolic.adjoints import (
     Vertex,
 )
@@ -70,14 +72,24 @@ def node_check(
     dtype: str,
     flushes: Sequence[Fraction],
     kinks: Mapping[int, Kink] | None = None,
+    reach: np.ndarray | None = None,
 ) -> NodeCheck:
     """Every sample's Check, with exact differences (the exact path, and scalars).
 
     `flushes`: the sensitivity S to numbers flushed to zero, for each value; `kinks`:
     the samples near a kink, for an adjoint that depends on the side the tape takes (a
-    scalar's sum depends on every sample).
+    scalar's sum depends on every sample); `reach`: each sample's forward reach
+    (:mod:`derive.exact.reach`), for a non-finite adjoint (a scalar's: the largest).
     """
     kinks = kinks or {}
+
+    def forward(index: int) -> Callable[[], Reach] | None:
+        if reach is None:
+            return None
+        if len(tape) > 1:
+            return lambda: Reach(float(reach[index]), index + 1)
+        return lambda: largest(reach)
+
     checks = [
         compare(
             _quantity(vertex, index, len(tape) > 1),
@@ -86,6 +98,7 @@ def node_check(
             gamma_bound(k, dtype, magnitude, sensitivity, reference.allowance),
             dtype,
             kink=kinks.get(index) if len(tape) > 1 else next(iter(kinks.values()), None),
+            forward=forward(index),
         )
         for index, (exact, magnitude, sensitivity, value) in enumerate(
             zip(reference.values, reference.magnitudes, flushes, tape, strict=True)
@@ -129,7 +142,12 @@ class Verdicts:
 
 
 def float_verdicts(
-    reference: FloatReference, tape: np.ndarray, k: int, dtype: str, flushes: np.ndarray
+    reference: FloatReference,
+    tape: np.ndarray,
+    k: int,
+    dtype: str,
+    flushes: np.ndarray,
+    reach: np.ndarray | None = None,
 ) -> Verdicts:
     """The tape against the reference at every sample, at once.
 
@@ -171,7 +189,9 @@ def float_verdicts(
         size = np.abs(reference.high + reference.low)
         loose = ok & (2 * tolerances >= size * (1 + 2.0**-50))
         near = ok & ~loose & (2 * tolerances >= size * (1 - 2.0**-50))
-        reach = np.abs(reference.high) + tolerances
+        reached = np.abs(reference.high) + tolerances
+    if reach is not None:  # the forward pass's own values, for a non-finite adjoint
+        reached = np.maximum(reached, reach)
     inconclusive = int(np.count_nonzero(loose))
     for i in np.flatnonzero(near):
         inconclusive += int(2 * Fraction(float(tolerances[i])) >= abs(reference.at(int(i))))
@@ -181,7 +201,7 @@ def float_verdicts(
     except OverflowError:  # float64's threshold is beyond float64: nothing reaches it
         threshold = math.inf
     signs = np.isnan(tape) | (np.sign(tape) == np.sign(reference.high)) | (reference.high == 0)
-    overflowed = int(np.count_nonzero(~finite & ~unbounded & signs & (reach >= threshold)))
+    overflowed = int(np.count_nonzero(~finite & ~unbounded & signs & (reached >= threshold)))
     return Verdicts(tolerances, np.broadcast_to(flushes, (n,)), ok, worst, inconclusive, overflowed)
 
 
@@ -193,6 +213,7 @@ def float_node_check(
     dtype: str,
     verdicts: Verdicts,
     kinks: Mapping[int, Kink] | None = None,
+    reach: np.ndarray | None = None,
 ) -> NodeCheck:
     """Counts from the verdicts; Checks (exact differences) only for the kept samples.
 
@@ -219,7 +240,9 @@ def float_node_check(
         tolerance = float(verdicts.tolerances[i])
         flushes = float(verdicts.flushes[i])
         bound = bound_at(k, dtype, reference.magnitude(i), flushes, tolerance)
-        made = compare(quantity, reference.at(i), float(tape[i]), bound, dtype, kink=kinks.get(i))
+        forward = None if reach is None else (lambda: Reach(float(reach[i]), i + 1))
+        exact = reference.at(i)
+        made = compare(quantity, exact, float(tape[i]), bound, dtype, 1, kinks.get(i), forward)
         verdicts.made[i] = made
         return made
 

@@ -122,6 +122,7 @@ class BroadcastSum:
     total: float  # the tape's gradient
     derivation: str  # LaTeX of the core derivation's formula
     meets_derivation: bool  # SymPy: the sum equals that formula, term by term
+    in_full: bool = True  # shown step by step (see derive.report.condensed)
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,9 @@ from ..common.errors import InputError
 from ..common.i18n import Message
 from ..common.version import __version__
 from ..exact import reference, underflow
-from ..exact.check import Bound, compare, rounding_bound
+from ..exact.check import Bound, Reach, compare, rounding_bound
 from ..exact.kinks import KinkWatch
+from ..exact.reach import ForwardReach
 from ..exact.reference import Samples
 from ..exact.roundings import rounding_facts
 from ..models.registry import DEFAULT_LOSS
@@ -35,6 +36,7 @@ from ..tape.gradient import TapeResult
 from ..tape.order import Order, assumed_order
 from ..tape.training import Trace, train
 from .backward import explain_backward, stand_in_backward
+from .condensed import worked_in_full
 from .document import Report
 from .facts import (
     GradientDerivation,
@@ -139,13 +141,13 @@ def prepare(problem: Problem, wrong_derivative: str | None = None) -> Groundwork
         (name, f"dL/d{name}", gradient_lhs(name), formulas[name]) for name in formulas
     ]
     substitutions = []
+    full = worked_in_full(tuple(symbolic.parameters))
     references: dict[str, Fraction] = {}
     magnitudes, sensitivities = [], []
     for key, quantity, lhs, formula in quantities:
         exact = references[key] = reference.value(symbolic, formula, parameters, samples)
-        substitutions.append(
-            substitute(symbolic, quantity, lhs, formula, parameters, samples, exact)
-        )
+        worked = substitute(symbolic, quantity, lhs, formula, parameters, samples, exact)
+        substitutions.append(replace(worked, in_full=key == "L" or key in full))
         magnitudes.append(reference.magnitude(symbolic, formula, parameters, samples))
         sensitivities.append(
             underflow.at_initial_values(
@@ -189,9 +191,12 @@ def complete(
     order = run.order if run is not None and run.order is not None else tape_result.order
     tape_values = [tape_result.loss, *(tape_result.gradients[name] for name in formulas)]
     # A residual within its rounding error of a kink: the gradients cannot be judged
-    kink = KinkWatch(ground.symbolic, problem.columns, problem.y, problem.dtype).near(
-        [Fraction(problem.initial.values[name]) for name in ground.symbolic.parameters]
-    )
+    initial = [Fraction(problem.initial.values[name]) for name in ground.symbolic.parameters]
+    kink = KinkWatch(ground.symbolic, problem.columns, problem.y, problem.dtype).near(initial)
+
+    def forward() -> Reach:  # asked only of a non-finite tape value
+        return ForwardReach(ground.symbolic, problem.columns, problem.y, problem.dtype).at(initial)
+
     checks = [
         compare(
             quantity,
@@ -201,6 +206,7 @@ def complete(
             problem.dtype,
             summed=problem.n if key == "L" else 1,  # the tape's mean: a sum, then / n
             kink=None if key == "L" else kink,
+            forward=forward,
         )
         for (key, quantity, _, _), bound, tape_value in zip(
             ground.quantities, ground.bounds_for(order), tape_values, strict=True

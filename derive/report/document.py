@@ -21,6 +21,7 @@ from .substitution import Substitution
 from .todict import (
     SAMPLE_ARRAYS,
     SCHEMA_ID,
+    _number,
     _row,
     backward_to_list,
     check_to_dict,
@@ -177,8 +178,8 @@ def report_to_dict(
             "per_sample": [_row(row) for row in report.samples.rows if row is not None],
             "per_sample_elided": report.samples.elided,
             "mean": {
-                "loss_term": report.samples.mean_loss_term,
-                "shares": dict(report.samples.mean_shares),
+                "loss_term": _number(report.samples.mean_loss_term),
+                "shares": {k: _number(v) for k, v in report.samples.mean_shares.items()},
             },
         },
         "versions": dict(report.versions),

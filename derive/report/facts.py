@@ -32,6 +32,7 @@ class GradientDerivation:
     written_out: str  # the same for this n
     written_out_verified: bool  # d/dW of the written-out loss equals the written-out formula
     verified: bool
+    in_full: bool = True  # shown step by step (see derive.report.condensed)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from fractions import Fraction
 import numpy as np
 import sympy as sp
 
+from ..common.numbers import as_float
 from ..exact.sums import Evaluator, affine_solution, data_sums
 from ..problem.problem import Problem
 from ..symbolic.derivation import X_I, Symbolic
@@ -46,14 +47,16 @@ class Landscape:
             x=tuple(problem.columns[0][i] for i in chosen),
             y=tuple(problem.y[i] for i in chosen),
             samples=problem.n,
-            loss_polynomial={e: float(c) for e, c in (self.loss.polynomial or {}).items()},
+            loss_polynomial={e: as_float(c) for e, c in (self.loss.polynomial or {}).items()},
             prediction_polynomial=self.prediction_polynomial,
             optimum=(
                 None
                 if self.solution is None
-                else {n: float(v) for n, v in zip(names, self.solution, strict=True)}
+                else {n: as_float(v) for n, v in zip(names, self.solution, strict=True)}
             ),
-            optimum_loss=(None if self.solution is None else float(self.loss.value(self.solution))),
+            optimum_loss=(
+                None if self.solution is None else as_float(self.loss.value(self.solution))
+            ),
             display_step=problem.training.display_step,
             standardized=problem.standardized is not None,
             loss_name=problem.loss,
@@ -88,7 +91,7 @@ def _prediction_polynomial(symbolic: Symbolic) -> dict[tuple[int, ...], float] |
         poly = sp.Poly(symbolic.prediction.subs(X_I, x), x, *symbolic.parameters.values())
     except sp.PolynomialError:
         return None
-    return {tuple(e): float(c) for e, c in poly.terms()}
+    return {tuple(e): as_float(c) for e, c in poly.terms()}
 
 
 MAX_PLOTTED_POINTS = 500  # enough to show the cloud; each point is an element in the PDF

@@ -10,6 +10,7 @@ from fractions import Fraction
 import sympy as sp
 
 from ..common.i18n import Message
+from ..common.numbers import as_float
 from ..exact.reference import Samples, sample_values
 from ..models.registry import DEFAULT_HUBER_DELTA, DEFAULT_LOSS
 from ..problem.problem import BUILTIN_DATASETS, Dataset, Problem, Training
@@ -22,6 +23,7 @@ from ..symbolic.derivation import (
     verify_equal,
     verify_terms_equal,
 )
+from .condensed import worked_in_full
 from .facts import (
     DataRow,
     GradientDerivation,
@@ -61,6 +63,7 @@ def derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ..
 
     facts = []
     by_terms = symbolic.loss.summand.has(sp.Piecewise)
+    full = worked_in_full(tuple(symbolic.parameters))
     for name, derivation in symbolic.derivations.items():
         if written_loss is None:
             concrete_ok = True
@@ -84,6 +87,7 @@ def derivation_facts(symbolic: Symbolic, n: int) -> tuple[GradientDerivation, ..
                 written_out=derivation.result.written_out_latex(n),
                 written_out_verified=concrete_ok,
                 verified=derivation.verified and concrete_ok,
+                in_full=name in full,
             )
         )
     return tuple(facts)
@@ -126,10 +130,10 @@ def sample_table(
             i=k + 1,
             x=tuple(float(c[k]) for c in samples.columns),
             y=float(samples.y[k]),
-            prediction=float(predictions[k]),
-            residual=float(residuals[k]),
-            loss_term=float(loss_terms[k]),
-            shares={name: float(values[k]) for name, values in shares.items()},
+            prediction=as_float(predictions[k]),
+            residual=as_float(residuals[k]),
+            loss_term=as_float(loss_terms[k]),
+            shares={name: as_float(values[k]) for name, values in shares.items()},
         )
         for k in indices
     )
@@ -138,8 +142,8 @@ def sample_table(
         share_headers=headers,
         rows=rows,
         elided=elided,
-        mean_loss_term=float(means["L"]),
-        mean_shares={name: float(means[name]) for name in formulas},
+        mean_loss_term=as_float(means["L"]),
+        mean_shares={name: as_float(means[name]) for name in formulas},
     )
 
 

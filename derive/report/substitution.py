@@ -13,7 +13,7 @@ from fractions import Fraction
 
 import sympy as sp
 
-from ..common.numbers import latex_number, signed_latex
+from ..common.numbers import as_float, latex_number, signed_latex
 from ..exact.adjoint_values import chosen_branches
 from ..exact.reference import Samples, sample_values
 from ..symbolic.derivation import (
@@ -70,6 +70,7 @@ class Substitution:
     elided: int
     total: str  # coefficient [value_1 + ... + value_n]
     value: float
+    in_full: bool = True  # shown step by step (see derive.report.condensed)
 
 
 def substitute(
@@ -171,5 +172,5 @@ def substitute(
         terms=terms,
         elided=n - len(shown),
         total=bracket_sum(formula.coefficient_latex(n), term_value, n),
-        value=float(total_value),
+        value=as_float(total_value),
     )

@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..common.numbers import as_float
+
 if TYPE_CHECKING:
     from ..exact.check import Check
     from .backward_facts import BackwardFacts
@@ -62,10 +64,10 @@ def _row(row: SampleRow) -> dict[str, Any]:
         "i": row.i,
         "x": row.x[0] if len(row.x) == 1 else list(row.x),
         "y": row.y,
-        "prediction": row.prediction,
-        "residual": row.residual,
-        "loss_term": row.loss_term,
-        "shares": dict(row.shares),
+        "prediction": _number(row.prediction),
+        "residual": _number(row.residual),
+        "loss_term": _number(row.loss_term),
+        "shares": {name: _number(value) for name, value in row.shares.items()},
     }
 
 
@@ -134,7 +136,7 @@ def _stability(training: TrainingFacts) -> dict[str, Any] | None:
     if found is None:
         return None
     return {
-        "hessian": [[float(v) for v in row] for row in found.hessian.values],
+        "hessian": [[_number(as_float(v)) for v in row] for row in found.hessian.values],
         "local": found.local,
         "eigenvalues": [_number(v) for v in found.eigenvalues],
         "condition": _number(found.condition),

@@ -13,16 +13,16 @@ Checking stops at the first step with a non-finite value (a diverging run).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 import numpy as np
 import sympy as sp
 
-from ..common.numbers import latex_number, signed_latex
+from ..common.numbers import as_float, latex_number, signed_latex
 from ..exact.check import Check, rounding_bound
 from ..exact.kinks import KinkWatch
+from ..exact.reach import ForwardReach
 from ..exact.stability import rate_bound
 from ..exact.sums import Evaluator, data_sums
 from ..exact.underflow import SensitivityEvaluator, sensitivities
@@ -30,6 +30,7 @@ from ..problem.problem import Problem
 from ..symbolic.derivation import Formula, Symbolic, latex
 from ..symbolic.printing import subscripted
 from ..tape.training import Trace
+from .condensed import worked_in_full
 from .landscape import NO_CLOSED_FORM, NOT_UNIQUE, Landscape, landscape
 from .sections import residual_shorthand
 from .training_checks import OPTIMIZER_UNIT_ROUNDOFF, UPDATE_ROUNDINGS, StepChecks
@@ -69,7 +70,8 @@ def check_training(
         for quantity in quantities
     }
     kinks = KinkWatch(symbolic, problem.columns, problem.y, problem.dtype)
-    checks = StepChecks(problem, quantities, flushes, trace, kinks)
+    reach = ForwardReach(symbolic, problem.columns, problem.y, problem.dtype)
+    checks = StepChecks(problem, quantities, flushes, trace, kinks, reach)
     checks.run(on_step)
     tally, last = checks.tally, checks.last
     diverged_at = trace.first_non_finite()
@@ -228,6 +230,7 @@ def _update_rule(
         derived=lhs + r"\cdot " + latex(gradient_at_t),
         first_step=first,
         first_check=first_check,
+        in_full=name in worked_in_full(tuple(symbolic.parameters)),
     )
 
 
@@ -247,10 +250,8 @@ def _optimum(ground: Landscape, names: Sequence[str], final: Sequence[Fraction])
 
 
 def _rounded(value: Fraction, dtype: type) -> np.floating:
-    try:
-        return dtype(float(value))  # type: ignore[no-any-return]
-    except OverflowError:
-        return dtype(math.copysign(math.inf, value))  # type: ignore[no-any-return]
+    with np.errstate(over="ignore"):  # beyond the dtype: its infinity, as the tape's
+        return dtype(as_float(value))  # type: ignore[no-any-return]
 
 
 def reference_trace(problem: Problem, symbolic: Symbolic, formulas: Mapping[str, Formula]) -> Trace:

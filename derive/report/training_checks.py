@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ..exact.check import (
     rounding_bound,
 )
 from ..exact.kinks import KinkWatch
+from ..exact.reach import ForwardReach
 from ..exact.roundings import tape_roundings
 from ..exact.sums import Evaluator
 from ..exact.underflow import SensitivityEvaluator, update_sensitivity
@@ -121,10 +123,11 @@ class StepChecks:
         flushes: Mapping[str, SensitivityEvaluator],
         trace: Trace,
         kinks: KinkWatch | None = None,
+        reach: ForwardReach | None = None,
     ) -> None:
         self.problem, self.quantities, self.trace = problem, quantities, trace
         self.flushes = flushes
-        self.kinks = kinks
+        self.kinks, self.reach = kinks, reach
         self.names = list(trace.parameters)
         self.last = trace.last_finite()
         self.eta = Fraction(problem.training.learning_rate)
@@ -222,6 +225,7 @@ class StepChecks:
                 self.problem.dtype,
                 summed,
                 kink=None if quantity == "L" else kink,
+                forward=None if self.reach is None else partial(self.reach.at, theta),
             )
             self.tally.add(s, check)
             self._note(s, check)

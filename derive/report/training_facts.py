@@ -23,6 +23,7 @@ class UpdateRule:
     derived: str  # LaTeX: the same with the derived gradient put in
     first_step: str  # LaTeX: W_{1} = <W_0> - <eta> (<g_0>) = <exact>; "" without steps
     first_check: Check | None  # the tape's W_1 against that value
+    in_full: bool = True  # shown step by step (see derive.report.condensed)
 
 
 @dataclass(frozen=True)
