@@ -62,7 +62,9 @@ class Hessian:
     def values_latex(self) -> str:
         from ..common.numbers import latex_number
 
-        rows = r" \\ ".join(" & ".join(latex_number(v) for v in row) for row in self.values)
+        # Up to 6 x 6 (five features) ten digits fit the page; beyond, three do
+        digits = 10 if len(self.values) <= 6 else 3
+        rows = r" \\ ".join(" & ".join(latex_number(v, digits) for v in row) for row in self.values)
         return rf"\begin{{bmatrix}} {rows} \end{{bmatrix}}"
 
 

@@ -57,6 +57,9 @@ def dot(*operands: Any) -> Any:
 VARIADIC = -1  # an op that takes any even number of operands (MatMul: k columns, k weights)
 
 
+WRITTEN_OUT_TERMS = 6  # from this many products on, a dot product is written with a cdots
+
+
 @dataclass(frozen=True)
 class Op:
     """out = forward(operands), element by element over the samples (unless `reduces`)."""
@@ -80,11 +83,13 @@ class Op:
 
     def written(self, operands: list[str]) -> str:
         """The op applied to its operands' LaTeX: MatMul's row i of X times W written out
-        as W_1 x_{i,1} + ... + W_k x_{i,k}."""
+        as W_1 x_{i,1} + ... + W_k x_{i,k} (from six features on with a \\cdots)."""
         if self.arity == VARIADIC:
             half = len(operands) // 2
-            pairs = zip(operands[:half], operands[half:], strict=True)
-            return " + ".join(f"{w} {x}" for x, w in pairs)
+            terms = [f"{w} {x}" for x, w in zip(operands[:half], operands[half:], strict=True)]
+            if len(terms) >= WRITTEN_OUT_TERMS:  # the whole sum would run past the page
+                terms = [*terms[:2], r"\cdots", terms[-1]]
+            return " + ".join(terms)
         return self.notation.format(*operands)
 
     def takes(self, count: int) -> bool:

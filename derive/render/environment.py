@@ -4,6 +4,7 @@ templates/ or the installed derive/templates), and the filters that write number
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from functools import cache
 from importlib import resources
@@ -35,8 +36,14 @@ def _template_root() -> Path:
 GLYPH_MODE: ContextVar[str] = ContextVar("derive_glyph_mode", default="paths")
 
 
+# A parameter name put into LaTeX as it is written, W_10, would read W_{1}0: an
+# unbraced subscript takes one character. Every multi-digit one is meant whole.
+_BARE_SUBSCRIPT = re.compile(r"_(\d{2,})")
+
+
 def _formula(latex: str, label: str | None, display: bool) -> Markup:
     mode = GLYPH_MODE.get()
+    latex = _BARE_SUBSCRIPT.sub(r"_{\1}", latex)
     return Markup(latex_to_svg(latex, label, display=display, shared=mode == "shared"))
 
 

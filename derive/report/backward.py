@@ -107,7 +107,8 @@ def build_backward(
     counts = rounding_counts(backward, n, problem.dtype, depth)
     flush_sensitivities = underflow.sensitivities(symbolic)
     parameters = [problem.initial.values[name] for name in symbolic.parameters]
-    writer = StepWriter(backward, trace, n)
+    names = tuple(symbolic.parameters)
+    writer = StepWriter(backward, trace, n, frozenset(names) - worked_in_full(names))
     # Samples whose residual the tape may put on the other side of a kink (|r| at 0)
     near_kinks = KinkWatch(
         symbolic, problem.columns, problem.y, problem.dtype, switches=True

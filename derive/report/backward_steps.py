@@ -64,10 +64,19 @@ def _shown(n: int) -> list[int | None]:
 class StepWriter:
     """Builds the LaTeX of the report's backward section from the graph and the tape."""
 
-    def __init__(self, backward: SymbolicBackward, trace: BackwardTrace, n: int) -> None:
+    def __init__(
+        self,
+        backward: SymbolicBackward,
+        trace: BackwardTrace,
+        n: int,
+        condensed: frozenset[str] = frozenset(),
+    ) -> None:
+        """`condensed`: parameters whose propagations show the rule without the numbers
+        (derive.report.condensed)."""
         self.backward = backward
         self.trace = trace
         self.n = n
+        self.condensed = condensed
         self.vertices = {v.name: v for v in backward.graph}
 
     def names(self, k: int | str = "i", n: str = "n") -> dict[sp.Basic, str]:
@@ -154,6 +163,8 @@ class StepWriter:
             rule = f"{partial_of(target.symbol)} = \\sum_{{i=1}}^{{n}} " + product(
                 self.latex(local), upstream
             )
+            if name in self.condensed:
+                return Propagation(name, True, True, rule, ())
             lines = self.sum_lines(consumer, name, f"{partial_of(target.symbol)} =")
             return Propagation(name, True, True, rule, lines)
         # A node several ops read (Huber's r: Square and Abs) gets one contribution from

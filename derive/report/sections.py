@@ -212,7 +212,30 @@ def residual_shorthand(symbolic: Symbolic) -> str:
     """LaTeX defining r_i where the derivation writes it so; empty for fewer features."""
     if symbolic.model.features < SHORTHAND_FEATURES:
         return ""
-    return r"r_{i} = \hat{y}_{i} - y_{i} = " + latex(symbolic.residual)
+    written = prediction_latex(symbolic)
+    if written == latex(symbolic.prediction):
+        return r"r_{i} = \hat{y}_{i} - y_{i} = " + latex(symbolic.residual)
+    rest = latex(symbolic.residual - symbolic.prediction)  # - y_i
+    return r"r_{i} = \hat{y}_{i} - y_{i} = " + written + " " + rest
+
+
+ELIDED_FEATURES = 6  # from this many features on, the prediction is written with a \cdots
+
+
+def prediction_latex(symbolic: Symbolic) -> str:
+    """y_hat_i as section 1 writes it. From six features on, an affine model reads
+    W_1 x_i1 + W_2 x_i2 + ... + W_k x_ik + b (SymPy checks that it is that form): the
+    whole sum would run past the page."""
+    features = list(symbolic.features)
+    symbols = list(symbolic.parameters.values())
+    if len(features) < ELIDED_FEATURES or len(symbols) != len(features) + 1:
+        return latex(symbolic.prediction)
+    weights, bias = symbols[:-1], symbols[-1]
+    affine = sum((w * f for w, f in zip(weights, features, strict=True)), bias)
+    if sp.expand(symbolic.prediction - affine) != 0:
+        return latex(symbolic.prediction)
+    first, second, last = (latex(weights[j] * features[j]) for j in (0, 1, -1))
+    return rf"{first} + {second} + \cdots + {last} + {latex(bias)}"
 
 
 def _feature_labels(k: int) -> tuple[str, ...]:
@@ -267,7 +290,7 @@ def problem_facts(problem: Problem, symbolic: Symbolic) -> ProblemFacts:
         seed=problem.initial.seed,
         model=model.title,
         loss=problem.loss_entry.title,
-        prediction=latex(symbolic.prediction),
+        prediction=prediction_latex(symbolic),
         loss_general=shown_latex(symbolic, symbolic.loss.expression),
         residual=residual_shorthand(symbolic),
         matrix_form=matrix_form(symbolic),

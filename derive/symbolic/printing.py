@@ -3,15 +3,38 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from .symbols import I
 
+_INDEX = re.compile(r"\d+")
+
 
 class ReportLatexPrinter(LatexPrinter):
     """SymPy's LaTeX, with 1/n in front of sums and chain-rule products kept in order."""
+
+    def _as_ordered_terms(self, expr: Any, order: Any = None) -> list[Any]:
+        """SymPy's order, except that terms alike up to their indices come in the
+        indices' numeric order: W_1 x_1 + W_2 x_2 + ... + W_10 x_10, where SymPy's
+        compares names as text (W_1, W_10, W_2)."""
+        terms = list(super()._as_ordered_terms(expr, order))
+        kinds: dict[str, list[int]] = {}
+        for position, term in enumerate(terms):
+            kinds.setdefault(_INDEX.sub("#", str(term)), []).append(position)
+        for positions in kinds.values():
+            if len(positions) > 1:
+                alike = sorted(
+                    (terms[p] for p in positions),
+                    key=lambda term: [int(d) for d in _INDEX.findall(str(term))],
+                )
+                for position, term in zip(positions, alike, strict=True):
+                    terms[position] = term
+        return terms
 
     def _print_Mul(self, expr: sp.Mul) -> str:
         # SymPy sorts factors for printing; in a chain-rule step the outer derivative
