@@ -198,6 +198,8 @@ def _stable_rate_hint(training) -> str:  # type: ignore[no-untyped-def]
 def _remedy(found, standardized: bool) -> str:  # type: ignore[no-untyped-def]
     """What to try: --standardize first when the stable rate alone would need far more
     steps than requested."""
+    if not found.suggested_lr:  # lambda_max beyond float64: no rate is small enough
+        return "scale the data" if standardized else "try --standardize"
     rate = f"--lr {found.suggested_lr:g}"
     if standardized:
         return f"try {rate}"
