@@ -1,0 +1,220 @@
+"""Measure how far TensorFlow's float32 elementwise ops on this CPU are from the exact
+results: every one of the 2^32 float32 inputs, op by op.
+
+    python scripts/measure_op_errors.py [--ops exp,log,log1p,sigmoid,softplus]
+                                        [--chunk-bits 24] [--out derive/data/op_errors.json]
+
+exp, log, log1p, sigmoid and softplus are not correctly rounded in TensorFlow's CPU
+kernels (Eigen's vectorised polynomial approximations), so a rounding-error bound
+cannot assume half an ULP per op: each op's allowance is measured here, on this build.
+
+The reference is the op in float64 (NumPy, which calls the C library): within a few
+float64 ULPs of the exact value, 2^-29 float32 ULPs each, so the measured error in
+float32 ULPs is the true one to within 1e-8 ULP (the file records that margin). The
+error of an input is |tape - reference| / ulp32(reference), where ulp32(v) is the
+spacing of float32 numbers at |v|. Inputs whose reference is beyond float32's range
+must give infinity (exp from 88.73); NaN must give NaN; subnormal inputs and results
+are flushed to zero by the CPU kernels (the bound's underflow term covers that): all
+three are counted, not measured.
+
+The kernels run on SIMD packets; the elements of an array's last, partial packet take
+a scalar path with other roundings. The sweep's chunks are whole packets, so the table is
+the packet path's; `--tail-sample N` adds the scalar path's largest error over N random
+inputs, each run as a one-element tensor (a sample, not a sweep), to an existing table.
+
+Prints one line per op with its largest error, the input where it occurs and the time;
+writes the table as JSON with TensorFlow's version and the CPU's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The reference: the op in float64, each form free of cancellation (sigmoid as
+# exp(x) / (1 + exp(x)) for x < 0, where 1 - something would lose the digits).
+REFERENCES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "exp": np.exp,
+    "log": np.log,
+    "log1p": np.log1p,
+    "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x))),
+    "softplus": lambda x: np.logaddexp(0.0, x),
+}
+FLOAT32_SMALLEST = 2.0**-149
+FLOAT32_SMALLEST_NORMAL = 2.0**-126
+# Every value at or beyond (2 - 2^-24) 2^127 rounds to infinity in float32
+FLOAT32_OVERFLOW = (2 - 2.0**-24) * 2.0**127
+FLOAT64_REFERENCE_MARGIN_ULPS = 1e-8  # float64 reference error in float32 ULPs, at most
+
+
+def tensorflow_op(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    import tensorflow as tf
+
+    ops = {
+        "exp": tf.math.exp,
+        "log": tf.math.log,
+        "log1p": tf.math.log1p,
+        "sigmoid": tf.math.sigmoid,
+        "softplus": tf.math.softplus,
+    }
+    op = ops[name]
+    return lambda x: op(tf.constant(x)).numpy()
+
+
+def ulp32(values: np.ndarray) -> np.ndarray:
+    """Spacing of float32 numbers at |values| (float64 array in, float64 out)."""
+    magnitude = np.abs(values)
+    _, exponent = np.frexp(np.maximum(magnitude, FLOAT32_SMALLEST))
+    return np.maximum(np.ldexp(1.0, exponent - 24), FLOAT32_SMALLEST)
+
+
+def measure(name: str, chunk_bits: int, stride: int = 1) -> dict[str, object]:
+    """The op over every float32 input (`stride` > 1: every stride-th chunk only)."""
+    op, reference = tensorflow_op(name), REFERENCES[name]
+    worst, worst_input, measured, nan_mismatch, range_mismatch, flushed = 0.0, 0.0, 0, 0, 0, 0
+    started = time.perf_counter()
+    size = 1 << chunk_bits
+    for start in range(0, 1 << 32, size * stride):
+        bits = np.arange(start, start + size, dtype=np.uint64).astype(np.uint32)
+        x = bits.view(np.float32)
+        tape = op(x).astype(np.float64)
+        with np.errstate(all="ignore"):
+            exact = reference(x.astype(np.float64))
+        # TensorFlow's CPU kernels flush subnormal inputs and results to zero: that loss
+        # is the bound's underflow term (lambda S), not the op's error, so those inputs
+        # are counted apart (log of a negative subnormal is then -inf, not NaN). The
+        # rest are measured.
+        subnormal_in = (x != 0) & (np.abs(x) < FLOAT32_SMALLEST_NORMAL)
+        subnormal_out = (exact != 0) & (np.abs(exact) < FLOAT32_SMALLEST_NORMAL)
+        nan_exact = np.isnan(exact)
+        nan_mismatch += int(np.count_nonzero((nan_exact != np.isnan(tape)) & ~subnormal_in))
+        beyond = ~nan_exact & (np.abs(exact) >= FLOAT32_OVERFLOW)
+        range_mismatch += int(np.count_nonzero(beyond & (np.abs(tape) != np.inf)))
+        flushed += int(np.count_nonzero((subnormal_in | subnormal_out) & ~nan_exact))
+        usable = ~nan_exact & ~beyond & np.isfinite(x) & ~subnormal_in & ~subnormal_out
+        with np.errstate(all="ignore"):
+            errors = np.where(usable, np.abs(tape - exact) / ulp32(exact), 0.0)
+        errors[usable & ~np.isfinite(tape)] = np.inf
+        measured += int(np.count_nonzero(usable))
+        index = int(np.argmax(errors))
+        if errors[index] > worst:
+            worst, worst_input = float(errors[index]), float(x[index])
+    return {
+        "op": name,
+        "max_ulps": worst,
+        "at_input": worst_input,
+        "inputs_measured": measured,
+        "nan_mismatches": nan_mismatch,
+        "range_mismatches": range_mismatch,
+        "subnormal_inputs_or_results": flushed,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def tail_sample(name: str, count: int) -> dict[str, object]:
+    """The scalar path: `count` random normal float32 inputs, one per tensor."""
+    op, reference = tensorflow_op(name), REFERENCES[name]
+    generator = np.random.default_rng(5)
+    bits = generator.integers(0, 2**32, size=4 * count, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    with np.errstate(all="ignore"):
+        exact = reference(x.astype(np.float64))
+    usable = (
+        np.isfinite(x)
+        & (np.abs(x) >= FLOAT32_SMALLEST_NORMAL)
+        & np.isfinite(exact)
+        & (np.abs(exact) >= FLOAT32_SMALLEST_NORMAL)
+        & (np.abs(exact) < FLOAT32_OVERFLOW)
+    )
+    x, exact = x[usable][:count], exact[usable][:count]
+    tape = np.array([op(x[i : i + 1])[0] for i in range(len(x))], dtype=np.float64)
+    errors = np.abs(tape - exact) / ulp32(exact)
+    index = int(np.argmax(errors))
+    return {"inputs": len(x), "max_ulps": float(errors[index]), "at_input": float(x[index])}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", default=",".join(REFERENCES))
+    parser.add_argument("--chunk-bits", type=int, default=24)
+    parser.add_argument(
+        "--stride", type=int, default=1, help="every stride-th chunk only: a quick sample"
+    )
+    parser.add_argument("--out", default="derive/data/op_errors.json")
+    parser.add_argument(
+        "--tail-sample",
+        type=int,
+        default=0,
+        help="add the scalar path's largest error over N random inputs to the table in --out",
+    )
+    args = parser.parse_args()
+    names = [name.strip() for name in args.ops.split(",") if name.strip()]
+    unknown = [name for name in names if name not in REFERENCES]
+    if unknown:
+        raise SystemExit(
+            f"error: --ops: unknown op {unknown[0]!r}; choose from {', '.join(REFERENCES)}"
+        )
+    if args.tail_sample:
+        path = Path(args.out)
+        table = json.loads(path.read_text(encoding="utf-8"))
+        for name in names:
+            found = tail_sample(name, args.tail_sample)
+            table["ops"][name]["tail_path_sample"] = found
+            print(
+                f"{name:>8}: scalar path at most {found['max_ulps']:.4g} ULP over "
+                f"{found['inputs']} inputs (at x = {found['at_input']!r})",
+                flush=True,
+            )
+        path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+        return
+    import tensorflow as tf
+
+    rows = []
+    for name in names:
+        row = measure(name, args.chunk_bits, args.stride)
+        rows.append(row)
+        print(
+            f"{name:>8}: at most {row['max_ulps']:.4g} ULP (at x = {row['at_input']!r}), "
+            f"{row['inputs_measured']} inputs, NaN mismatches {row['nan_mismatches']}, "
+            f"range mismatches {row['range_mismatches']}, {row['seconds']} s",
+            flush=True,
+        )
+    table = {
+        "dtype": "float32",
+        "inputs": "every float32 bit pattern (2^32)"
+        if args.stride == 1
+        else f"every {args.stride}th chunk of 2^{args.chunk_bits} bit patterns",
+        "reference": "the op in float64 (NumPy)",
+        "reference_margin_ulps": FLOAT64_REFERENCE_MARGIN_ULPS,
+        "tensorflow": tf.__version__,
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+        "python": platform.python_version(),
+        "ops": {row.pop("op"): row for row in rows},
+    }
+    Path(args.out).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    main()
