@@ -171,7 +171,7 @@ def _ratio(numerator: Fraction, denominator: Fraction) -> float:
     """numerator / denominator as a float: inf for x / 0 with x > 0, 0 for 0 / 0."""
     if denominator == 0:
         return 0.0 if numerator == 0 else math.inf
-    return _shown(numerator / denominator)
+    return as_float(numerator / denominator)
 
 
 def _share(difference: Fraction, tolerance: Fraction) -> float:
@@ -222,11 +222,11 @@ def compare(
     tolerance = Fraction(bound.value) if math.isfinite(bound.value) else None
     size = abs(reference)
     u = Fraction(bound.unit_roundoff)  # the bound's: the optimizer's float32 for updates
-    resolution = math.inf if tolerance is None or size == 0 else _shown(tolerance / size)
-    condition = math.inf if magnitude is None or size == 0 else _shown(magnitude / size)
+    resolution = math.inf if tolerance is None or size == 0 else as_float(tolerance / size)
+    condition = math.inf if magnitude is None or size == 0 else as_float(magnitude / size)
     common = {
         "quantity": quantity,
-        "reference": _shown(reference),
+        "reference": as_float(reference),
         "tape": tape,
         "tolerance": bound.value,
         "bound": bound,
@@ -260,13 +260,13 @@ def compare(
             used=math.inf,
             verdict=OVERFLOW if overflow else FAIL,
             error_um=math.inf,
-            overflow_magnitude=_shown(summed * size) if overflow else math.nan,
+            overflow_magnitude=as_float(summed * size) if overflow else math.nan,
             forward_reach=on_forward.magnitude if reached else math.nan,  # type: ignore[union-attr]
             forward_sample=on_forward.sample if reached else 0,  # type: ignore[union-attr]
             **common,
         )
     difference = abs(Fraction(tape) - reference)
-    rel_error = _shown(difference / size) if reference else None
+    rel_error = as_float(difference / size) if reference else None
     # No gamma_k (k u >= 1): there is no bound, so nothing is verified and the check
     # fails, whatever the difference. A finite gamma_k with an infinite tolerance is a
     # bound beyond the float range (M or S overflowed float64): any finite tape passes.
@@ -281,9 +281,9 @@ def compare(
     else:
         verdict = PASS
     return Check(
-        abs_error=_shown(difference),
+        abs_error=as_float(difference),
         rel_error=rel_error,
-        ulps=_shown(difference) / ulp(_shown(reference), dtype),
+        ulps=as_float(difference) / ulp(as_float(reference), dtype),
         ok=within,
         used=(
             math.inf if not bounded else 0.0 if tolerance is None else _share(difference, tolerance)
@@ -363,8 +363,8 @@ def gamma_bound(
             float(u),
             SMALLEST_NORMAL[dtype],
             math.inf,
-            _shown(magnitude),
-            _shown(sensitivity),
+            as_float(magnitude),
+            as_float(sensitivity),
             math.inf,
             math.inf,
         )
@@ -375,17 +375,11 @@ def gamma_bound(
         float(u),
         SMALLEST_NORMAL[dtype],
         float(gamma),
-        _shown(magnitude),
-        _shown(sensitivity),
-        _shown(underflow),
-        _shown((gamma + allowance) * magnitude + underflow),
+        as_float(magnitude),
+        as_float(sensitivity),
+        as_float(underflow),
+        as_float((gamma + allowance) * magnitude + underflow),
     )
-
-
-def _shown(value: Fraction) -> float:
-    """A Bound's component as a float for display: inf beyond the float range (S can
-    exceed it where the bound itself does not, as lambda is tiny)."""
-    return as_float(value)
 
 
 def round_up(value: Fraction) -> float:
