@@ -26,6 +26,7 @@ of 10^12 and more) is right to far more digits than the report shows.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -186,8 +187,8 @@ def hessian(problem: Problem, symbolic: Symbolic, at: Mapping[str, float] | None
     symbols = [symbolic.parameters[name] for name in names]
     loss = symbolic.loss
     formulas = tuple(
-        tuple(Formula(loss.coefficient, sp.diff(loss.summand, p, q)) for q in symbols)
-        for p in symbols
+        tuple(Formula(loss.coefficient, d) for d in row)
+        for row in _second_derivatives(loss.summand, tuple(symbols))
     )
     point = at if at is not None else problem.initial.values
     theta = [Fraction(point[name]) for name in names]
@@ -198,6 +199,15 @@ def hessian(problem: Problem, symbolic: Symbolic, at: Mapping[str, float] | None
     )
     local = any(f.summand.has(*symbols) for row in formulas for f in row)
     return Hessian(names, formulas, values, local)
+
+
+@functools.lru_cache(maxsize=16)
+def _second_derivatives(
+    summand: sp.Expr, symbols: tuple[sp.Symbol, ...]
+) -> tuple[tuple[sp.Expr, ...], ...]:
+    """d^2 summand / dp dq for every pair: the same for every data set and point (the
+    warning before training, the draft and the report ask for it)."""
+    return tuple(tuple(sp.diff(summand, p, q) for q in symbols) for p in symbols)
 
 
 def eigenvalues(matrix: Sequence[Sequence[Fraction]]) -> tuple[float, ...]:

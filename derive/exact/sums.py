@@ -17,7 +17,6 @@ model) falls back to summing sample by sample.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -38,8 +37,7 @@ from ..symbolic.derivation import (
     verify_equal,
 )
 from .expansion import Expansion, exact_sum, products_are_exact
-
-Exponents = tuple[int, ...]  # one exponent per parameter, or per data column
+from .polynomial import Exponents, Polynomial
 
 
 def _plain_data(symbolic: Symbolic) -> tuple[dict[sp.Expr, sp.Symbol], tuple[sp.Symbol, ...]]:
@@ -264,23 +262,37 @@ def _polynomial(
     symbolic: Symbolic, formula: Formula, data: DataSums, *, absolute: bool
 ) -> Polynomial | None:
     """{exponents of the parameters: exact coefficient} for the formula over this data."""
-    parameters = list(symbolic.parameters.values())
-    substitution, plain = _plain_data(symbolic)
-    summand = formula.summand.xreplace(substitution)
+    terms = _summand_terms(tuple(symbolic.parameters.values()), symbolic.features, formula.summand)
+    if terms is None:
+        return None
+    scale = Fraction(str(formula.coefficient.subs(N, data.n)))
+    result = Polynomial()
+    width = len(symbolic.features) + 1
+    for powers, c in terms:
+        key = powers[width:]
+        term = scale * c * data.total(*powers[:width], absolute=absolute)
+        result[key] = result.get(key, Fraction(0)) + term
+    return result
+
+
+@functools.lru_cache(maxsize=256)
+def _summand_terms(
+    parameters: tuple[sp.Symbol, ...], features: tuple[sp.Expr, ...], summand: sp.Expr
+) -> tuple[tuple[Exponents, Fraction], ...] | None:
+    """The summand as a polynomial in sample i's data and the parameters: (exponents of
+    the data, then of the parameters; coefficient), or None when it is not one with
+    rational coefficients. SymPy's part, the same for every data set: kept, since the
+    draft and the report and the Hessian ask for the same summands."""
+    data = (*features, Y_I)
+    plain = sp.symbols(f"d_s0:{len(data)}")
+    summand = summand.xreplace(dict(zip(data, plain, strict=True)))
     try:
         poly = sp.Poly(sp.expand(summand), *plain, *parameters)
     except sp.PolynomialError:
         return None
     if any(not c.is_Rational for c in poly.coeffs()):
         return None
-    scale = Fraction(str(formula.coefficient.subs(N, data.n)))
-    result = Polynomial()
-    width = len(plain)
-    for powers, c in poly.terms():
-        key = tuple(powers[width:])
-        term = scale * Fraction(str(c)) * data.total(*powers[:width], absolute=absolute)
-        result[key] = result.get(key, Fraction(0)) + term
-    return result
+    return tuple((tuple(powers), Fraction(str(c))) for powers, c in poly.terms())
 
 
 # Beyond this many samples, data sums are formed with error-free float64 arithmetic
@@ -319,42 +331,6 @@ def _data_sum(columns: Sequence[np.ndarray], exponents: Sequence[int], *, single
         for _ in range(exponent):
             term = term * Expansion.of(column)
     return exact_sum(term, size)
-
-
-class Polynomial(dict[Exponents, Fraction]):
-    """{exponents of the parameters: exact coefficient}, evaluated in integers.
-
-    The training checks evaluate each polynomial at every step: with many features a
-    quadratic has dozens of terms, and a Fraction operation per term (each with its gcd)
-    costs more than the rest of the check. Here the coefficients share one denominator,
-    the parameters another (float values: powers of two), and the sum of the terms is
-    formed in Python integers, divided once: the same exact value.
-    """
-
-    @functools.cached_property
-    def _integers(self) -> tuple[int, int, list[tuple[Exponents, int, int]]]:
-        """(common denominator Q, highest degree, [(exponents, numerator, degree)])."""
-        common = math.lcm(*(c.denominator for c in self.values())) if self else 1
-        degree = max((sum(e) for e in self), default=0)
-        terms = [(e, c.numerator * (common // c.denominator), sum(e)) for e, c in self.items()]
-        return common, degree, terms
-
-    def at(self, parameters: Sequence[Fraction]) -> Fraction:
-        common, degree, terms = self._integers
-        scale = math.lcm(*(p.denominator for p in parameters)) if parameters else 1
-        scaled = [p.numerator * (scale // p.denominator) for p in parameters]
-        # sum over terms of c * prod(P_i^e_i) * scale^(degree - deg): one denominator
-        powers = [scale**d for d in range(degree + 1)]
-        total = 0
-        for exponents, numerator, deg in terms:
-            term = numerator * powers[degree - deg]
-            for value, exponent in zip(scaled, exponents, strict=True):
-                if exponent == 1:
-                    term *= value
-                elif exponent:
-                    term *= value**exponent
-            total += term
-        return Fraction(total, common * powers[degree])
 
 
 def affine_solution(

@@ -53,6 +53,7 @@ from ..symbolic.derivation import Y_I, Formula, N, Symbolic
 from .adjoint_values import exact_value
 from .check import SMALLEST_NORMAL
 from .sums import Evaluator, as_columns, data_sums, sample_rows
+from .upper import float_above, magnitudes_above
 
 if TYPE_CHECKING:
     from ..problem.problem import Problem
@@ -326,6 +327,14 @@ class SensitivityEvaluator:
 
     def at(self, parameters: Sequence[Fraction]) -> Fraction:
         return self._sum.magnitude(parameters) + self._constant
+
+    def above(self, points: np.ndarray) -> np.ndarray | None:
+        """Upper bounds of S at each row of parameter values (float64); None when S is
+        not a polynomial in them."""
+        sums = magnitudes_above(self._sum, points)
+        if sums is None:
+            return None
+        return np.nextafter(sums + float_above(self._constant), np.inf)
 
 
 def total(

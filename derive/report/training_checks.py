@@ -26,6 +26,8 @@ from ..exact.reach import ForwardReach
 from ..exact.roundings import tape_roundings
 from ..exact.sums import Evaluator
 from ..exact.underflow import SensitivityEvaluator, update_sensitivity
+from ..exact.upper import at_step as _at
+from ..exact.upper import magnitudes_above
 from ..problem.problem import Problem
 from ..tape.training import Trace
 from .training_facts import Failure, TrainingRow
@@ -145,6 +147,12 @@ class StepChecks:
             name: [Fraction(float(v)) for v in trace.parameters[name][: self.last + 1]]
             for name in self.names
         }
+        # M and S at every step at once, as float64 upper bounds (exact/upper.py): the
+        # bound only needs to hold, and exactly they cost more than the rest of a check
+        points = np.array([[float(v) for v in self.values[name]] for name in self.names]).T
+        points = points.reshape(self.last + 1, len(self.names))
+        self.magnitudes = {q: magnitudes_above(e, points) for q, e in quantities.items()}
+        self.sensitivities = {q: flushes[q].above(points) for q in quantities}
         # k of each quantity: the depth of the tape's sums (as the trace reports its
         # order) plus the roundings of one term; the same at every step.
         counts = tape_roundings(
@@ -207,10 +215,11 @@ class StepChecks:
         theta = [self.values[name][s] for name in self.names]
         kink = self.kinks.near(theta) if self.kinks is not None else None
         for quantity, evaluator in self.quantities.items():
+            flush = self.flushes[quantity]
             bound = rounding_bound(
                 self.problem.dtype,
-                evaluator.magnitude(theta),
-                self.flushes[quantity].at(theta),
+                _or(_at(self.magnitudes[quantity], s), partial(evaluator.magnitude, theta)),
+                _or(_at(self.sensitivities[quantity], s), partial(flush.at, theta)),
                 roundings=self.roundings[quantity],
             )
             reference = evaluator.value(theta)
@@ -274,6 +283,11 @@ class StepChecks:
                 )
             )
         return rows
+
+
+def _or(bound: Fraction | None, exactly: Callable[[], Fraction]) -> Fraction:
+    """The float64 upper bound where there is one, else the exact value."""
+    return exactly() if bound is None else bound
 
 
 def training_row(
