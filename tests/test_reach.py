@@ -121,3 +121,28 @@ def test_float64_data_whose_exact_values_exceed_float64_give_overflows_and_valid
     jsonschema.validate(document, schema)
     assert document["initial"]["mean"]["loss_term"] is None  # beyond float64: null
     assert "beyond float64" in to_html(report)  # the page renders, with the reason
+
+
+def test_a_curvature_beyond_float64_suggests_no_learning_rate():
+    """lambda_max beyond float64 makes 2 / lambda_max round to 0: the warning says no
+    rate is stable and suggests standardizing, not "try eta = 0"."""
+    from derive.problem.datasets import resolve_dataset
+    from derive.render.outputs import to_html
+    from derive.report.build import formulas_for, symbolic_for
+    from derive.report.training import reference_trace
+
+    dataset = resolve_dataset(None, [(1e200, 2e200, -1e200)], (1e200, 3e200, 0.0), None)
+    problem = make_problem(
+        dataset, dtype="float64", init={"W": 1.0, "b": 0.0}, training=Training(1, 0.01, 1)
+    )
+    symbolic = symbolic_for(problem)
+    with np.errstate(over="ignore", invalid="ignore"):
+        trace = reference_trace(problem, symbolic, formulas_for(symbolic))
+        report = explain(problem, trace=trace, backward=False)
+    stability = report.training.stability
+    assert stability.lambda_max == float("inf") and stability.suggested_lr == 0
+    page = to_html(report)
+    assert (
+        "beyond float64&#39;s largest number" in page or "beyond float64's largest number" in page
+    )
+    assert "Try <" not in page  # no suggested rate
