@@ -116,6 +116,7 @@ def test_float64_data_whose_exact_values_exceed_float64_give_overflows_and_valid
     assert [c.verdict for c in report.checks] == [OVERFLOW, OVERFLOW, "pass"]
     assert report.checks[0].reason is not None
     assert report.checks[0].reason.key == "reason.overflow_value"
+    assert dict(report.checks[0].reason.fields)["value"] == "> 1.798e+308"  # not "inf"
     schema = json.loads((resources.files("derive") / "schema" / "report.schema.json").read_text())
     document = json.loads(to_json(report))
     jsonschema.validate(document, schema)

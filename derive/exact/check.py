@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -315,7 +316,12 @@ def verdict_reason(check: Check) -> Message | None:
             "quantity": check.quantity,
             "dtype": check.dtype,
             "largest": f"{float(largest_finite(check.dtype)):.9g}",
-            "value": f"{abs(check.reference):.4g}",
+            # an exact value beyond float64 itself is written as a bound, not "inf"
+            "value": (
+                f"{abs(check.reference):.4g}"
+                if math.isfinite(check.reference)
+                else f"> {sys.float_info.max:.4g}"
+            ),
         }
 
         def beyond(value: float) -> bool:
