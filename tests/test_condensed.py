@@ -85,3 +85,12 @@ def _descendants(box):
     for child in getattr(box, "children", ()):
         yield child
         yield from _descendants(child)
+
+
+def test_equal_counts_of_neighbouring_quantities_are_named_once():
+    from derive.render.environment import per_quantity
+
+    counts = {"L": 26, **{f"W_{j}": 10014 for j in range(1, 11)}, "b": 14}
+    assert per_quantity(counts) == "26 (L), 10014 (dL/dW₁ … dL/dW₁₀), 14 (dL/db)"
+    assert per_quantity({"L": 7, "W": 8, "b": 8}) == "7 (L), 8 (dL/dW, dL/db)"
+    assert per_quantity({"L": 7, "W": 9, "b": 8}) == "7 (L), 9 (dL/dW), 8 (dL/db)"

@@ -47,6 +47,24 @@ def _formula(latex: str, label: str | None, display: bool) -> Markup:
     return Markup(latex_to_svg(latex, label, display=display, shared=mode == "shared"))
 
 
+def per_quantity(values: Any) -> str:
+    """{"L": 26, "W_1": 10014, ..., "W_10": 10014, "b": 14} as running text, equal
+    neighbours named once: "26 (L), 10014 (dL/dW₁ … dL/dW₁₀), 14 (dL/db)"."""
+    groups: list[tuple[Any, list[str]]] = []
+    for key, value in values.items():
+        name = readable_name("L" if key == "L" else f"dL/d{key}")
+        if groups and groups[-1][0] == value:
+            groups[-1][1].append(name)
+        else:
+            groups.append((value, [name]))
+    return ", ".join(f"{value} ({_span(names)})" for value, names in groups)
+
+
+def _span(names: list[str]) -> str:
+    """One name, two, or the first and last of a run."""
+    return ", ".join(names) if len(names) <= 2 else f"{names[0]} … {names[-1]}"
+
+
 # pass_context keeps Jinja from rendering a formula of constant LaTeX once, when it
 # compiles the template, in whatever mode is set then.
 @jinja2.pass_context
@@ -111,6 +129,7 @@ def environment() -> jinja2.Environment:
     env.filters["math"] = _math
     env.filters["sub"] = subscripted
     env.filters["sub_text"] = readable_name
+    env.filters["per_quantity"] = per_quantity
     env.filters["displaymath"] = _display_math
     env.filters["backward_graph"] = _backward_graph
     env.filters["code"] = _code
