@@ -23,7 +23,7 @@ def compiled(arguments: tuple[sp.Symbol, ...], expr: sp.Expr) -> Callable[..., o
     plain = expr.replace(sp.sign, _SIGN)
     plain = plain.replace(lambda e: isinstance(e, sp.Piecewise), _as_where)
     namespace = {_SIGN.__name__: _sign, _WHERE.__name__: _where, "exact_rational": _Rational}
-    printer = _ExactPrinter(
+    printer = ExactPrinter(
         {"fully_qualified_modules": False, "inline": True, "allow_unknown_functions": True}
     )
     return sp.lambdify(list(arguments), plain, modules=[namespace], printer=printer)
@@ -90,7 +90,7 @@ class _Rational(Fraction):
         return _Rational(-Fraction(self))
 
 
-class _ExactPrinter(LambdaPrinter):
+class ExactPrinter(LambdaPrinter):
     """Rationals as exact constants (Python's 1/2 is a float, and a float makes a Fraction
     computation a float one)."""
 
