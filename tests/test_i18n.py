@@ -101,8 +101,9 @@ def test_korean_pdf_loads_and_embeds_the_font_only(report):
     assert cjk_font() is not None, "install cvttf-notosanscjk-regular (see README)"
     fetcher = make_fetcher()
     pdf = to_pdf(to_html(report, "ko"), fetcher)
-    bold = cjk_font(CJK_BOLD_PACKAGE)  # optional: bold Hangul in headings when installed
-    assert fetcher.fetched == [cjk_font().as_uri()] + ([bold.as_uri()] if bold else [])
+    bold = cjk_font(CJK_BOLD_PACKAGE)  # a dependency: headings and verdicts in bold Hangul
+    assert bold is not None, "install cvttf-notosanscjk-bold (a dependency)"
+    assert fetcher.fetched == [cjk_font().as_uri(), bold.as_uri()]
     assert fetcher.refused == []
     assert "Noto-Sans-CJK" in _font_names(pdf)
     assert to_pdf(to_html(report, "ko")) == pdf  # the font subset is deterministic

@@ -15,8 +15,9 @@ CJK_FONT_PACKAGE = "cvttf_NotoSansCJK_Regular"
 CJK_FAMILY = "Noto Sans CJK KR"
 
 
-# Bold headings in Korean need a bold face: the PDF uses it when this package is
-# installed (pip install cvttf-notosanscjk-bold, 28 MB); without it they print regular.
+# Bold headings, rule names and verdicts in Korean need a bold face (a dependency, 28 MB):
+# WeasyPrint does not embolden the regular one. Without it (an install that left it
+# out) they print regular.
 CJK_BOLD_PACKAGE = "cvttf_NotoSansCJK_Bold"
 
 
