@@ -39,21 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
+from derive.exact.op_allowance import (  # the float64 forms, shared with the run-time check
+    FLOAT32_OVERFLOW,
+    FLOAT32_SMALLEST_NORMAL,
+    REFERENCES,
+    ulp32,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-# The reference: the op in float64, each form free of cancellation (sigmoid as
-# exp(x) / (1 + exp(x)) for x < 0, where 1 - something would lose the digits).
-REFERENCES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "exp": np.exp,
-    "log": np.log,
-    "log1p": np.log1p,
-    "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x))),
-    "softplus": lambda x: np.logaddexp(0.0, x),
-}
-FLOAT32_SMALLEST = 2.0**-149
-FLOAT32_SMALLEST_NORMAL = 2.0**-126
-# Every value at or beyond (2 - 2^-24) 2^127 rounds to infinity in float32
-FLOAT32_OVERFLOW = (2 - 2.0**-24) * 2.0**127
 FLOAT64_REFERENCE_MARGIN_ULPS = 1e-8  # float64 reference error in float32 ULPs, at most
 
 
@@ -69,13 +63,6 @@ def tensorflow_op(name: str) -> Callable[[np.ndarray], np.ndarray]:
     }
     op = ops[name]
     return lambda x: op(tf.constant(x)).numpy()
-
-
-def ulp32(values: np.ndarray) -> np.ndarray:
-    """Spacing of float32 numbers at |values| (float64 array in, float64 out)."""
-    magnitude = np.abs(values)
-    _, exponent = np.frexp(np.maximum(magnitude, FLOAT32_SMALLEST))
-    return np.maximum(np.ldexp(1.0, exponent - 24), FLOAT32_SMALLEST)
 
 
 def measure(name: str, chunk_bits: int, stride: int = 1) -> dict[str, object]:

@@ -1,0 +1,81 @@
+"""The run-time check of an op's outputs against the measured table
+(derive.exact.op_allowance): correctly rounded outputs are within, outputs off by more
+than the table allows are found, and what the sweep leaves out is left out here too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from derive.exact.op_allowance import REFERENCES, check_outputs, table, ulp32
+
+OPS = tuple(REFERENCES)
+
+
+def _inputs() -> np.ndarray:
+    generator = np.random.default_rng(5)
+    return generator.normal(0, 4, 4096).astype(np.float32)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_correctly_rounded_outputs_are_within_the_table(op: str) -> None:
+    x = _inputs()
+    if op in ("log",):
+        x = np.abs(x)
+    if op == "log1p":
+        x = np.maximum(x, np.float32(-0.99))
+    with np.errstate(all="ignore"):
+        rounded = REFERENCES[op](x.astype(np.float64)).astype(np.float32)
+    check = check_outputs(op, x, rounded)
+    assert check.measured > 1000
+    assert check.seen_ulps <= 0.5 + 1e-9  # rounding to nearest, nothing more
+    assert check.within
+    assert check.allowed_ulps == pytest.approx(table()["ops"][op]["max_ulps"], abs=1e-7)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_outputs_off_by_more_than_the_table_are_found(op: str) -> None:
+    x = np.abs(_inputs()) + np.float32(0.5)
+    with np.errstate(all="ignore"):
+        exact = REFERENCES[op](x.astype(np.float64))
+    allowed = table()["ops"][op]["max_ulps"]
+    # one output pushed a whole ULP beyond the allowance
+    off = exact.copy()
+    off[17] += (np.ceil(allowed) + 1) * ulp32(exact[17 : 18])[0]
+    check = check_outputs(op, x, off.astype(np.float32))
+    assert not check.within
+    assert check.at_input == float(x[17])
+    assert check.seen_ulps > allowed
+
+
+def test_flushed_and_overflowing_results_are_not_measured() -> None:
+    x = np.array([-120.0, 100.0, 1.0], dtype=np.float32)  # exp: subnormal, beyond, fine
+    outputs = np.array([0.0, np.inf, np.e], dtype=np.float32)
+    check = check_outputs("exp", x, outputs)
+    assert check.measured == 1 and check.within
+
+
+def test_an_unmeasured_op_is_refused() -> None:
+    with pytest.raises(ValueError, match="no measured error for op 'tanh'"):
+        check_outputs("tanh", np.ones(2), np.ones(2))
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("op", OPS)
+def test_this_machines_tape_outputs_pass_the_check(op: str) -> None:
+    import tensorflow as tf
+
+    function = {
+        "exp": tf.math.exp,
+        "log": tf.math.log,
+        "log1p": tf.math.log1p,
+        "sigmoid": tf.math.sigmoid,
+        "softplus": tf.math.softplus,
+    }[op]
+    x = _inputs()
+    if op == "log":
+        x = np.abs(x)
+    if op == "log1p":
+        x = np.maximum(x, np.float32(-0.99))
+    check = check_outputs(op, x, function(tf.constant(x)).numpy())
+    assert check.measured > 1000 and check.within, check
