@@ -48,6 +48,7 @@ from derive.exact.op_allowance import (  # the float64 forms, shared with the ru
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+FLOAT64_SMALLEST_NORMAL = 2.0**-1022
 FLOAT64_REFERENCE_MARGIN_ULPS = 1e-8  # float64 reference error in float32 ULPs, at most
 
 
@@ -130,6 +131,55 @@ def tail_sample(name: str, count: int) -> dict[str, object]:
     return {"inputs": len(x), "max_ulps": float(errors[index]), "at_input": float(x[index])}
 
 
+def float64_sample(name: str, count: int) -> dict[str, object]:
+    """The op in float64 at `count` inputs: half normal with standard deviation 30 (the
+    range where the results are neither 0 nor infinite, and more), half random float64
+    bit patterns (the extremes). 2^64 inputs cannot be swept; this is a sample. The
+    reference is the op in ball arithmetic (python-flint's arb at 160 bits), so each
+    error is exact to far below a float64 ULP."""
+    from flint import arb, ctx
+
+    ctx.prec = 160
+    forms = {
+        "exp": lambda v: v.exp(),
+        "log": lambda v: v.log(),
+        "log1p": lambda v: v.log1p(),
+        "sigmoid": lambda v: 1 / (1 + (-v).exp()),
+        "softplus": lambda v: v.exp().log1p(),
+    }
+    generator = np.random.default_rng(64)
+    normal = generator.normal(0, 30, count // 2)
+    bits = generator.integers(0, 2**63, size=count - count // 2, dtype=np.uint64)
+    bits |= generator.integers(0, 2, size=bits.size, dtype=np.uint64) << np.uint64(63)
+    x = np.concatenate([normal, bits.view(np.float64)])
+    with np.errstate(all="ignore"):
+        approx = REFERENCES[name](x)
+    usable = (
+        np.isfinite(x)
+        & ((x == 0) | (np.abs(x) >= FLOAT64_SMALLEST_NORMAL))
+        & np.isfinite(approx)
+        & (np.abs(approx) >= 2 * FLOAT64_SMALLEST_NORMAL)  # room for the float64 form's error
+        & (np.abs(approx) < 2.0**1023)
+    )
+    x = x[usable]
+    tape = tensorflow_op(name)(x)
+    started = time.perf_counter()
+    worst, worst_input = 0.0, 0.0
+    form = forms[name]
+    for value, result in zip(x.tolist(), tape.tolist(), strict=True):
+        exact = form(arb(value))
+        spacing = 2.0 ** (np.frexp(abs(float(exact.mid())))[1] - 53)
+        error = abs(float((arb(result) - exact).mid())) / spacing
+        if error > worst:
+            worst, worst_input = error, value
+    return {
+        "max_ulps": worst,
+        "at_input": worst_input,
+        "inputs_measured": int(x.size),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", default=",".join(REFERENCES))
@@ -138,6 +188,12 @@ def main() -> None:
         "--stride", type=int, default=1, help="every stride-th chunk only: a quick sample"
     )
     parser.add_argument("--out", default="derive/data/op_errors.json")
+    parser.add_argument(
+        "--float64-sample",
+        type=int,
+        default=0,
+        help="add the float64 kernels' largest error over N sampled inputs to the table in --out",
+    )
     parser.add_argument(
         "--tail-sample",
         type=int,
@@ -151,6 +207,24 @@ def main() -> None:
         raise SystemExit(
             f"error: --ops: unknown op {unknown[0]!r}; choose from {', '.join(REFERENCES)}"
         )
+    if args.float64_sample:
+        path = Path(args.out)
+        table = json.loads(path.read_text(encoding="utf-8"))
+        rows = {name: float64_sample(name, args.float64_sample) for name in names}
+        for name, found in rows.items():
+            print(
+                f"{name:>8} (float64): at most {found['max_ulps']:.4g} ULP over "
+                f"{found['inputs_measured']} sampled inputs (at x = {found['at_input']!r})",
+                flush=True,
+            )
+        table["float64"] = {
+            "inputs": f"a sample of {args.float64_sample}: half normal (sd 30), half random "
+            "bit patterns; results beyond the range, subnormal or NaN left out",
+            "reference": "the op in ball arithmetic (python-flint arb, 160 bits)",
+            "ops": rows,
+        }
+        path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+        return
     if args.tail_sample:
         path = Path(args.out)
         table = json.loads(path.read_text(encoding="utf-8"))

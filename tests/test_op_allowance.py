@@ -41,7 +41,7 @@ def test_outputs_off_by_more_than_the_table_are_found(op: str) -> None:
     allowed = table()["ops"][op]["max_ulps"]
     # one output pushed a whole ULP beyond the allowance
     off = exact.copy()
-    off[17] += (np.ceil(allowed) + 1) * ulp32(exact[17 : 18])[0]
+    off[17] += (np.ceil(allowed) + 1) * ulp32(exact[17:18])[0]
     check = check_outputs(op, x, off.astype(np.float32))
     assert not check.within
     assert check.at_input == float(x[17])
@@ -79,3 +79,53 @@ def test_this_machines_tape_outputs_pass_the_check(op: str) -> None:
         x = np.maximum(x, np.float32(-0.99))
     check = check_outputs(op, x, function(tf.constant(x)).numpy())
     assert check.measured > 1000 and check.within, check
+
+
+def test_the_table_has_a_float64_sample_for_every_op() -> None:
+    sample = table()["float64"]
+    assert "sample" in sample["inputs"] and "arb" in sample["reference"]
+    for op in OPS:
+        row = sample["ops"][op]
+        assert 0.5 <= row["max_ulps"] < 100 and row["inputs_measured"] > 50_000, op
+
+
+@pytest.mark.parametrize("op", ("exp", "log1p", "sigmoid"))
+def test_float64_outputs_are_checked_in_ball_arithmetic(op: str) -> None:
+    from flint import arb, ctx
+
+    x = np.abs(_inputs()[:300].astype(np.float64)) + 0.25
+    forms = {"exp": arb.exp, "log1p": arb.log1p, "sigmoid": lambda v: 1 / (1 + (-v).exp())}
+    ctx.prec = 160
+    rounded = np.array([float(forms[op](arb(float(v))).mid()) for v in x])
+    ctx.prec = 53
+    check = check_outputs(op, x, rounded, dtype="float64")
+    assert check.measured == 300 and check.seen_ulps <= 0.5 + 1e-9 and check.within
+    off = rounded.copy()
+    off[7] = rounded[7] + 20 * np.spacing(rounded[7])  # 20 ULPs: beyond any measured kernel
+    wrong = check_outputs(op, x, off, dtype="float64")
+    assert not wrong.within and wrong.at_input == float(x[7])
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("op", OPS)
+def test_this_machines_float64_kernels_pass_the_check(op: str) -> None:
+    """The sample's worst input gives the recorded error again, and a fixed set of
+    other inputs stays within it (the same inputs every run: no flaky sample)."""
+    import tensorflow as tf
+
+    function = {
+        "exp": tf.math.exp,
+        "log": tf.math.log,
+        "log1p": tf.math.log1p,
+        "sigmoid": tf.math.sigmoid,
+        "softplus": tf.math.softplus,
+    }[op]
+    row = table()["float64"]["ops"][op]
+    x = np.concatenate([[row["at_input"]], np.random.default_rng(9).normal(0, 30, 2000)])
+    if op == "log":
+        x = np.abs(x)
+    if op == "log1p":
+        x = np.maximum(x, -0.99)
+    check = check_outputs(op, x, function(tf.constant(x)).numpy(), dtype="float64")
+    assert check.within, check
+    assert check.seen_ulps >= row["max_ulps"] - 1e-9  # the worst input, reproduced

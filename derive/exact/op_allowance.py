@@ -64,14 +64,19 @@ class OutputCheck:
         return self.seen_ulps <= self.allowed_ulps
 
 
-def check_outputs(op: str, inputs: np.ndarray, outputs: np.ndarray) -> OutputCheck:
-    """The float32 `outputs` a tape gave for `inputs` against the op's float64 form.
+def check_outputs(
+    op: str, inputs: np.ndarray, outputs: np.ndarray, dtype: str = "float32"
+) -> OutputCheck:
+    """The `outputs` a tape gave for `inputs` against the op's exact value: in float32
+    its float64 form (as the sweep), in float64 its value in ball arithmetic.
 
-    As in the sweep, an output whose exact value is NaN, subnormal (the CPU kernels
-    flush those to zero: the flush allowance covers them) or beyond float32's range
+    As in the measurement, an output whose exact value is NaN, subnormal (the CPU kernels
+    flush those to zero: the flush allowance covers them) or beyond the dtype's range
     is not measured."""
     if op not in REFERENCES:
         raise ValueError(f"no measured error for op {op!r}; known: {', '.join(REFERENCES)}")
+    if dtype == "float64":
+        return _check_float64(op, inputs, outputs)
     x = np.asarray(inputs, dtype=np.float32).astype(np.float64).ravel()
     tape = np.asarray(outputs, dtype=np.float32).astype(np.float64).ravel()
     with np.errstate(all="ignore"):
@@ -89,3 +94,45 @@ def check_outputs(op: str, inputs: np.ndarray, outputs: np.ndarray) -> OutputChe
     errors = np.abs(tape[keep] - exact[keep]) / ulp32(exact[keep])
     worst = int(np.argmax(errors))
     return OutputCheck(op, allowed, float(errors[worst]), float(x[keep][worst]), int(keep.sum()))
+
+
+_BALL_FORMS: Mapping[str, Callable[[Any], Any]] = {
+    "exp": lambda v: v.exp(),
+    "log": lambda v: v.log(),
+    "log1p": lambda v: v.log1p(),
+    "sigmoid": lambda v: 1 / (1 + (-v).exp()),
+    "softplus": lambda v: v.exp().log1p(),
+}
+FLOAT64_SMALLEST_NORMAL = 2.0**-1022
+
+
+def _check_float64(op: str, inputs: np.ndarray, outputs: np.ndarray) -> OutputCheck:
+    """float64 outputs against the op in ball arithmetic (160 bits: each error exact to
+    far below an ULP); the allowance is the float64 sample's (the table's "float64")."""
+    from flint import arb, ctx
+
+    x = np.asarray(inputs, dtype=np.float64).ravel()
+    tape = np.asarray(outputs, dtype=np.float64).ravel()
+    allowed = float(table()["float64"]["ops"][op]["max_ulps"])
+    form = _BALL_FORMS[op]
+    worst, at, measured = 0.0, float("nan"), 0
+    previous = ctx.prec
+    ctx.prec = 160
+    try:
+        for value, result in zip(x.tolist(), tape.tolist(), strict=True):
+            if not (np.isfinite(value) and np.isfinite(result)):
+                continue
+            if op in ("log", "log1p") and value <= (0 if op == "log" else -1):
+                continue
+            exact = form(arb(value))
+            size = abs(float(exact.mid()))
+            if not FLOAT64_SMALLEST_NORMAL <= size < 2.0**1023:
+                continue
+            spacing = 2.0 ** (np.frexp(size)[1] - 53)
+            error = abs(float((arb(result) - exact).mid())) / spacing
+            measured += 1
+            if error > worst:
+                worst, at = error, value
+    finally:
+        ctx.prec = previous
+    return OutputCheck(op, allowed, worst, at, measured)
