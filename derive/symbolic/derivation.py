@@ -20,6 +20,7 @@ from ..models.registry import Loss, Model
 from .absolute import absolute_form
 from .compiled import compiled
 from .printing import ReportLatexPrinter, latex
+from .proof import is_zero
 from .symbols import X_I, Y_I, YS, I, N, U, X, Y, feature_symbols, plain_features
 
 # Re-exported: the rest of derive imports the symbols and the printer from here
@@ -90,17 +91,6 @@ def verify_equal(a: sp.Expr, b: sp.Expr) -> bool:
         )
 
     return is_zero(sp.expand(evaluated(a) - evaluated(b)))
-
-
-def is_zero(expr: sp.Expr) -> bool:
-    """SymPy proves expr == 0. With branches (Piecewise), folded into one Piecewise that
-    is 0 when every branch is 0, whatever the conditions: simplify is fast on the
-    branches and slow on the unfolded expression."""
-    if expr.has(sp.Piecewise):
-        folded = sp.piecewise_fold(sp.expand(expr))
-        if isinstance(folded, sp.Piecewise):
-            return all(sp.simplify(sp.expand(value)) == 0 for value, _ in folded.args)
-    return bool(sp.simplify(sp.expand(expr)) == 0)
 
 
 def verify_terms_equal(a: Formula, b: Formula, n: int, symbol: sp.Symbol) -> bool:
