@@ -63,3 +63,15 @@ def test_rows_float64_cannot_bound_are_exact() -> None:
 def test_a_negative_coefficient_is_refused() -> None:
     with pytest.raises(ValueError, match="nonnegative"):
         polynomial_above(Polynomial({(1,): Fraction(-1)}), np.array([[1.0]]), lambda r: 0)
+
+
+def test_a_magnitude_with_a_negative_term_takes_the_exact_route() -> None:
+    from types import SimpleNamespace
+
+    from derive.exact.upper import magnitudes_above
+
+    polynomial = Polynomial({(1,): Fraction(-1), (0,): Fraction(3)})
+    evaluator = SimpleNamespace(magnitude_polynomial=polynomial)
+    assert magnitudes_above(evaluator, np.array([[1.0]])) is None  # type: ignore[arg-type]
+    positive = SimpleNamespace(magnitude_polynomial=Polynomial({(1,): Fraction(2)}))
+    assert magnitudes_above(positive, np.array([[-1.5]]))[0] >= 3.0  # type: ignore[arg-type,index]

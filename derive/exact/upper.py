@@ -100,7 +100,8 @@ def magnitudes_above(evaluator: Evaluator, points: np.ndarray) -> np.ndarray | N
     """Upper bounds of an evaluator's magnitude at each row of |parameters|; None when
     its magnitude is not a polynomial (then only the exact route applies)."""
     polynomial = evaluator.magnitude_polynomial
-    if polynomial is None:
+    # a term below zero (none of the bounds' forms has one) leaves the exact route only
+    if polynomial is None or any(c < 0 for c in polynomial.values()):
         return None
     return polynomial_above(polynomial, np.abs(points), polynomial.at)
 
