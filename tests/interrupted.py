@@ -33,5 +33,10 @@ def signal_when_paused(
         process.kill()
         pytest.fail(f"never paused at {pause}: {line}{process.communicate()[1]}")
     process.send_signal(signum)
-    _, err = process.communicate(timeout=120)
+    try:
+        _, err = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()  # not left running, its pipes not left open for later tests
+        process.communicate()
+        pytest.fail(f"still running 120 s after {signum} at {pause}")
     return process.returncode, err, line

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from ..common.errors import RenderError
+from ..common.signals import deferred
 from .facts import KEY_DIGITS, Handouts
 
 # Each part pays once for subsetting the fonts when it is printed (about 0.75 s), so a
@@ -197,7 +198,21 @@ def start_workers(jobs: int) -> Executor:
     """`jobs` worker processes, started now (they import WeasyPrint while this process
     imports TensorFlow)."""
     context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-    return ProcessPoolExecutor(jobs, mp_context=context)
+    return _SignalSafePool(jobs, mp_context=context)
+
+
+class _SignalSafePool(ProcessPoolExecutor):
+    """Submissions hold the termination signals back and deliver them after.
+
+    A signal is raised as an exception wherever the main thread stands
+    (derive.common.signals); inside submit() it can land between the acquiring and the
+    releasing of the executor's work-queue lock, and then shutdown() waits forever for
+    a manager thread that waits for that lock (seen once in CI: a handouts run ended by
+    SIGTERM as it began to render, hanging)."""
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def, override]
+        with deferred():
+            return super().submit(fn, *args, **kwargs)
 
 
 def render_files(
