@@ -42,13 +42,14 @@ import numpy as np
 from derive.exact.op_allowance import (  # the float64 forms, shared with the run-time check
     FLOAT32_OVERFLOW,
     FLOAT32_SMALLEST_NORMAL,
+    FLOAT64_SMALLEST_NORMAL,
     REFERENCES,
+    float64_errors,
     ulp32,
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-FLOAT64_SMALLEST_NORMAL = 2.0**-1022
 FLOAT64_REFERENCE_MARGIN_ULPS = 1e-8  # float64 reference error in float32 ULPs, at most
 
 
@@ -137,16 +138,6 @@ def float64_sample(name: str, count: int) -> dict[str, object]:
     bit patterns (the extremes). 2^64 inputs cannot be swept; this is a sample. The
     reference is the op in ball arithmetic (python-flint's arb at 160 bits), so each
     error is exact to far below a float64 ULP."""
-    from flint import arb, ctx
-
-    ctx.prec = 160
-    forms = {
-        "exp": lambda v: v.exp(),
-        "log": lambda v: v.log(),
-        "log1p": lambda v: v.log1p(),
-        "sigmoid": lambda v: 1 / (1 + (-v).exp()),
-        "softplus": lambda v: v.exp().log1p(),
-    }
     generator = np.random.default_rng(64)
     normal = generator.normal(0, 30, count // 2)
     bits = generator.integers(0, 2**63, size=count - count // 2, dtype=np.uint64)
@@ -164,18 +155,11 @@ def float64_sample(name: str, count: int) -> dict[str, object]:
     x = x[usable]
     tape = tensorflow_op(name)(x)
     started = time.perf_counter()
-    worst, worst_input = 0.0, 0.0
-    form = forms[name]
-    for value, result in zip(x.tolist(), tape.tolist(), strict=True):
-        exact = form(arb(value))
-        spacing = 2.0 ** (np.frexp(abs(float(exact.mid())))[1] - 53)
-        error = abs(float((arb(result) - exact).mid())) / spacing
-        if error > worst:
-            worst, worst_input = error, value
+    worst, worst_input, measured = float64_errors(name, x, tape)
     return {
         "max_ulps": worst,
         "at_input": worst_input,
-        "inputs_measured": int(x.size),
+        "inputs_measured": measured,
         "seconds": round(time.perf_counter() - started, 1),
     }
 

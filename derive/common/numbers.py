@@ -18,6 +18,14 @@ def as_float(value: Fraction | float) -> float:
         return math.inf if value > 0 else -math.inf
 
 
+def round_up(value: Fraction) -> float:
+    """The smallest float64 not below value (inf beyond float64's range)."""
+    rounded = as_float(value)
+    if math.isinf(rounded):
+        return rounded
+    return rounded if Fraction(rounded) >= value else math.nextafter(rounded, math.inf)
+
+
 def plain(
     value: float | Fraction, digits: int = SIGNIFICANT_DIGITS, keep_zeros: bool = False
 ) -> str:

@@ -24,7 +24,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING
 
 from ..common.i18n import Message
-from ..common.numbers import as_float
+from ..common.numbers import as_float, round_up
 from .formats import (  # the formats' constants, where checks have always found them
     PRECISION_BITS,
     SMALLEST_NORMAL,
@@ -386,11 +386,3 @@ def gamma_bound(
         as_float(underflow),
         as_float((gamma + allowance) * magnitude + underflow),
     )
-
-
-def round_up(value: Fraction) -> float:
-    """The smallest float64 not below value."""
-    rounded = as_float(value)
-    if math.isinf(rounded):
-        return rounded
-    return rounded if Fraction(rounded) >= value else math.nextafter(rounded, math.inf)

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy as sp
 
+from ..common.numbers import round_up
 from ..models.registry import Loss, Model
 from ..symbolic.adjoints import (
     SymbolicBackward,
@@ -53,7 +54,7 @@ from ..symbolic.derivation import Y_I, Formula, N, Symbolic
 from .adjoint_values import exact_value
 from .check import SMALLEST_NORMAL
 from .sums import Evaluator, as_columns, data_sums, sample_rows
-from .upper import float_above, magnitudes_above
+from .upper import magnitudes_above
 
 if TYPE_CHECKING:
     from ..problem.problem import Problem
@@ -334,7 +335,7 @@ class SensitivityEvaluator:
         sums = magnitudes_above(self._sum, points)
         if sums is None:
             return None
-        return np.nextafter(sums + float_above(self._constant), np.inf)
+        return np.nextafter(sums + round_up(self._constant), np.inf)
 
 
 def total(

@@ -28,22 +28,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..common.numbers import round_up
+
 if TYPE_CHECKING:
     from .sums import Evaluator
 
 UNIT = 2.0**-53  # float64's unit roundoff
 SMALLEST_SAFE = 2.0**-1000  # above the subnormal range with room for one product's error
-
-
-def float_above(value: Fraction) -> float:
-    """The smallest float64 >= value (inf beyond the range)."""
-    try:
-        nearest = float(value)
-    except OverflowError:
-        return float("inf") if value > 0 else -float("inf")
-    if Fraction(nearest) < value:
-        nearest = float(np.nextafter(nearest, np.inf))
-    return nearest
 
 
 def polynomial_above(
@@ -62,7 +53,7 @@ def polynomial_above(
     if (points < 0).any():
         raise ValueError("an upper bound in float64 needs nonnegative points")
     exponents = np.array(list(polynomial), dtype=np.int64).reshape(len(polynomial), -1)
-    coefficients = np.array([float_above(c) for c in polynomial.values()])
+    coefficients = np.array([round_up(c) for c in polynomial.values()])
     rows = points.shape[0]
     terms = np.broadcast_to(coefficients, (rows, coefficients.size)).copy()
     unsafe = np.zeros(rows, dtype=bool)
@@ -92,7 +83,7 @@ def polynomial_above(
     above = np.nextafter(total, np.inf)
     unsafe |= ~np.isfinite(above)
     for row in np.flatnonzero(unsafe):
-        above[row] = float_above(exact([Fraction(float(v)) for v in points[row]]))
+        above[row] = round_up(exact([Fraction(float(v)) for v in points[row]]))
     return above
 
 
@@ -106,9 +97,9 @@ def magnitudes_above(evaluator: Evaluator, points: np.ndarray) -> np.ndarray | N
     return polynomial_above(polynomial, np.abs(points), polynomial.at)
 
 
-def at_step(bounds: np.ndarray | None, step: int) -> Fraction | None:
-    """One step's upper bound as a Fraction; None where there is none, it is not finite,
-    or the step was not bounded (the first non-finite step): the caller evaluates exactly."""
+def at_step(bounds: np.ndarray | None, step: int, exactly: Callable[[], Fraction]) -> Fraction:
+    """One step's upper bound as a Fraction; the exact value (`exactly()`) where there is
+    none, it is not finite, or the step was not bounded (the first non-finite step)."""
     if bounds is None or step >= bounds.size or not math.isfinite(bounds[step]):
-        return None
+        return exactly()
     return Fraction(float(bounds[step]))

@@ -26,8 +26,7 @@ from ..exact.reach import ForwardReach
 from ..exact.roundings import tape_roundings
 from ..exact.sums import Evaluator
 from ..exact.underflow import SensitivityEvaluator, update_sensitivity
-from ..exact.upper import at_step as _at
-from ..exact.upper import magnitudes_above
+from ..exact.upper import at_step, magnitudes_above
 from ..problem.problem import Problem
 from ..tape.training import Trace
 from .training_facts import Failure, TrainingRow
@@ -149,8 +148,9 @@ class StepChecks:
         }
         # M and S at every step at once, as float64 upper bounds (exact/upper.py): the
         # bound only needs to hold, and exactly they cost more than the rest of a check
-        points = np.array([[float(v) for v in self.values[name]] for name in self.names]).T
-        points = points.reshape(self.last + 1, len(self.names))
+        points = np.column_stack(
+            [np.asarray(trace.parameters[name][: self.last + 1], np.float64) for name in self.names]
+        )
         self.magnitudes = {q: magnitudes_above(e, points) for q, e in quantities.items()}
         self.sensitivities = {q: flushes[q].above(points) for q in quantities}
         # k of each quantity: the depth of the tape's sums (as the trace reports its
@@ -218,8 +218,8 @@ class StepChecks:
             flush = self.flushes[quantity]
             bound = rounding_bound(
                 self.problem.dtype,
-                _or(_at(self.magnitudes[quantity], s), partial(evaluator.magnitude, theta)),
-                _or(_at(self.sensitivities[quantity], s), partial(flush.at, theta)),
+                at_step(self.magnitudes[quantity], s, partial(evaluator.magnitude, theta)),
+                at_step(self.sensitivities[quantity], s, partial(flush.at, theta)),
                 roundings=self.roundings[quantity],
             )
             reference = evaluator.value(theta)
@@ -283,11 +283,6 @@ class StepChecks:
                 )
             )
         return rows
-
-
-def _or(bound: Fraction | None, exactly: Callable[[], Fraction]) -> Fraction:
-    """The float64 upper bound where there is one, else the exact value."""
-    return exactly() if bound is None else bound
 
 
 def training_row(
