@@ -62,19 +62,46 @@ def tensorflow_op(name: str) -> Callable[[np.ndarray], np.ndarray]:
         "log1p": tf.math.log1p,
         "sigmoid": tf.math.sigmoid,
         "softplus": tf.math.softplus,
+        "reciprocal": tf.math.reciprocal,
     }
     op = ops[name]
     return lambda x: op(tf.constant(x)).numpy()
 
 
-def measure(name: str, chunk_bits: int, stride: int = 1) -> dict[str, object]:
-    """The op over every float32 input (`stride` > 1: every stride-th chunk only)."""
+def _pattern(value: float) -> int:
+    return int(np.array([abs(value)], dtype=np.float32).view(np.uint32)[0])
+
+
+def domain_patterns(low: float, high: float) -> list[tuple[int, int]]:
+    """The float32 bit patterns of the inputs in [low, high], as half-open ranges: the
+    patterns of nonnegative floats grow with the value, those of negative floats (sign
+    bit set) with its magnitude."""
+    ranges = []
+    if high >= 0:
+        ranges.append((_pattern(max(low, 0.0)), _pattern(high) + 1))
+    if low < 0:
+        sign = 1 << 31
+        ranges.append((sign + _pattern(min(high, 0.0)), sign + _pattern(low) + 1))
+    return ranges
+
+
+def measure(
+    name: str, chunk_bits: int, stride: int = 1, domain: tuple[float, float] | None = None
+) -> dict[str, object]:
+    """The op over every float32 input (`stride` > 1: every stride-th chunk only), or
+    over every input in `domain` (inclusive)."""
     op, reference = tensorflow_op(name), REFERENCES[name]
     worst, worst_input, measured, nan_mismatch, range_mismatch, flushed = 0.0, 0.0, 0, 0, 0, 0
     started = time.perf_counter()
     size = 1 << chunk_bits
-    for start in range(0, 1 << 32, size * stride):
-        bits = np.arange(start, start + size, dtype=np.uint64).astype(np.uint32)
+    ranges = [(0, 1 << 32)] if domain is None else domain_patterns(*domain)
+    chunks = [
+        (start, min(start + size, stop))
+        for first, stop in ranges
+        for start in range(first, stop, size * stride)
+    ]
+    for start, stop in chunks:
+        bits = np.arange(start, stop, dtype=np.uint64).astype(np.uint32)
         x = bits.view(np.float32)
         tape = op(x).astype(np.float64)
         with np.errstate(all="ignore"):
@@ -110,11 +137,18 @@ def measure(name: str, chunk_bits: int, stride: int = 1) -> dict[str, object]:
     }
 
 
-def tail_sample(name: str, count: int) -> dict[str, object]:
-    """The scalar path: `count` random normal float32 inputs, one per tensor."""
+def tail_sample(
+    name: str, count: int, domain: tuple[float, float] | None = None
+) -> dict[str, object]:
+    """The scalar path: `count` random float32 inputs (random bit patterns, within
+    `domain` if given), one per tensor."""
     op, reference = tensorflow_op(name), REFERENCES[name]
     generator = np.random.default_rng(5)
-    bits = generator.integers(0, 2**32, size=4 * count, dtype=np.uint64).astype(np.uint32)
+    ranges = [(0, 1 << 32)] if domain is None else domain_patterns(*domain)
+    bits = np.concatenate(
+        [generator.integers(start, stop, size=4 * count, dtype=np.uint64) for start, stop in ranges]
+    )
+    bits = generator.permutation(bits).astype(np.uint32)
     x = bits.view(np.float32)
     with np.errstate(all="ignore"):
         exact = reference(x.astype(np.float64))
@@ -173,6 +207,12 @@ def main() -> None:
     )
     parser.add_argument("--out", default="derive/data/op_errors.json")
     parser.add_argument(
+        "--domain",
+        help="LOW,HIGH: sweep only the inputs in [LOW, HIGH] and add the result to each op's "
+        "row of --out as the allowance on that domain (a bound that feeds the op only such "
+        "inputs may use it)",
+    )
+    parser.add_argument(
         "--float64-sample",
         type=int,
         default=0,
@@ -205,7 +245,8 @@ def main() -> None:
             "inputs": f"a sample of {args.float64_sample}: half normal (sd 30), half random "
             "bit patterns; results beyond the range, subnormal or NaN left out",
             "reference": "the op in ball arithmetic (python-flint arb, 160 bits)",
-            "ops": rows,
+            # the ops not measured this time keep their rows
+            "ops": {**table.get("float64", {}).get("ops", {}), **rows},
         }
         path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
         return
@@ -218,6 +259,27 @@ def main() -> None:
             print(
                 f"{name:>8}: scalar path at most {found['max_ulps']:.4g} ULP over "
                 f"{found['inputs']} inputs (at x = {found['at_input']!r})",
+                flush=True,
+            )
+        path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+        return
+    if args.domain:
+        low, high = (float(v) for v in args.domain.split(","))
+        path = Path(args.out)
+        table = json.loads(path.read_text(encoding="utf-8"))
+        for name in names:
+            found = measure(name, args.chunk_bits, domain=(low, high))
+            found.pop("op")
+            found["tail_path_sample"] = tail_sample(name, 20000, (low, high))
+            kept = [
+                d
+                for d in table["ops"][name].get("domains", [])
+                if (d["low"], d["high"]) != (low, high)
+            ]
+            table["ops"][name]["domains"] = [*kept, {"low": low, "high": high, **found}]
+            print(
+                f"{name:>8} on [{low:g}, {high:g}]: at most {found['max_ulps']:.4g} ULP "
+                f"(at x = {found['at_input']!r}), {found['inputs_measured']} inputs",
                 flush=True,
             )
         path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
@@ -247,7 +309,13 @@ def main() -> None:
         "python": platform.python_version(),
         "ops": {row.pop("op"): row for row in rows},
     }
-    Path(args.out).write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+    path = Path(args.out)
+    if path.exists():  # a sweep of some ops keeps the rows of the others measured here
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        same = all(earlier.get(key) == table[key] for key in ("dtype", "inputs", "tensorflow"))
+        if same:
+            table = {**earlier, "ops": {**earlier["ops"], **table["ops"]}}
+    path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
 
 

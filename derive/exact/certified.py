@@ -26,6 +26,7 @@ from flint import arb, ctx, fmpz
 
 from ..symbolic.compiled import ExactPrinter
 from ..symbolic.derivation import Formula, N, Symbolic
+from ..symbolic.logistic import Sigmoid
 from ..symbolic.symbols import Y_I, YS, plain_features
 
 PRECISION_BITS = 256
@@ -80,7 +81,12 @@ def _max(*values: arb) -> arb:
     return result
 
 
+def _sigmoid(value: arb) -> arb:
+    return 1 / (1 + (-value).exp())
+
+
 _NAMESPACE = {
+    "Sigmoid": _sigmoid,
     "exp": arb.exp,
     "log": arb.log,
     "log1p": _log1p,
@@ -89,6 +95,11 @@ _NAMESPACE = {
     "Max": _max,
     "abs": abs,
 }
+
+
+def needs_balls(expr: sp.Expr) -> bool:
+    """Whether expr leaves rational arithmetic: exp, log or sigma of anything."""
+    return expr.has(sp.exp, sp.log, Sigmoid)
 
 
 @functools.lru_cache(maxsize=128)
@@ -101,6 +112,40 @@ def _ball_function(arguments: tuple[sp.Symbol, ...], expr: sp.Expr):  # type: ig
     return sp.lambdify(list(arguments), plain, modules=[_NAMESPACE], printer=printer)
 
 
+def _ball_summand(symbolic: Symbolic, expr: sp.Expr):  # type: ignore[no-untyped-def]
+    plain_x = plain_features(symbolic.model.features)
+    plain = expr.xreplace({**dict(zip(symbolic.features, plain_x, strict=True)), Y_I: YS})
+    return _ball_function((*symbolic.parameters.values(), *plain_x, YS), plain)
+
+
+def _enclosure(value: arb) -> Enclosure:
+    return Enclosure(_exact(value.mid()), _exact(value.rad()))
+
+
+def enclose_samples(
+    symbolic: Symbolic,
+    expr: sp.Expr,
+    parameters: Sequence[Fraction | float],
+    columns: Sequence[np.ndarray],
+    y: np.ndarray,
+    indices: Sequence[int],
+    precision_bits: int = PRECISION_BITS,
+) -> list[Enclosure]:
+    """expr at the chosen samples (0-based), each enclosed: the per-sample values a
+    report shows."""
+    function = _ball_summand(symbolic, expr)
+    previous = ctx.prec
+    ctx.prec = precision_bits
+    try:
+        theta = [_ball(p) for p in parameters]
+        return [
+            _enclosure(function(*theta, *(arb(float(c[i])) for c in columns), arb(float(y[i]))))
+            for i in indices
+        ]
+    finally:
+        ctx.prec = previous
+
+
 def enclose_total(
     symbolic: Symbolic,
     formula: Formula,
@@ -111,11 +156,7 @@ def enclose_total(
 ) -> Enclosure:
     """coefficient(n) * sum over the samples of the formula's summand, at these
     parameter values (in the order of symbolic.parameters), enclosed."""
-    plain_x = plain_features(symbolic.model.features)
-    summand = formula.summand.xreplace(
-        {**dict(zip(symbolic.features, plain_x, strict=True)), Y_I: YS}
-    )
-    function = _ball_function((*symbolic.parameters.values(), *plain_x, YS), summand)
+    function = _ball_summand(symbolic, formula.summand)
     coefficient = sp.Rational(formula.coefficient.subs(N, len(y)))
     previous = ctx.prec
     ctx.prec = precision_bits
@@ -125,6 +166,6 @@ def enclose_total(
         for i in range(len(y)):
             total += function(*theta, *(arb(float(c[i])) for c in columns), arb(float(y[i])))
         total *= _rational(int(coefficient.p), int(coefficient.q))
-        return Enclosure(_exact(total.mid()), _exact(total.rad()))
+        return _enclosure(total)
     finally:
         ctx.prec = previous

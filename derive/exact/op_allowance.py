@@ -29,6 +29,8 @@ REFERENCES: Mapping[str, Callable[[np.ndarray], np.ndarray]] = {
     "log1p": np.log1p,
     "sigmoid": lambda x: np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x))),
     "softplus": lambda x: np.logaddexp(0.0, x),
+    # the Log1p gradient's 1 / (1 + x): a division in float64 is correctly rounded
+    "reciprocal": np.reciprocal,
 }
 FLOAT32_SMALLEST = 2.0**-149
 FLOAT32_SMALLEST_NORMAL = 2.0**-126
@@ -103,6 +105,7 @@ BALL_FORMS: Mapping[str, Callable[[Any], Any]] = {
     "log1p": lambda v: v.log1p(),
     "sigmoid": lambda v: 1 / (1 + (-v).exp()),
     "softplus": lambda v: v.exp().log1p(),
+    "reciprocal": lambda v: 1 / v,
 }
 FLOAT64_SMALLEST_NORMAL = 2.0**-1022
 

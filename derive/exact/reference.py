@@ -20,6 +20,7 @@ import sympy as sp
 
 from ..common.i18n import Message
 from ..symbolic.derivation import Formula, N, Symbolic, absolute_form
+from .certified import Enclosure, enclose_samples, enclose_total, needs_balls
 from .expansion import Expansion, is_safe, total
 from .sums import as_columns, data_sums, exact_total
 
@@ -39,7 +40,7 @@ class Samples:
 
     columns: tuple[np.ndarray, ...]  # one per feature
     y: np.ndarray
-    sums: dict[object, float] = field(default_factory=dict, compare=False, repr=False)
+    sums: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
     @staticmethod
     def of(x: Sequence[float] | Sequence[Sequence[float]], y: Sequence[float]) -> Samples:
@@ -92,9 +93,31 @@ def sample_values(
     indices: Sequence[int],
 ) -> list[Fraction]:
     """expr(parameters, x_i, y_i) exactly, for the chosen samples (0-based indices)."""
+    if needs_balls(expr):  # exp, log, sigma: the midpoints of balls 1e-70 wide
+        balls = enclose_samples(
+            symbolic, expr, list(parameters.values()), samples.columns, samples.y, indices
+        )
+        return [ball.midpoint for ball in balls]
     function = symbolic.sample_function(expr)
     arguments = list(parameters.values())
     return [Fraction(function(*arguments, *samples.fractions(k))) for k in indices]
+
+
+def enclosure(
+    symbolic: Symbolic,
+    formula: Formula,
+    parameters: Mapping[str, Fraction],
+    samples: Samples,
+) -> Enclosure:
+    """A formula beyond rational arithmetic over all samples, in a ball that holds the
+    exact value (computed once per formula and parameters)."""
+    key = ("ball", formula, frozenset(parameters.items()))
+    if key not in samples.sums:
+        values = list(parameters.values())
+        samples.sums[key] = enclose_total(symbolic, formula, values, samples.columns, samples.y)
+    found = samples.sums[key]
+    assert isinstance(found, Enclosure)
+    return found
 
 
 def value(
@@ -104,6 +127,8 @@ def value(
     samples: Samples,
 ) -> Fraction:
     """coefficient(n) * sum of summand over all samples: exact, or to 2^-53 relative."""
+    if needs_balls(formula.summand):
+        return enclosure(symbolic, formula, parameters, samples).midpoint
     coefficient = Fraction(str(formula.coefficient.subs(N, samples.n)))
     if samples.exact:
         terms = sample_values(symbolic, formula.summand, parameters, samples, range(samples.n))
@@ -129,14 +154,16 @@ def exact_sum(
         exact = exact_total(symbolic, summand, named, data_sums(samples.columns, samples.y))
         if exact is not None:
             samples.sums[key] = float(exact)  # correctly rounded
-            return samples.sums[key]
+            return float(exact)
         function = symbolic.sample_function(summand)
         arguments = [Expansion.of(float(v)) for v in parameters.values()]
         summed = function(*arguments, *(Expansion.of(c) for c in samples.data))
         if not isinstance(summed, Expansion):  # a summand that does not depend on the samples
             summed = Expansion.of(float(summed))
         samples.sums[key] = total(summed, samples.n)
-    return samples.sums[key]
+    found = samples.sums[key]
+    assert isinstance(found, float)
+    return found
 
 
 def magnitude(

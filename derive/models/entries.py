@@ -54,6 +54,7 @@ class Model:
     # The tape's variables, each with the parameters it holds in order: a (k, 1) kernel
     # W holds W_1 ... W_k. Empty: one scalar variable per parameter, of its name.
     variables: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    task: str = "regression"  # "classification": its losses are those of that task
 
     @property
     def variable_parameters(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
@@ -109,6 +110,14 @@ class Loss:
     curvature_bound: Loss | None = None
     # Catalogue fields of the loss's own words ({delta} for Huber), as LaTeX
     words: tuple[tuple[str, str], ...] = ()
+    # A loss that is no function of one residual (binary cross-entropy on a logit):
+    # (prediction, y) -> the per-sample loss; None: outer(inner(prediction, y))
+    per_sample: Callable[[sp.Expr, sp.Expr], sp.Expr] | None = None
+    # The name of its own derivation (derive.symbolic.derivation.DERIVATIONS), where the
+    # chain rule through one residual does not describe it; None: that chain rule
+    derivation: str | None = None
+    labels: str = "real"  # "binary": every y must be 0 or 1
+    task: str = "regression"  # a loss serves only the models of its task
 
     @property
     def constant_values(self) -> dict[str, Fraction]:

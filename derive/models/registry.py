@@ -6,7 +6,7 @@ tape, the checks and the templates read these definitions.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..common.errors import InputError
 from .entries import Loss, Model, OriginalUnits, feature_names
 from .linear import LINE_IN_ORIGINAL_UNITS, _tf_linear, kernel_names, linear_features
+from .logistic import BCE, LOGISTIC, logistic_features
 from .ops import Node
 
 __all__ = ["Loss", "Model", "OriginalUnits", "feature_names", "kernel_names", "linear_features"]
@@ -135,6 +136,7 @@ MODELS: Mapping[str, Model] = {
         ),
         original_units=LINE_IN_ORIGINAL_UNITS,
     ),
+    "logistic": LOGISTIC,
 }
 
 LOSSES: Mapping[str, Loss] = {
@@ -174,6 +176,7 @@ LOSSES: Mapping[str, Loss] = {
         handout_keys="_mae",
         bound_text="checks.bound_mae",
     ),
+    "bce": BCE,
 }
 
 
@@ -193,6 +196,8 @@ def get_model(name: str, features: int = 1) -> Model:
         return entry
     if name == "linear":
         return linear_features(features)
+    if name == "logistic":
+        return logistic_features(features)
     raise InputError(f"model {name} takes one feature, not", features)
 
 
@@ -208,4 +213,37 @@ def get_loss(name: str, huber_delta: Fraction | None = None, features: int = 1) 
     try:
         return LOSSES[name]
     except KeyError:
-        raise InputError("unknown --loss; choose " + ", ".join(LOSS_NAMES), name) from None
+        offered = ", ".join(losses_for(MODELS[DEFAULT_MODEL]))  # the command line's model
+        raise InputError("unknown --loss; choose " + offered, name) from None
+
+
+def losses_for(model: Model) -> tuple[str, ...]:
+    """The names of the losses that serve this model's task."""
+    huber_task = "regression"
+    return tuple(
+        name
+        for name in LOSS_NAMES
+        if (LOSSES[name].task if name in LOSSES else huber_task) == model.task
+    )
+
+
+def check_pairing(model: Model, loss: Loss) -> None:
+    """A loss of another task (cross-entropy on a regression line, squares on a logit)
+    explains nothing a learner writes: refused."""
+    if loss.task != model.task:
+        raise InputError(
+            f"--loss {loss.name} is not a loss for {model.title}; choose "
+            + ", ".join(losses_for(model)),
+            loss.name,
+        )
+
+
+def check_labels(loss: Loss, y: Sequence[float]) -> None:
+    """A binary loss needs labels 0 and 1; the first other label is refused."""
+    if loss.labels != "binary":
+        return
+    for number, label in enumerate(y, start=1):
+        if label not in (0, 1):
+            raise InputError(
+                f"--loss {loss.name} needs labels y of 0 or 1; sample {number} has", label
+            )

@@ -22,6 +22,8 @@ from ..models.registry import (
     DEFAULT_MODEL,
     Loss,
     Model,
+    check_labels,
+    check_pairing,
     get_loss,
     get_model,
 )
@@ -205,7 +207,8 @@ def make_problem(
         raise InputError("unknown mode; choose eager, function or xla", mode)
     columns = dataset.columns
     definition = get_model(model, len(columns))
-    get_loss(loss)
+    check_pairing(definition, get_loss(loss))
+    check_labels(get_loss(loss), dataset.y)
     delta = _huber_delta(loss, huber_delta, dtype)
     for number, column in enumerate(columns, start=1):
         if len(column) != len(dataset.y):

@@ -19,22 +19,30 @@ from ..common.i18n import Message
 from ..models.registry import Loss, Model
 from .absolute import absolute_form
 from .compiled import compiled
+from .logistic import Sigmoid, derive_logistic
 from .printing import ReportLatexPrinter, latex
 from .proof import is_zero
+from .steps import Derivation, Formula, Step, bracket_sum, rule_key, shown_terms
 from .symbols import X_I, Y_I, YS, I, N, U, X, Y, feature_symbols, plain_features
 
 # Re-exported: the rest of derive imports the symbols and the printer from here
 __all__ = [
     "X_I",
     "Y_I",
+    "Derivation",
+    "Formula",
     "I",
     "N",
     "ReportLatexPrinter",
+    "Step",
     "U",
     "X",
     "Y",
     "absolute_form",
+    "bracket_sum",
     "latex",
+    "rule_key",
+    "shown_terms",
 ]
 
 WRONG_DERIVATIVES = {
@@ -47,6 +55,7 @@ WRONG_FORMULAS = {
     **WRONG_DERIVATIVES,
     "r-for-sign": "the residual r_i is written where sign(r_i) belongs",
     "flip-sign": "the sign is flipped: sign(y_i - y_hat_i) for sign(y_hat_i - y_i)",
+    "forget-sigma": "the logit z_i is written where sigma(z_i) belongs: (z_i - y_i) x_i",
 }
 
 
@@ -101,96 +110,6 @@ def verify_terms_equal(a: Formula, b: Formula, n: int, symbol: sp.Symbol) -> boo
     return all(
         verify_equal(left * a.term(k), (right * b.term(k)).diff(symbol)) for k in range(1, n + 1)
     )
-
-
-@dataclass(frozen=True)
-class Step:
-    """One line of a derivation: ``= expression``, justified by a named rule."""
-
-    rule: str  # its name, in English; the catalogue key is rule_key
-    explanation: Message
-    expression: sp.Expr
-    note: str  # LaTeX of the rule as applied here, shown beside the step
-    verified: bool
-
-    @property
-    def latex(self) -> str:
-        return latex(self.expression)
-
-    @property
-    def rule_key(self) -> str:
-        return rule_key(self.rule)
-
-
-def rule_key(rule: str) -> str:
-    """The catalogue key of a rule's name: "chain rule" -> "rule.chain_rule"."""
-    return "rule." + rule.replace(" ", "_")
-
-
-@dataclass(frozen=True)
-class Formula:
-    """coefficient(n) * sum over i of summand(parameters, x_i, y_i)."""
-
-    coefficient: sp.Expr
-    summand: sp.Expr
-    # Written-out sums print this (the residual over several features) as r_k: term by
-    # term it would not fit a line. None: every term in full.
-    shorthand: sp.Expr | None = None
-
-    @property
-    def expression(self) -> sp.Expr:
-        return sp.Mul(self.coefficient, sp.Sum(self.summand, (I, 1, N)), evaluate=False)
-
-    @property
-    def latex(self) -> str:
-        return latex(self.expression)
-
-    def term(self, k: int) -> sp.Expr:
-        return self.summand.subs(I, k)
-
-    def written_out(self, n: int) -> sp.Expr:
-        return self.coefficient.subs(N, n) * sp.Add(*[self.term(k) for k in range(1, n + 1)])
-
-    def coefficient_latex(self, n: int) -> str:
-        """The coefficient at this n, unsimplified: 2/2 stays 2/2, so n is visible."""
-        return latex(self.coefficient.subs(N, sp.Symbol(str(n), positive=True)))
-
-    def term_latex(self, k: int, printer: ReportLatexPrinter | None = None) -> str:
-        term = self.term(k)
-        if self.shorthand is not None:
-            term = term.xreplace({self.shorthand.subs(I, k): sp.Symbol(f"r_{{{k}}}")})
-        text = (printer or ReportLatexPrinter({"long_frac_ratio": 1})).doprint(term)
-        return rf"\left({text}\right)" if isinstance(term, sp.Add) else text
-
-    def written_out_latex(self, n: int) -> str:
-        return bracket_sum(self.coefficient_latex(n), self.term_latex, n)
-
-
-def shown_terms(n: int, show: int = 3) -> list[int | None]:
-    """Indices of the terms written out; None marks the elided middle."""
-    if n <= show + 1:
-        return list(range(1, n + 1))
-    return [*range(1, show), None, n]
-
-
-def bracket_sum(coefficient: str, term: Callable[[int], str], n: int, show: int = 3) -> str:
-    """coefficient [term_1 + term_2 + ... + term_n], eliding the middle of long sums."""
-    parts = [r"\cdots" if k is None else term(k) for k in shown_terms(n, show)]
-    return coefficient + r" \left[ " + " + ".join(parts) + r" \right]"
-
-
-@dataclass(frozen=True)
-class Derivation:
-    """d loss / d parameter for general n, as steps ending in a :class:`Formula`."""
-
-    parameter: str
-    symbol: sp.Symbol
-    steps: tuple[Step, ...]
-    result: Formula
-
-    @property
-    def verified(self) -> bool:
-        return all(step.verified for step in self.steps)
 
 
 @dataclass(frozen=True)
@@ -319,6 +238,13 @@ def derive_parameter(
     return Derivation(parameter=name, symbol=symbol, steps=steps, result=result)
 
 
+# Derivations of their own, by the name a loss entry gives them (Loss.derivation), for
+# losses the chain rule through one residual does not describe
+DERIVATIONS: dict[str, Callable[[str, sp.Symbol, sp.Expr], Derivation]] = {
+    "logistic": derive_logistic,
+}
+
+
 @cache
 def build_symbolic(model: Model, loss: Loss) -> Symbolic:
     """The derivations for a model and loss (cached: verifying steps takes about a second)."""
@@ -329,11 +255,14 @@ def build_symbolic(model: Model, loss: Loss) -> Symbolic:
     several = model.features > 1
     loss_formula = Formula(
         coefficient=_one_over_n(),
-        summand=loss.outer(residual),
+        summand=loss.per_sample(prediction, Y_I) if loss.per_sample else loss.outer(residual),
         shorthand=residual if several else None,
     )
+    own = DERIVATIONS[loss.derivation] if loss.derivation else None
     derivations = {
-        name: derive_parameter(name, symbol, prediction, loss, several)
+        name: own(name, symbol, prediction)
+        if own
+        else derive_parameter(name, symbol, prediction, loss, several)
         for name, symbol in parameters.items()
     }
     return Symbolic(
@@ -362,6 +291,8 @@ def wrong_formula(formula: Formula, kind: str) -> Formula:
         return Formula(formula.coefficient, formula.summand.replace(sp.sign, lambda r: r))
     if kind == "flip-sign":
         return replace(formula, coefficient=-formula.coefficient)
+    if kind == "forget-sigma":  # as if the loss were (z - y)^2 / 2 on the logit
+        return Formula(formula.coefficient, formula.summand.replace(Sigmoid, lambda z: z))
     raise InputError("unknown kind of wrong derivative", kind)
 
 

@@ -18,8 +18,9 @@ from typing import Any
 import sympy as sp
 
 from ..common.i18n import Message
-from .derivation import Derivation, Formula, Step, is_zero
 from .printing import latex
+from .proof import is_zero
+from .steps import Derivation, Formula, Step
 from .symbols import Y_I, I, N
 
 P = sp.Symbol("p", real=True)  # a probability, the argument of the log terms
